@@ -1,0 +1,57 @@
+package apierror
+
+// This file is the registry of every error code the API can return. Clients depend on the
+// code, never on the message. docs/errors.md is generated from this table
+// (go test ./apierror -update) and a test keeps the two in sync.
+
+// Codes.
+const (
+	InvalidRequest       Code = "invalid_request"
+	RequestTooLarge      Code = "request_too_large"
+	UnsupportedMedia     Code = "unsupported_media_type"
+	MethodNotAllowed     Code = "method_not_allowed"
+	RouteNotFound        Code = "route_not_found"
+	AccountNotFound      Code = "account_not_found"
+	TransferNotFound     Code = "transfer_not_found"
+	PendingNotFound      Code = "pending_not_found"
+	IDConflict           Code = "id_conflict"
+	IdempotencyConflict  Code = "idempotency_conflict"
+	CurrencyMismatch     Code = "currency_mismatch"
+	SameAccount          Code = "same_account"
+	ExceedsCredits       Code = "exceeds_credits"
+	ExceedsDebits        Code = "exceeds_debits"
+	PendingAlreadyClosed Code = "pending_already_closed"
+	AmountExceedsPending Code = "amount_exceeds_pending"
+	BalanceOverflow      Code = "balance_overflow"
+	BatchTooLarge        Code = "batch_too_large"
+	Overloaded           Code = "overloaded"
+	NotLeader            Code = "not_leader"
+	Unavailable          Code = "unavailable"
+	Internal             Code = "internal_error"
+)
+
+// registry: code, HTTP status, default message. Order is the order of docs/errors.md.
+var registry = []Def{
+	{InvalidRequest, 400, "The request is malformed or a parameter is invalid."},
+	{RequestTooLarge, 413, "The request body is larger than the limit (1 MiB)."},
+	{UnsupportedMedia, 415, "The request body must be JSON (Content-Type: application/json)."},
+	{MethodNotAllowed, 405, "The method is not allowed on this resource."},
+	{RouteNotFound, 404, "No such route."},
+	{AccountNotFound, 404, "The account does not exist."},
+	{TransferNotFound, 404, "The transfer does not exist."},
+	{PendingNotFound, 404, "The pending transfer does not exist, or the transfer is not pending."},
+	{IDConflict, 409, "An object with this id already exists with a different body."},
+	{IdempotencyConflict, 409, "This Idempotency-Key was used with a different request body."},
+	{CurrencyMismatch, 422, "The currencies of the transfer and its accounts differ."},
+	{SameAccount, 422, "The debit and credit accounts are the same."},
+	{ExceedsCredits, 422, "The transfer would make the debit account's debits exceed its credits."},
+	{ExceedsDebits, 422, "The transfer would make the credit account's credits exceed its debits."},
+	{PendingAlreadyClosed, 422, "The pending transfer was already posted, voided or expired."},
+	{AmountExceedsPending, 422, "The amount to post exceeds the pending amount."},
+	{BalanceOverflow, 422, "The transfer would overflow an account balance."},
+	{BatchTooLarge, 400, "The batch holds more transfers than the limit (8190)."},
+	{Overloaded, 503, "The ledger queue is full; retry with backoff."},
+	{NotLeader, 503, "This instance lost ledger leadership (its fencing token was superseded)."},
+	{Unavailable, 503, "The service is shutting down or its storage is unreachable; retry."},
+	{Internal, 500, "An internal error occurred; it has been logged."},
+}

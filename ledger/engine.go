@@ -1,0 +1,861 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fincore/fincore/apierror"
+)
+
+// Config tunes the engine. Zero values take the defaults.
+type Config struct {
+	// QueueMax bounds the requests waiting for the writer (default 4096). When it is full a
+	// request waits up to EnqueueWait, then fails with apierror.Overloaded.
+	QueueMax    int
+	EnqueueWait time.Duration
+	// GroupMax bounds the inputs the writer takes into one group commit (default 16384). A
+	// single request is never split, so a group may exceed it by one request.
+	GroupMax int
+	// CacheMax bounds the accounts the writer keeps in memory (default 1,000,000).
+	CacheMax int
+	// ExpiryInterval is how often pending transfers past their timeout are expired
+	// (default 100ms).
+	ExpiryInterval time.Duration
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.QueueMax <= 0 {
+		c.QueueMax = 4096
+	}
+	if c.EnqueueWait <= 0 {
+		c.EnqueueWait = 2 * time.Second
+	}
+	if c.GroupMax <= 0 {
+		c.GroupMax = 16384
+	}
+	if c.CacheMax <= 0 {
+		c.CacheMax = 1_000_000
+	}
+	if c.ExpiryInterval <= 0 {
+		c.ExpiryInterval = 100 * time.Millisecond
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// BatchError is the failure of an atomic batch: the index of the failing input and why.
+type BatchError struct {
+	Index int
+	Err   *apierror.Error
+}
+
+func (e *BatchError) Error() string { return fmt.Sprintf("batch item %d: %v", e.Index, e.Err) }
+
+// Stats are the engine's counters since it opened.
+type Stats struct {
+	Groups       int64 // group commits written
+	Records      int64 // journal records written
+	Accounts     int64 // accounts created
+	QueueDepth   int   // requests waiting now
+	CommitNanos  int64 // total time spent in Store.Commit
+	LastGroupLen int64 // inputs in the last group
+}
+
+// Engine is the ledger's single writer. Callers on any goroutine submit requests; one
+// goroutine takes whatever has queued, validates it against cached balances, writes it in one
+// storage transaction and then acknowledges every request in it (group commit).
+type Engine struct {
+	store Store
+	cfg   Config
+	token int64
+	queue chan *request
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+
+	failed atomic.Pointer[apierror.Error] // set when the engine can no longer write
+
+	groups, records, accounts, commitNanos, lastGroupLen atomic.Int64
+
+	// Owned by the writer goroutine.
+	cache      map[string]*acctState
+	lastTs     Timestamp
+	lastHash   []byte
+	needReload bool
+	seq        uint64
+	g          group
+}
+
+type acctState struct {
+	a     *Account
+	mark  uint64 // group seq in which it was last touched
+	isNew bool   // created in the current group, not yet committed
+}
+
+type request struct {
+	accounts  []AccountInput
+	transfers []TransferInput
+	expire    []string
+	atomic    bool
+
+	invalid []*apierror.Error // per input, found before queueing (non-atomic only)
+	ares    []AccountResult
+	tres    []TransferResult
+	err     error
+	done    chan struct{}
+}
+
+func (r *request) size() int { return len(r.accounts) + len(r.transfers) + len(r.expire) }
+
+// Open makes a new engine the writer of st and starts it.
+func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
+	cfg.defaults()
+	token, err := st.AcquireWriter(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire ledger writer: %w", err)
+	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read journal head: %w", err)
+	}
+	e := &Engine{
+		store:    st,
+		cfg:      cfg,
+		token:    token,
+		queue:    make(chan *request, cfg.QueueMax),
+		stop:     make(chan struct{}),
+		cache:    make(map[string]*acctState),
+		lastTs:   head.Timestamp,
+		lastHash: head.Hash,
+	}
+	e.g.init()
+	e.wg.Add(2)
+	go e.run()
+	go e.expireLoop()
+	cfg.Logger.Info("ledger engine started", "token", token, "head_timestamp", int64(head.Timestamp))
+	return e, nil
+}
+
+// Close stops the engine after the group in progress; queued requests fail with Unavailable.
+func (e *Engine) Close() error {
+	e.once.Do(func() { close(e.stop) })
+	e.wg.Wait()
+	return nil
+}
+
+// Token is the engine's fencing token.
+func (e *Engine) Token() int64 { return e.token }
+
+// Stats returns the engine's counters.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		Groups: e.groups.Load(), Records: e.records.Load(), Accounts: e.accounts.Load(),
+		QueueDepth: len(e.queue), CommitNanos: e.commitNanos.Load(), LastGroupLen: e.lastGroupLen.Load(),
+	}
+}
+
+// CreateAccounts creates accounts. Each input succeeds or fails on its own.
+func (e *Engine) CreateAccounts(ctx context.Context, ins []AccountInput) ([]AccountResult, error) {
+	r := &request{accounts: ins, invalid: make([]*apierror.Error, len(ins))}
+	for i := range ins {
+		r.invalid[i] = ValidateAccount(&ins[i])
+	}
+	if err := e.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.ares, r.err
+}
+
+// CreateTransfers applies transfer inputs in order. With atomic, either all apply or none
+// does and the error is a *BatchError naming the first failing input; otherwise each input
+// succeeds or fails on its own and the error is nil unless the whole request failed.
+func (e *Engine) CreateTransfers(ctx context.Context, ins []TransferInput, atomic bool) ([]TransferResult, error) {
+	if len(ins) > BatchMax {
+		return nil, apierror.Newf(apierror.BatchTooLarge, "transfers", "the batch holds %d transfers; at most %d are allowed", len(ins), BatchMax)
+	}
+	r := &request{transfers: ins, atomic: atomic}
+	for i := range ins {
+		if err := ValidateTransfer(&ins[i]); err != nil {
+			if atomic {
+				return nil, &BatchError{Index: i, Err: err}
+			}
+			if r.invalid == nil {
+				r.invalid = make([]*apierror.Error, len(ins))
+			}
+			r.invalid[i] = err
+		}
+	}
+	if err := e.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.tres, r.err
+}
+
+// CreateTransfer applies one transfer input.
+func (e *Engine) CreateTransfer(ctx context.Context, in TransferInput) (*Transfer, bool, error) {
+	res, err := e.CreateTransfers(ctx, []TransferInput{in}, false)
+	if err != nil {
+		return nil, false, err
+	}
+	return res[0].Transfer, res[0].Created, res[0].Err
+}
+
+func (e *Engine) submit(ctx context.Context, r *request) error {
+	if err := e.failed.Load(); err != nil {
+		return err
+	}
+	r.done = make(chan struct{})
+	select {
+	case e.queue <- r:
+	default:
+		t := time.NewTimer(e.cfg.EnqueueWait)
+		defer t.Stop()
+		select {
+		case e.queue <- r:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-e.stop:
+			return apierror.New(apierror.Unavailable, "")
+		case <-t.C:
+			return apierror.New(apierror.Overloaded, "")
+		}
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		// The request may still be applied; an idempotent retry tells.
+		return ctx.Err()
+	}
+}
+
+func (e *Engine) run() {
+	defer e.wg.Done()
+	var reqs []*request
+	for {
+		select {
+		case <-e.stop:
+			e.drain()
+			return
+		case r := <-e.queue:
+			reqs = append(reqs[:0], r)
+			n := r.size()
+		more:
+			for n < e.cfg.GroupMax {
+				select {
+				case r := <-e.queue:
+					reqs = append(reqs, r)
+					n += r.size()
+				default:
+					break more
+				}
+			}
+			e.lastGroupLen.Store(int64(n))
+			e.process(reqs)
+			clear(reqs)
+		}
+	}
+}
+
+func (e *Engine) drain() {
+	for {
+		select {
+		case r := <-e.queue:
+			r.err = apierror.New(apierror.Unavailable, "")
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+// expireLoop finds pending transfers past their timeout and expires them through the writer.
+// It runs on start too, so transfers that came due while the process was down expire promptly.
+func (e *Engine) expireLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		e.ExpireDue(context.Background())
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ExpireDue expires every pending transfer whose timeout has passed and returns how many it
+// expired.
+func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
+	const page = 1000
+	total := 0
+	for {
+		if e.failed.Load() != nil {
+			return total, nil
+		}
+		ids, err := e.store.DuePending(ctx, Timestamp(e.cfg.Now().UnixNano()), page)
+		if err != nil {
+			e.cfg.Logger.Warn("scan due pending transfers", "err", err)
+			return total, err
+		}
+		if len(ids) == 0 {
+			return total, nil
+		}
+		r := &request{expire: ids}
+		if err := e.submit(ctx, r); err != nil {
+			return total, err
+		}
+		if r.err != nil {
+			return total, r.err
+		}
+		n := 0
+		for _, res := range r.tres {
+			if res.Created {
+				n++
+			}
+		}
+		total += n
+		if len(ids) < page || n == 0 {
+			return total, nil
+		}
+	}
+}
+
+// group is the writer's working state for one group commit.
+type group struct {
+	now       Timestamp
+	batch     Batch
+	transfers map[string]*Transfer // records created in this group, by id
+	existing  map[string]*Transfer // records loaded from the store
+	undo      []undoRec
+	startHash []byte
+	acctIDs   []string
+	trIDs     []string
+}
+
+func (g *group) init() {
+	g.transfers = make(map[string]*Transfer)
+	g.existing = make(map[string]*Transfer)
+}
+
+func (g *group) reset() {
+	clear(g.transfers)
+	clear(g.existing)
+	g.batch = Batch{
+		NewAccounts: g.batch.NewAccounts[:0], Balances: g.batch.Balances[:0],
+		Transfers: g.batch.Transfers[:0], Closed: g.batch.Closed[:0],
+	}
+	g.undo = g.undo[:0]
+	g.acctIDs = g.acctIDs[:0]
+	g.trIDs = g.trIDs[:0]
+}
+
+func (g *group) lookup(id string) *Transfer {
+	if t := g.transfers[id]; t != nil {
+		return t
+	}
+	return g.existing[id]
+}
+
+type undoKind uint8
+
+const (
+	undoBalances undoKind = iota
+	undoNewAccount
+	undoStatus
+)
+
+type undoRec struct {
+	kind   undoKind
+	st     *acctState
+	bal    Balances
+	tr     *Transfer
+	status Status
+}
+
+type savepoint struct {
+	undo, newAccounts, transfers, closed int
+	lastTs                               Timestamp
+	lastHash                             []byte
+}
+
+func (e *Engine) save() savepoint {
+	g := &e.g
+	return savepoint{len(g.undo), len(g.batch.NewAccounts), len(g.batch.Transfers), len(g.batch.Closed), e.lastTs, e.lastHash}
+}
+
+// rollback undoes everything applied since sp.
+func (e *Engine) rollback(sp savepoint) {
+	g := &e.g
+	for i := len(g.undo) - 1; i >= sp.undo; i-- {
+		u := &g.undo[i]
+		switch u.kind {
+		case undoBalances:
+			u.st.a.Balances = u.bal
+		case undoNewAccount:
+			delete(e.cache, u.st.a.ID)
+		case undoStatus:
+			u.tr.Status = u.status
+		}
+	}
+	g.undo = g.undo[:sp.undo]
+	g.batch.NewAccounts = g.batch.NewAccounts[:sp.newAccounts]
+	for _, t := range g.batch.Transfers[sp.transfers:] {
+		delete(g.transfers, t.ID)
+	}
+	g.batch.Transfers = g.batch.Transfers[:sp.transfers]
+	g.batch.Closed = g.batch.Closed[:sp.closed]
+	e.lastTs, e.lastHash = sp.lastTs, sp.lastHash
+}
+
+func (e *Engine) process(reqs []*request) {
+	ctx := context.Background()
+	g := &e.g
+	g.reset()
+	e.seq++
+	if err := e.failed.Load(); err != nil {
+		e.finish(reqs, err)
+		return
+	}
+	if e.needReload {
+		head, err := e.store.Head(ctx)
+		if err != nil {
+			e.cfg.Logger.Error("reload journal head", "err", err)
+			e.finish(reqs, apierror.New(apierror.Unavailable, ""))
+			return
+		}
+		e.lastTs, e.lastHash, e.needReload = head.Timestamp, head.Hash, false
+	}
+	if err := e.load(ctx, reqs); err != nil {
+		e.cfg.Logger.Error("ledger load", "err", err)
+		e.finish(reqs, apierror.New(apierror.Unavailable, ""))
+		return
+	}
+	now := Timestamp(e.cfg.Now().UnixNano())
+	g.now = now
+	g.startHash = e.lastHash
+	start := e.save()
+	for _, r := range reqs {
+		e.apply(r)
+	}
+	b := &g.batch
+	if len(b.NewAccounts)+len(b.Balances)+len(b.Transfers)+len(b.Closed) > 0 {
+		t0 := time.Now()
+		err := e.store.Commit(ctx, e.token, b)
+		e.commitNanos.Add(int64(time.Since(t0)))
+		if err != nil {
+			e.rollback(start)
+			if errors.Is(err, ErrFenced) {
+				e.cfg.Logger.Error("ledger writer fenced: stopping writes", "token", e.token)
+				e.failed.Store(apierror.New(apierror.NotLeader, ""))
+				e.finish(reqs, apierror.New(apierror.NotLeader, ""))
+				return
+			}
+			// The commit may or may not have reached storage: forget what we cached and
+			// reload before the next group. Clients retry idempotently.
+			e.cfg.Logger.Error("ledger commit failed", "err", err, "records", len(b.Transfers))
+			clear(e.cache)
+			e.needReload = true
+			e.finish(reqs, apierror.New(apierror.Unavailable, ""))
+			return
+		}
+		e.groups.Add(1)
+		e.records.Add(int64(len(b.Transfers)))
+		e.accounts.Add(int64(len(b.NewAccounts)))
+	}
+	for _, a := range b.NewAccounts {
+		if st := e.cache[a.ID]; st != nil {
+			st.isNew = false
+		}
+	}
+	if len(e.cache) > e.cfg.CacheMax {
+		n := len(e.cache) - e.cfg.CacheMax*3/4
+		for id := range e.cache {
+			if n == 0 {
+				break
+			}
+			delete(e.cache, id)
+			n--
+		}
+	}
+	for _, r := range reqs {
+		close(r.done)
+	}
+}
+
+// finish fails every request of a group that could not be written.
+func (e *Engine) finish(reqs []*request, err error) {
+	for _, r := range reqs {
+		r.ares, r.tres, r.err = nil, nil, err
+		close(r.done)
+	}
+}
+
+// load brings every account and transfer the group refers to into memory, in two or three
+// queries for the whole group.
+func (e *Engine) load(ctx context.Context, reqs []*request) error {
+	g := &e.g
+	for _, r := range reqs {
+		for i := range r.accounts {
+			if id := r.accounts[i].ID; id != "" && e.cache[id] == nil {
+				g.acctIDs = append(g.acctIDs, id)
+			}
+		}
+		for i := range r.transfers {
+			in := &r.transfers[i]
+			if r.invalid != nil && r.invalid[i] != nil {
+				continue
+			}
+			g.trIDs = append(g.trIDs, in.ID)
+			if in.Action == ActionCreate {
+				if e.cache[in.DebitAccountID] == nil {
+					g.acctIDs = append(g.acctIDs, in.DebitAccountID)
+				}
+				if e.cache[in.CreditAccountID] == nil {
+					g.acctIDs = append(g.acctIDs, in.CreditAccountID)
+				}
+			} else {
+				g.trIDs = append(g.trIDs, in.PendingID)
+			}
+		}
+		g.trIDs = append(g.trIDs, r.expire...)
+	}
+	if len(g.trIDs) > 0 {
+		trs, err := e.store.LoadTransfers(ctx, dedupe(g.trIDs))
+		if err != nil {
+			return err
+		}
+		for _, t := range trs {
+			g.existing[t.ID] = t
+			if t.Pending {
+				if e.cache[t.DebitAccountID] == nil {
+					g.acctIDs = append(g.acctIDs, t.DebitAccountID)
+				}
+				if e.cache[t.CreditAccountID] == nil {
+					g.acctIDs = append(g.acctIDs, t.CreditAccountID)
+				}
+			}
+		}
+	}
+	if len(g.acctIDs) > 0 {
+		accts, err := e.store.LoadAccounts(ctx, dedupe(g.acctIDs))
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			if e.cache[a.ID] == nil {
+				e.cache[a.ID] = &acctState{a: a}
+			}
+		}
+	}
+	return nil
+}
+
+func dedupe(ids []string) []string {
+	if len(ids) < 2 {
+		return ids
+	}
+	seen := make(map[string]struct{}, len(ids))
+	out := ids[:0]
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (e *Engine) apply(r *request) {
+	switch {
+	case len(r.accounts) > 0:
+		r.ares = make([]AccountResult, len(r.accounts))
+		for i := range r.accounts {
+			if err := r.invalid[i]; err != nil {
+				r.ares[i].Err = err
+				continue
+			}
+			a, created, err := e.applyAccount(&r.accounts[i])
+			if err != nil {
+				r.ares[i].Err = err
+				continue
+			}
+			cp := *a
+			r.ares[i] = AccountResult{Account: &cp, Created: created}
+		}
+	case len(r.expire) > 0:
+		r.tres = make([]TransferResult, len(r.expire))
+		for i, id := range r.expire {
+			if t := e.applyExpire(id); t != nil {
+				cp := *t
+				r.tres[i] = TransferResult{Transfer: &cp, Created: true}
+			}
+		}
+	default:
+		r.tres = make([]TransferResult, len(r.transfers))
+		sp := e.save()
+		for i := range r.transfers {
+			if r.invalid != nil && r.invalid[i] != nil {
+				r.tres[i].Err = r.invalid[i]
+				continue
+			}
+			t, created, err := e.applyTransfer(&r.transfers[i])
+			if err != nil {
+				if r.atomic {
+					e.rollback(sp)
+					r.tres = nil
+					r.err = &BatchError{Index: i, Err: err}
+					return
+				}
+				r.tres[i].Err = err
+				continue
+			}
+			cp := *t
+			r.tres[i] = TransferResult{Transfer: &cp, Created: created}
+		}
+	}
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewID returns a random id with a type prefix, e.g. "acc_...".
+func NewID(prefix string) string {
+	var b [15]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return prefix + "_" + idEncoding.EncodeToString(b[:])
+}
+
+func (e *Engine) nextTs() Timestamp {
+	ts := e.g.now
+	if ts <= e.lastTs {
+		ts = e.lastTs + 1
+	}
+	e.lastTs = ts
+	return ts
+}
+
+func (e *Engine) applyAccount(in *AccountInput) (*Account, bool, *apierror.Error) {
+	fp := accountFingerprint(in)
+	if in.ID != "" {
+		if st := e.cache[in.ID]; st != nil {
+			if bytes.Equal(st.a.ReqHash, fp) {
+				return st.a, false, nil
+			}
+			return nil, false, apierror.Newf(apierror.IDConflict, "id", "account %q already exists with a different body", in.ID)
+		}
+	} else {
+		in.ID = NewID("acc")
+	}
+	meta := in.Metadata
+	if len(meta) == 0 {
+		meta = nil
+	}
+	a := &Account{
+		ID: in.ID, Currency: in.Currency, Code: in.Code, Flags: in.Flags, Metadata: meta,
+		Timestamp: e.nextTs(), ReqHash: fp,
+	}
+	st := &acctState{a: a, mark: e.seq, isNew: true}
+	e.cache[a.ID] = st
+	e.g.undo = append(e.g.undo, undoRec{kind: undoNewAccount, st: st})
+	e.g.batch.NewAccounts = append(e.g.batch.NewAccounts, a)
+	return a, true, nil
+}
+
+// touch records an account's balances for undo and marks it for writing once per group.
+func (e *Engine) touch(st *acctState) {
+	e.g.undo = append(e.g.undo, undoRec{kind: undoBalances, st: st, bal: st.a.Balances})
+	if st.mark != e.seq {
+		st.mark = e.seq
+		if !st.isNew {
+			e.g.batch.Balances = append(e.g.batch.Balances, st.a)
+		}
+	}
+}
+
+func addOK(a, b int64) bool { return b <= 0 || a <= math.MaxInt64-b }
+
+func (e *Engine) applyTransfer(in *TransferInput) (*Transfer, bool, *apierror.Error) {
+	g := &e.g
+	fp := transferFingerprint(in)
+	if t := g.lookup(in.ID); t != nil {
+		if bytes.Equal(t.ReqHash, fp) {
+			return t, false, nil
+		}
+		return nil, false, apierror.Newf(apierror.IDConflict, "id", "transfer %q already exists with a different body", in.ID)
+	}
+	if in.Action != ActionCreate {
+		return e.applyClose(in, fp)
+	}
+	dr := e.cache[in.DebitAccountID]
+	if dr == nil {
+		return nil, false, apierror.Newf(apierror.AccountNotFound, "debit_account_id", "account %q does not exist", in.DebitAccountID)
+	}
+	cr := e.cache[in.CreditAccountID]
+	if cr == nil {
+		return nil, false, apierror.Newf(apierror.AccountNotFound, "credit_account_id", "account %q does not exist", in.CreditAccountID)
+	}
+	if dr.a.Currency != in.Currency || cr.a.Currency != in.Currency {
+		return nil, false, apierror.Newf(apierror.CurrencyMismatch, "currency",
+			"transfer is in %s but the debit account is in %s and the credit account in %s", in.Currency, dr.a.Currency, cr.a.Currency)
+	}
+	amt := in.Amount
+	db, cb := &dr.a.Balances, &cr.a.Balances
+	if !addOK(db.DebitsPending, db.DebitsPosted) || !addOK(db.DebitsPending+db.DebitsPosted, amt) ||
+		!addOK(cb.CreditsPending, cb.CreditsPosted) || !addOK(cb.CreditsPending+cb.CreditsPosted, amt) {
+		return nil, false, apierror.New(apierror.BalanceOverflow, "amount")
+	}
+	if dr.a.Flags.DebitsMustNotExceedCredits && db.DebitsPending+db.DebitsPosted+amt > db.CreditsPosted {
+		return nil, false, apierror.Newf(apierror.ExceedsCredits, "amount",
+			"account %q has %d available; the transfer needs %d", dr.a.ID, db.CreditsPosted-db.DebitsPosted-db.DebitsPending, amt)
+	}
+	if cr.a.Flags.CreditsMustNotExceedDebits && cb.CreditsPending+cb.CreditsPosted+amt > cb.DebitsPosted {
+		return nil, false, apierror.Newf(apierror.ExceedsDebits, "amount",
+			"account %q has %d available; the transfer needs %d", cr.a.ID, cb.DebitsPosted-cb.CreditsPosted-cb.CreditsPending, amt)
+	}
+	meta := in.Metadata
+	if len(meta) == 0 {
+		meta = nil
+	}
+	t := &Transfer{
+		ID: in.ID, DebitAccountID: in.DebitAccountID, CreditAccountID: in.CreditAccountID,
+		Amount: amt, Currency: in.Currency, Code: in.Code, Pending: in.Pending,
+		TimeoutSeconds: in.TimeoutSeconds, Metadata: meta, ReqHash: fp, Status: StatusPosted,
+	}
+	if in.Pending {
+		t.Status = StatusPending
+		t.PendingDelta = amt
+	} else {
+		t.PostedDelta = amt
+	}
+	e.appendRecord(t, dr, cr)
+	return t, true, nil
+}
+
+// applyClose posts or voids a pending transfer.
+func (e *Engine) applyClose(in *TransferInput, fp []byte) (*Transfer, bool, *apierror.Error) {
+	g := &e.g
+	p := g.lookup(in.PendingID)
+	if p == nil || !p.Pending {
+		return nil, false, apierror.Newf(apierror.PendingNotFound, "pending_id", "no pending transfer %q", in.PendingID)
+	}
+	if p.Status != StatusPending {
+		return nil, false, apierror.Newf(apierror.PendingAlreadyClosed, "pending_id", "pending transfer %q is already %s", p.ID, p.Status)
+	}
+	if p.ExpiresAt != 0 && g.now >= p.ExpiresAt {
+		return nil, false, apierror.Newf(apierror.PendingAlreadyClosed, "pending_id", "pending transfer %q has expired", p.ID)
+	}
+	amt, status := int64(0), StatusVoided
+	if in.Action == ActionPost {
+		status = StatusPosted
+		amt = in.Amount
+		if amt == 0 {
+			amt = p.Amount
+		}
+		if amt > p.Amount {
+			return nil, false, apierror.Newf(apierror.AmountExceedsPending, "amount", "amount %d exceeds the pending amount %d", amt, p.Amount)
+		}
+	}
+	dr, cr := e.cache[p.DebitAccountID], e.cache[p.CreditAccountID]
+	if dr == nil || cr == nil {
+		return nil, false, apierror.Newf(apierror.Internal, "", "accounts of pending transfer %q are missing", p.ID)
+	}
+	if !addOK(dr.a.Balances.DebitsPosted, amt) || !addOK(cr.a.Balances.CreditsPosted, amt) {
+		return nil, false, apierror.New(apierror.BalanceOverflow, "amount")
+	}
+	recAmount := amt
+	if status == StatusVoided {
+		recAmount = p.Amount
+	}
+	meta := in.Metadata
+	if len(meta) == 0 {
+		meta = nil
+	}
+	t := &Transfer{
+		ID: in.ID, DebitAccountID: p.DebitAccountID, CreditAccountID: p.CreditAccountID,
+		Amount: recAmount, Currency: p.Currency, Code: p.Code, PendingID: p.ID, Status: status,
+		Metadata: meta, ReqHash: fp, PendingDelta: -p.Amount, PostedDelta: amt,
+	}
+	e.closePending(p, status)
+	e.appendRecord(t, dr, cr)
+	return t, true, nil
+}
+
+// ExpiryID is the id of the record that expires pending transfer id. '#' never appears in a
+// client id, so it cannot collide.
+func ExpiryID(pendingID string) string { return pendingID + "#expire" }
+
+// IsExpiryID reports whether id names an expiry record.
+func IsExpiryID(id string) bool { return strings.HasSuffix(id, "#expire") }
+
+func (e *Engine) applyExpire(id string) *Transfer {
+	g := &e.g
+	p := g.lookup(id)
+	if p == nil || !p.Pending || p.Status != StatusPending || p.ExpiresAt == 0 || p.ExpiresAt > g.now {
+		return nil
+	}
+	dr, cr := e.cache[p.DebitAccountID], e.cache[p.CreditAccountID]
+	if dr == nil || cr == nil {
+		e.cfg.Logger.Error("accounts of pending transfer missing", "id", p.ID)
+		return nil
+	}
+	t := &Transfer{
+		ID: ExpiryID(p.ID), DebitAccountID: p.DebitAccountID, CreditAccountID: p.CreditAccountID,
+		Amount: p.Amount, Currency: p.Currency, Code: p.Code, PendingID: p.ID, Status: StatusExpired,
+		PendingDelta: -p.Amount,
+	}
+	e.closePending(p, StatusExpired)
+	e.appendRecord(t, dr, cr)
+	return t
+}
+
+func (e *Engine) closePending(p *Transfer, status Status) {
+	g := &e.g
+	g.undo = append(g.undo, undoRec{kind: undoStatus, tr: p, status: p.Status})
+	p.Status = status
+	if g.transfers[p.ID] == nil {
+		// Written by an earlier group: update its row. (One created in this group is
+		// inserted with its final status.)
+		g.batch.Closed = append(g.batch.Closed, Closed{ID: p.ID, Status: status})
+	}
+}
+
+// appendRecord stamps, applies and chains a journal record.
+func (e *Engine) appendRecord(t *Transfer, dr, cr *acctState) {
+	g := &e.g
+	e.touch(dr)
+	e.touch(cr)
+	dr.a.Balances.DebitsPending += t.PendingDelta
+	dr.a.Balances.DebitsPosted += t.PostedDelta
+	cr.a.Balances.CreditsPending += t.PendingDelta
+	cr.a.Balances.CreditsPosted += t.PostedDelta
+	t.Timestamp = e.nextTs()
+	if t.Pending && t.TimeoutSeconds > 0 {
+		t.ExpiresAt = t.Timestamp + Timestamp(t.TimeoutSeconds)*Timestamp(time.Second)
+	}
+	t.DebitBalances = dr.a.Balances
+	t.CreditBalances = cr.a.Balances
+	t.Hash = ChainHash(e.lastHash, t)
+	e.lastHash = t.Hash
+	g.batch.Transfers = append(g.batch.Transfers, t)
+	g.transfers[t.ID] = t
+}

@@ -1,0 +1,117 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ErrNotFound is returned by Store reads for a missing account or transfer.
+var ErrNotFound = errors.New("ledger: not found")
+
+// ErrFenced is returned by Store.Commit when the writer's fencing token has been superseded
+// by a newer writer: the caller must stop writing.
+var ErrFenced = errors.New("ledger: writer fenced by a newer token")
+
+// Batch is everything one group commit writes, in one storage transaction.
+type Batch struct {
+	// NewAccounts are inserted, with their balances as of the end of the batch.
+	NewAccounts []*Account
+	// Balances are existing accounts whose balances changed; each appears once.
+	Balances []*Account
+	// Transfers are new journal records in timestamp order.
+	Transfers []*Transfer
+	// Closed are pending transfers (written in an earlier batch) whose status changed.
+	Closed []Closed
+}
+
+// Closed records the new status of a pending transfer.
+type Closed struct {
+	ID     string
+	Status Status
+}
+
+// Head is where the journal stands: the last timestamp used (by an account or transfer) and
+// the hash of the last journal record.
+type Head struct {
+	Timestamp Timestamp
+	Hash      []byte
+}
+
+// Store is the ledger's storage. The engine is its only writer; reads may come from anywhere.
+// Every adapter must pass store/storetest.
+type Store interface {
+	// AcquireWriter makes the caller the ledger's writer and returns its fencing token, which
+	// is strictly greater than every token handed out before. A Commit with an older token
+	// fails with ErrFenced.
+	AcquireWriter(ctx context.Context) (token int64, err error)
+	// Head returns the journal's head.
+	Head(ctx context.Context) (Head, error)
+	// LoadAccounts returns the accounts among ids that exist (in any order).
+	LoadAccounts(ctx context.Context, ids []string) ([]*Account, error)
+	// LoadTransfers returns the transfers among ids that exist (in any order).
+	LoadTransfers(ctx context.Context, ids []string) ([]*Transfer, error)
+	// Commit writes b atomically and durably, after checking the fencing token.
+	Commit(ctx context.Context, token int64, b *Batch) error
+
+	// GetAccount returns one account or ErrNotFound.
+	GetAccount(ctx context.Context, id string) (*Account, error)
+	// GetTransfer returns one transfer or ErrNotFound.
+	GetTransfer(ctx context.Context, id string) (*Transfer, error)
+	// AccountTransfers returns up to limit journal records that debit or credit the account,
+	// with timestamps strictly below before (0: no bound), newest first.
+	AccountTransfers(ctx context.Context, accountID string, before Timestamp, limit int) ([]*Transfer, error)
+	// LastTransferAt returns the latest journal record touching the account with a timestamp
+	// at or before at, or ErrNotFound.
+	LastTransferAt(ctx context.Context, accountID string, at Timestamp) (*Transfer, error)
+	// DuePending returns ids of pending transfers whose expiry is at or before now.
+	DuePending(ctx context.Context, now Timestamp, limit int) ([]string, error)
+	// ScanTransfers returns up to limit journal records with timestamps after after, oldest first.
+	ScanTransfers(ctx context.Context, after Timestamp, limit int) ([]*Transfer, error)
+	// ScanAccounts returns up to limit accounts with ids greater than after, in id order.
+	ScanAccounts(ctx context.Context, after string, limit int) ([]*Account, error)
+	// Close releases the store.
+	Close() error
+}
+
+// EncodeMetadata is the storage encoding of metadata: "" for none, else canonical JSON
+// (keys sorted).
+func EncodeMetadata(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // a map[string]string always marshals
+	}
+	return string(b)
+}
+
+// DecodeMetadata is the inverse of EncodeMetadata.
+func DecodeMetadata(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return nil, fmt.Errorf("decode metadata: %w", err)
+	}
+	return m, nil
+}
+
+// MergeNewestFirst merges two lists sorted newest first into one, keeping at most limit.
+// Store adapters use it to combine an account's debit and credit records.
+func MergeNewestFirst(a, b []*Transfer, limit int) []*Transfer {
+	out := make([]*Transfer, 0, min(limit, len(a)+len(b)))
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && a[0].Timestamp > b[0].Timestamp) {
+			out = append(out, a[0])
+			a = a[1:]
+		} else {
+			out = append(out, b[0])
+			b = b[1:]
+		}
+	}
+	return out
+}
