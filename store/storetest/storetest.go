@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,17 +16,28 @@ import (
 // the caller closes the previous handle first.
 type Factory func(t testing.TB) (open func() ledger.Store)
 
-// Clock is a settable clock for tests.
-type Clock struct{ now time.Time }
+// Clock is a settable clock for tests, safe for concurrent use.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
 
 // NewClock returns a clock at a fixed instant.
 func NewClock() *Clock { return &Clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
 
 // Now returns the clock's time.
-func (c *Clock) Now() time.Time { return c.now }
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
 
 // Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) { c.now = c.now.Add(d) }
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
 
 // OpenEngine opens an engine on st with the clock and closes both when the test ends.
 func OpenEngine(t testing.TB, st ledger.Store, clock func() time.Time) *ledger.Engine {
