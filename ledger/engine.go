@@ -821,7 +821,7 @@ func (e *Engine) applyExpire(id string) *Transfer {
 	t := &Transfer{
 		ID: ExpiryID(p.ID), DebitAccountID: p.DebitAccountID, CreditAccountID: p.CreditAccountID,
 		Amount: p.Amount, Currency: p.Currency, Code: p.Code, PendingID: p.ID, Status: StatusExpired,
-		PendingDelta: -p.Amount,
+		PendingDelta: -p.Amount, ReqHash: []byte{},
 	}
 	e.closePending(p, StatusExpired)
 	e.appendRecord(t, dr, cr)

@@ -4,6 +4,8 @@ package storetest
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -42,10 +44,13 @@ func (c *Clock) Advance(d time.Duration) {
 // OpenEngine opens an engine on st with the clock and closes both when the test ends.
 func OpenEngine(t testing.TB, st ledger.Store, clock func() time.Time) *ledger.Engine {
 	t.Helper()
-	e, err := ledger.Open(context.Background(), st, ledger.Config{Now: clock, ExpiryInterval: time.Hour})
+	e, err := ledger.Open(context.Background(), st, ledger.Config{Now: clock, ExpiryInterval: time.Hour, Logger: QuietLogger()})
 	if err != nil {
 		t.Fatalf("open engine: %v", err)
 	}
 	t.Cleanup(func() { e.Close(); st.Close() })
 	return e
 }
+
+// QuietLogger discards log output, for tests.
+func QuietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

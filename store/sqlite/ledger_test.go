@@ -1,0 +1,22 @@
+package sqlite
+
+import (
+	"testing"
+
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/store/storetest"
+)
+
+// Factory is the conformance-suite factory for SQLite: a fresh directory per test.
+func Factory(t testing.TB) func() ledger.Store {
+	dir := t.TempDir()
+	return func() ledger.Store {
+		st, err := OpenLedger(dir)
+		if err != nil {
+			t.Fatalf("open sqlite ledger: %v", err)
+		}
+		return st
+	}
+}
+
+func TestLedgerConformance(t *testing.T) { storetest.TestLedger(t, Factory) }
