@@ -95,18 +95,11 @@ type Engine struct {
 	groups, records, accounts, commitNanos, lastGroupLen atomic.Int64
 
 	// Owned by the writer goroutine.
-	cache      map[string]*acctState
+	cache      map[string]*Account
 	lastTs     Timestamp
 	lastHash   []byte
 	needReload bool
-	seq        uint64
 	g          group
-}
-
-type acctState struct {
-	a     *Account
-	mark  uint64 // group seq in which it was last touched
-	isNew bool   // created in the current group, not yet committed
 }
 
 type request struct {
@@ -141,7 +134,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 		token:    token,
 		queue:    make(chan *request, cfg.QueueMax),
 		stop:     make(chan struct{}),
-		cache:    make(map[string]*acctState),
+		cache:    make(map[string]*Account),
 		lastTs:   head.Timestamp,
 		lastHash: head.Hash,
 	}
@@ -360,8 +353,8 @@ func (g *group) reset() {
 	clear(g.transfers)
 	clear(g.existing)
 	g.batch = Batch{
-		NewAccounts: g.batch.NewAccounts[:0], Balances: g.batch.Balances[:0],
-		Transfers: g.batch.Transfers[:0], Closed: g.batch.Closed[:0],
+		NewAccounts: g.batch.NewAccounts[:0],
+		Transfers:   g.batch.Transfers[:0], Closed: g.batch.Closed[:0],
 	}
 	g.undo = g.undo[:0]
 	g.acctIDs = g.acctIDs[:0]
@@ -385,7 +378,7 @@ const (
 
 type undoRec struct {
 	kind   undoKind
-	st     *acctState
+	a      *Account
 	bal    Balances
 	tr     *Transfer
 	status Status
@@ -409,9 +402,9 @@ func (e *Engine) rollback(sp savepoint) {
 		u := &g.undo[i]
 		switch u.kind {
 		case undoBalances:
-			u.st.a.Balances = u.bal
+			u.a.Balances = u.bal
 		case undoNewAccount:
-			delete(e.cache, u.st.a.ID)
+			delete(e.cache, u.a.ID)
 		case undoStatus:
 			u.tr.Status = u.status
 		}
@@ -430,7 +423,6 @@ func (e *Engine) process(reqs []*request) {
 	ctx := context.Background()
 	g := &e.g
 	g.reset()
-	e.seq++
 	if err := e.failed.Load(); err != nil {
 		e.finish(reqs, err)
 		return
@@ -457,7 +449,7 @@ func (e *Engine) process(reqs []*request) {
 		e.apply(r)
 	}
 	b := &g.batch
-	if len(b.NewAccounts)+len(b.Balances)+len(b.Transfers)+len(b.Closed) > 0 {
+	if len(b.NewAccounts)+len(b.Transfers)+len(b.Closed) > 0 {
 		t0 := time.Now()
 		err := e.store.Commit(ctx, e.token, b)
 		e.commitNanos.Add(int64(time.Since(t0)))
@@ -480,11 +472,6 @@ func (e *Engine) process(reqs []*request) {
 		e.groups.Add(1)
 		e.records.Add(int64(len(b.Transfers)))
 		e.accounts.Add(int64(len(b.NewAccounts)))
-	}
-	for _, a := range b.NewAccounts {
-		if st := e.cache[a.ID]; st != nil {
-			st.isNew = false
-		}
 	}
 	if len(e.cache) > e.cfg.CacheMax {
 		n := len(e.cache) - e.cfg.CacheMax*3/4
@@ -562,7 +549,7 @@ func (e *Engine) load(ctx context.Context, reqs []*request) error {
 		}
 		for _, a := range accts {
 			if e.cache[a.ID] == nil {
-				e.cache[a.ID] = &acctState{a: a}
+				e.cache[a.ID] = a
 			}
 		}
 	}
@@ -657,9 +644,9 @@ func (e *Engine) nextTs() Timestamp {
 func (e *Engine) applyAccount(in *AccountInput) (*Account, bool, *apierror.Error) {
 	fp := accountFingerprint(in)
 	if in.ID != "" {
-		if st := e.cache[in.ID]; st != nil {
-			if bytes.Equal(st.a.ReqHash, fp) {
-				return st.a, false, nil
+		if a := e.cache[in.ID]; a != nil {
+			if bytes.Equal(a.ReqHash, fp) {
+				return a, false, nil
 			}
 			return nil, false, apierror.Newf(apierror.IDConflict, "id", "account %q already exists with a different body", in.ID)
 		}
@@ -674,22 +661,15 @@ func (e *Engine) applyAccount(in *AccountInput) (*Account, bool, *apierror.Error
 		ID: in.ID, Currency: in.Currency, Code: in.Code, Flags: in.Flags, Metadata: meta,
 		Timestamp: e.nextTs(), ReqHash: fp,
 	}
-	st := &acctState{a: a, mark: e.seq, isNew: true}
-	e.cache[a.ID] = st
-	e.g.undo = append(e.g.undo, undoRec{kind: undoNewAccount, st: st})
+	e.cache[a.ID] = a
+	e.g.undo = append(e.g.undo, undoRec{kind: undoNewAccount, a: a})
 	e.g.batch.NewAccounts = append(e.g.batch.NewAccounts, a)
 	return a, true, nil
 }
 
-// touch records an account's balances for undo and marks it for writing once per group.
-func (e *Engine) touch(st *acctState) {
-	e.g.undo = append(e.g.undo, undoRec{kind: undoBalances, st: st, bal: st.a.Balances})
-	if st.mark != e.seq {
-		st.mark = e.seq
-		if !st.isNew {
-			e.g.batch.Balances = append(e.g.batch.Balances, st.a)
-		}
-	}
+// touch records an account's balances for undo.
+func (e *Engine) touch(a *Account) {
+	e.g.undo = append(e.g.undo, undoRec{kind: undoBalances, a: a, bal: a.Balances})
 }
 
 func addOK(a, b int64) bool { return b <= 0 || a <= math.MaxInt64-b }
@@ -714,23 +694,23 @@ func (e *Engine) applyTransfer(in *TransferInput) (*Transfer, bool, *apierror.Er
 	if cr == nil {
 		return nil, false, apierror.Newf(apierror.AccountNotFound, "credit_account_id", "account %q does not exist", in.CreditAccountID)
 	}
-	if dr.a.Currency != in.Currency || cr.a.Currency != in.Currency {
+	if dr.Currency != in.Currency || cr.Currency != in.Currency {
 		return nil, false, apierror.Newf(apierror.CurrencyMismatch, "currency",
-			"transfer is in %s but the debit account is in %s and the credit account in %s", in.Currency, dr.a.Currency, cr.a.Currency)
+			"transfer is in %s but the debit account is in %s and the credit account in %s", in.Currency, dr.Currency, cr.Currency)
 	}
 	amt := in.Amount
-	db, cb := &dr.a.Balances, &cr.a.Balances
+	db, cb := &dr.Balances, &cr.Balances
 	if !addOK(db.DebitsPending, db.DebitsPosted) || !addOK(db.DebitsPending+db.DebitsPosted, amt) ||
 		!addOK(cb.CreditsPending, cb.CreditsPosted) || !addOK(cb.CreditsPending+cb.CreditsPosted, amt) {
 		return nil, false, apierror.New(apierror.BalanceOverflow, "amount")
 	}
-	if dr.a.Flags.DebitsMustNotExceedCredits && db.DebitsPending+db.DebitsPosted+amt > db.CreditsPosted {
+	if dr.Flags.DebitsMustNotExceedCredits && db.DebitsPending+db.DebitsPosted+amt > db.CreditsPosted {
 		return nil, false, apierror.Newf(apierror.ExceedsCredits, "amount",
-			"account %q has %d available; the transfer needs %d", dr.a.ID, db.CreditsPosted-db.DebitsPosted-db.DebitsPending, amt)
+			"account %q has %d available; the transfer needs %d", dr.ID, db.CreditsPosted-db.DebitsPosted-db.DebitsPending, amt)
 	}
-	if cr.a.Flags.CreditsMustNotExceedDebits && cb.CreditsPending+cb.CreditsPosted+amt > cb.DebitsPosted {
+	if cr.Flags.CreditsMustNotExceedDebits && cb.CreditsPending+cb.CreditsPosted+amt > cb.DebitsPosted {
 		return nil, false, apierror.Newf(apierror.ExceedsDebits, "amount",
-			"account %q has %d available; the transfer needs %d", cr.a.ID, cb.DebitsPosted-cb.CreditsPosted-cb.CreditsPending, amt)
+			"account %q has %d available; the transfer needs %d", cr.ID, cb.DebitsPosted-cb.CreditsPosted-cb.CreditsPending, amt)
 	}
 	meta := in.Metadata
 	if len(meta) == 0 {
@@ -779,7 +759,7 @@ func (e *Engine) applyClose(in *TransferInput, fp []byte) (*Transfer, bool, *api
 	if dr == nil || cr == nil {
 		return nil, false, apierror.Newf(apierror.Internal, "", "accounts of pending transfer %q are missing", p.ID)
 	}
-	if !addOK(dr.a.Balances.DebitsPosted, amt) || !addOK(cr.a.Balances.CreditsPosted, amt) {
+	if !addOK(dr.Balances.DebitsPosted, amt) || !addOK(cr.Balances.CreditsPosted, amt) {
 		return nil, false, apierror.New(apierror.BalanceOverflow, "amount")
 	}
 	recAmount := amt
@@ -840,20 +820,20 @@ func (e *Engine) closePending(p *Transfer, status Status) {
 }
 
 // appendRecord stamps, applies and chains a journal record.
-func (e *Engine) appendRecord(t *Transfer, dr, cr *acctState) {
+func (e *Engine) appendRecord(t *Transfer, dr, cr *Account) {
 	g := &e.g
 	e.touch(dr)
 	e.touch(cr)
-	dr.a.Balances.DebitsPending += t.PendingDelta
-	dr.a.Balances.DebitsPosted += t.PostedDelta
-	cr.a.Balances.CreditsPending += t.PendingDelta
-	cr.a.Balances.CreditsPosted += t.PostedDelta
+	dr.Balances.DebitsPending += t.PendingDelta
+	dr.Balances.DebitsPosted += t.PostedDelta
+	cr.Balances.CreditsPending += t.PendingDelta
+	cr.Balances.CreditsPosted += t.PostedDelta
 	t.Timestamp = e.nextTs()
 	if t.Pending && t.TimeoutSeconds > 0 {
 		t.ExpiresAt = t.Timestamp + Timestamp(t.TimeoutSeconds)*Timestamp(time.Second)
 	}
-	t.DebitBalances = dr.a.Balances
-	t.CreditBalances = cr.a.Balances
+	t.DebitBalances = dr.Balances
+	t.CreditBalances = cr.Balances
 	t.Hash = ChainHash(e.lastHash, t)
 	e.lastHash = t.Hash
 	g.batch.Transfers = append(g.batch.Transfers, t)

@@ -43,7 +43,7 @@ func Open(dir string) (*DB, error) {
 	}
 	path := filepath.Join(dir, "fincore.db")
 	d := &DB{Path: path, lock: lock}
-	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(OFF)"
+	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(OFF)&_pragma=temp_store(MEMORY)"
 	dsn := "file:" + url.PathEscape(path) + "?" + pragmas
 	if d.write, err = sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=cache_size(-65536)"); err != nil {
 		d.Close()

@@ -16,7 +16,6 @@ type LedgerStore struct {
 	db *DB
 	// insert statements for chunks of transfer rows, by rows per statement
 	insertTransfers map[int]*sql.Stmt
-	updateBalances  *sql.Stmt
 	insertAccount   *sql.Stmt
 	closeStatus     *sql.Stmt
 }
@@ -30,8 +29,19 @@ const transferCols = `timestamp, id, debit_account_id, credit_account_id, amount
 
 const transferColCount = 25
 
-const accountCols = `id, currency, code, flags, metadata, timestamp, req_hash,
-	debits_pending, debits_posted, credits_pending, credits_posted`
+const accountCols = `id, currency, code, flags, metadata, timestamp, req_hash`
+
+// accountSelect reads accounts with their balances: the snapshots of the account's latest
+// record on each side; the later of the two is current. Each side is one index look-up.
+const accountSelect = `SELECT a.id, a.currency, a.code, a.flags, a.metadata, a.timestamp, a.req_hash,
+	COALESCE(d.timestamp, 0), COALESCE(d.dr_debits_pending, 0), COALESCE(d.dr_debits_posted, 0),
+	COALESCE(d.dr_credits_pending, 0), COALESCE(d.dr_credits_posted, 0),
+	COALESCE(c.timestamp, 0), COALESCE(c.cr_debits_pending, 0), COALESCE(c.cr_debits_posted, 0),
+	COALESCE(c.cr_credits_pending, 0), COALESCE(c.cr_credits_posted, 0)
+FROM accounts a
+LEFT JOIN transfers d ON d.timestamp = (SELECT MAX(timestamp) FROM transfers WHERE debit_account_id = a.id)
+LEFT JOIN transfers c ON c.timestamp = (SELECT MAX(timestamp) FROM transfers WHERE credit_account_id = a.id)
+`
 
 // insertChunks are the rows per INSERT statement, largest first; SQLite allows 32766
 // parameters per statement.
@@ -48,11 +58,7 @@ func (d *DB) Ledger() (*LedgerStore, error) {
 			return nil, fmt.Errorf("prepare transfer insert: %w", err)
 		}
 	}
-	if s.updateBalances, err = d.write.Prepare(`UPDATE accounts SET debits_pending = ?, debits_posted = ?,
-		credits_pending = ?, credits_posted = ? WHERE id = ?`); err != nil {
-		return nil, err
-	}
-	if s.insertAccount, err = d.write.Prepare(`INSERT INTO accounts (` + accountCols + `) VALUES (?,?,?,?,?,?,?,?,?,?,?)`); err != nil {
+	if s.insertAccount, err = d.write.Prepare(`INSERT INTO accounts (` + accountCols + `) VALUES (?,?,?,?,?,?,?)`); err != nil {
 		return nil, err
 	}
 	if s.closeStatus, err = d.write.Prepare(`UPDATE transfers SET status = ? WHERE id = ? AND status = 'pending'`); err != nil {
@@ -98,7 +104,7 @@ func idsJSON(ids []string) string {
 
 // LoadAccounts returns the existing accounts among ids.
 func (s *LedgerStore) LoadAccounts(ctx context.Context, ids []string) ([]*ledger.Account, error) {
-	rows, err := s.db.write.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+	rows, err := s.db.write.QueryContext(ctx, accountSelect+`WHERE a.id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -139,17 +145,9 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	}
 	ins := tx.Stmt(s.insertAccount)
 	for _, a := range b.NewAccounts {
-		bal := a.Balances
 		if _, err := ins.ExecContext(ctx, a.ID, a.Currency, a.Code, a.Flags.Bits(), ledger.EncodeMetadata(a.Metadata),
-			int64(a.Timestamp), a.ReqHash, bal.DebitsPending, bal.DebitsPosted, bal.CreditsPending, bal.CreditsPosted); err != nil {
+			int64(a.Timestamp), a.ReqHash); err != nil {
 			return fmt.Errorf("insert account %q: %w", a.ID, err)
-		}
-	}
-	upd := tx.Stmt(s.updateBalances)
-	for _, a := range b.Balances {
-		bal := a.Balances
-		if _, err := upd.ExecContext(ctx, bal.DebitsPending, bal.DebitsPosted, bal.CreditsPending, bal.CreditsPosted, a.ID); err != nil {
-			return fmt.Errorf("update account %q: %w", a.ID, err)
 		}
 	}
 	if err := s.insertRecords(ctx, tx, b.Transfers); err != nil {
@@ -203,11 +201,17 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanAccount(r scanner) (*ledger.Account, error) {
 	var a ledger.Account
-	var flags, ts int64
+	var flags, ts, dts, cts int64
 	var meta string
+	var d, c ledger.Balances
 	if err := r.Scan(&a.ID, &a.Currency, &a.Code, &flags, &meta, &ts, &a.ReqHash,
-		&a.Balances.DebitsPending, &a.Balances.DebitsPosted, &a.Balances.CreditsPending, &a.Balances.CreditsPosted); err != nil {
+		&dts, &d.DebitsPending, &d.DebitsPosted, &d.CreditsPending, &d.CreditsPosted,
+		&cts, &c.DebitsPending, &c.DebitsPosted, &c.CreditsPending, &c.CreditsPosted); err != nil {
 		return nil, err
+	}
+	a.Balances = d
+	if cts > dts {
+		a.Balances = c
 	}
 	a.Flags = ledger.FlagsFromBits(flags)
 	a.Timestamp = ledger.Timestamp(ts)
@@ -261,7 +265,7 @@ func collectTransfers(rows *sql.Rows) ([]*ledger.Transfer, error) {
 
 // GetAccount returns one account.
 func (s *LedgerStore) GetAccount(ctx context.Context, id string) (*ledger.Account, error) {
-	a, err := scanAccount(s.db.read.QueryRowContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = ?`, id))
+	a, err := scanAccount(s.db.read.QueryRowContext(ctx, accountSelect+`WHERE a.id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ledger.ErrNotFound
 	}
@@ -349,7 +353,7 @@ func (s *LedgerStore) ScanTransfers(ctx context.Context, after ledger.Timestamp,
 
 // ScanAccounts pages through accounts in id order.
 func (s *LedgerStore) ScanAccounts(ctx context.Context, after string, limit int) ([]*ledger.Account, error) {
-	rows, err := s.db.read.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	rows, err := s.db.read.QueryContext(ctx, accountSelect+`WHERE a.id > ? ORDER BY a.id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, err
 	}

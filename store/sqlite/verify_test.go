@@ -18,7 +18,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}{
 		{"amount", `UPDATE transfers SET amount = amount + 1 WHERE id = 't2'`, "hash chain broken"},
 		{"delta", `UPDATE transfers SET posted_delta = posted_delta + 1 WHERE id = 't2'`, "hash chain broken"},
-		{"balance", `UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = 'b'`, "journal sums to"},
+		{"snapshot", `UPDATE transfers SET cr_credits_posted = cr_credits_posted + 1 WHERE id = 't3'`, "hash chain broken"},
+		{"orphan account", `DELETE FROM accounts WHERE id = 'b'`, "does not exist"},
 		{"deleted record", `DELETE FROM transfers WHERE id = 't2'`, "hash chain broken"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,16 +1,14 @@
--- The ledger: accounts with running balances, and the journal of transfer records.
+-- The ledger: accounts, and the journal of transfer records. Accounts hold no balances:
+-- each journal row carries both accounts' balances just after it, so an account's balances
+-- are those of its latest row (see ledger.Batch).
 CREATE TABLE accounts (
-    id              TEXT PRIMARY KEY,
-    currency        TEXT NOT NULL,
-    code            TEXT NOT NULL,
-    flags           INTEGER NOT NULL,
-    metadata        TEXT NOT NULL,
-    timestamp       INTEGER NOT NULL,
-    req_hash        BLOB NOT NULL,
-    debits_pending  INTEGER NOT NULL,
-    debits_posted   INTEGER NOT NULL,
-    credits_pending INTEGER NOT NULL,
-    credits_posted  INTEGER NOT NULL
+    id        TEXT PRIMARY KEY,
+    currency  TEXT NOT NULL,
+    code      TEXT NOT NULL,
+    flags     INTEGER NOT NULL,
+    metadata  TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    req_hash  BLOB NOT NULL
 ) WITHOUT ROWID;
 
 -- One row per journal record; timestamp is the ledger's strictly increasing clock, so rows
