@@ -1,0 +1,27 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/store/postgres/pgtest"
+	"github.com/fincore/fincore/store/storetest"
+)
+
+// Factory is the conformance-suite factory for PostgreSQL: a fresh schema per test, migrated
+// on the first open. It skips the test when FINCORE_TEST_POSTGRES is unset.
+func Factory(t testing.TB) func() ledger.Store {
+	url := pgtest.URL(t)
+	migrated := false
+	return func() ledger.Store {
+		st, err := OpenLedger(context.Background(), url, !migrated)
+		if err != nil {
+			t.Fatalf("open postgres ledger: %v", err)
+		}
+		migrated = true
+		return st
+	}
+}
+
+func TestLedgerConformance(t *testing.T) { storetest.TestLedger(t, Factory) }
