@@ -99,7 +99,9 @@ type Engine struct {
 	lastTs     Timestamp
 	lastHash   []byte
 	needReload bool
-	g          group
+	g          *group   // the group being prepared
+	bufs       [2]group // groups alternate: one prepared while the other commits
+	prev       *group   // the group being committed, if any
 }
 
 type request struct {
@@ -138,7 +140,8 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 		lastTs:   head.Timestamp,
 		lastHash: head.Hash,
 	}
-	e.g.init()
+	e.bufs[0].init()
+	e.bufs[1].init()
 	e.wg.Add(2)
 	go e.run()
 	go e.expireLoop()
@@ -184,11 +187,10 @@ func (e *Engine) CreateTransfers(ctx context.Context, ins []TransferInput, atomi
 		return nil, apierror.Newf(apierror.BatchTooLarge, "transfers", "the batch holds %d transfers; at most %d are allowed", len(ins), BatchMax)
 	}
 	r := &request{transfers: ins, atomic: atomic}
+	// Invalid inputs are marked here, off the writer, and fail in order with the rest: an
+	// atomic batch fails at its first failing input, whether invalid or refused by a rule.
 	for i := range ins {
 		if err := ValidateTransfer(&ins[i]); err != nil {
-			if atomic {
-				return nil, &BatchError{Index: i, Err: err}
-			}
 			if r.invalid == nil {
 				r.invalid = make([]*apierror.Error, len(ins))
 			}
@@ -239,31 +241,124 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 	}
 }
 
+// run is the writer loop. It is pipelined: while one group is being committed by its own
+// goroutine, the writer gathers and applies the next one in memory; it hands that one to
+// storage only when the previous commit has succeeded. Records of the group in flight are
+// read from memory (they are not visible in storage yet), so the next group sees them.
 func (e *Engine) run() {
 	defer e.wg.Done()
-	var reqs []*request
 	for {
+		var first *request
 		select {
 		case <-e.stop:
+			e.settle()
 			e.drain()
 			return
-		case r := <-e.queue:
-			reqs = append(reqs[:0], r)
-			n := r.size()
-		more:
-			for n < e.cfg.GroupMax {
-				select {
-				case r := <-e.queue:
-					reqs = append(reqs, r)
-					n += r.size()
-				default:
-					break more
-				}
-			}
-			e.lastGroupLen.Store(int64(n))
-			e.process(reqs)
-			clear(reqs)
+		case first = <-e.queue:
 		}
+		g := &e.bufs[0]
+		if g == e.prev {
+			g = &e.bufs[1]
+		}
+		g.reqs = append(g.reqs[:0], first)
+		n := first.size()
+	more:
+		for n < e.cfg.GroupMax {
+			select {
+			case r := <-e.queue:
+				g.reqs = append(g.reqs, r)
+				n += r.size()
+			default:
+				break more
+			}
+		}
+		e.lastGroupLen.Store(int64(n))
+		if len(e.cache) > e.cfg.CacheMax {
+			// Evict only with nothing in flight: every cached balance is then durable.
+			e.settle()
+			e.evict()
+		}
+		ok := e.prepare(g)
+		if prevFailed := e.settle(); prevFailed {
+			if ok {
+				e.finish(g.reqs, e.failure())
+			}
+			continue
+		}
+		if ok {
+			e.prev = g
+			e.wg.Add(1)
+			go e.commit(g)
+		}
+	}
+}
+
+// failure is the error for requests that cannot be written now.
+func (e *Engine) failure() error {
+	if err := e.failed.Load(); err != nil {
+		return err
+	}
+	return apierror.New(apierror.Unavailable, "")
+}
+
+// settle waits for the group in flight, if any, and reports whether its commit failed. After
+// a failure the cached state (which includes the failed group) is dropped and the journal
+// head reloaded before the next group.
+func (e *Engine) settle() (failed bool) {
+	p := e.prev
+	if p == nil {
+		return false
+	}
+	<-p.done
+	e.prev = nil
+	if p.err == nil {
+		return false
+	}
+	clear(e.cache)
+	e.needReload = true
+	return true
+}
+
+func (e *Engine) evict() {
+	n := len(e.cache) - e.cfg.CacheMax*3/4
+	for id := range e.cache {
+		if n <= 0 {
+			break
+		}
+		delete(e.cache, id)
+		n--
+	}
+}
+
+// commit writes a prepared group and acknowledges its requests.
+func (e *Engine) commit(g *group) {
+	defer e.wg.Done()
+	defer close(g.done)
+	b := &g.batch
+	if len(b.NewAccounts)+len(b.Transfers)+len(b.Closed) > 0 {
+		t0 := time.Now()
+		err := e.store.Commit(context.Background(), e.token, b)
+		e.commitNanos.Add(int64(time.Since(t0)))
+		if err != nil {
+			g.err = err
+			if errors.Is(err, ErrFenced) {
+				e.cfg.Logger.Error("ledger writer fenced: stopping writes", "token", e.token)
+				e.failed.Store(apierror.New(apierror.NotLeader, ""))
+				e.finish(g.reqs, apierror.New(apierror.NotLeader, ""))
+				return
+			}
+			// The commit may or may not have reached storage. The writer reloads; clients
+			// retry idempotently and learn which.
+			e.cfg.Logger.Error("ledger commit failed", "err", err, "records", len(b.Transfers))
+			e.finish(g.reqs, apierror.New(apierror.Unavailable, ""))
+			return
+		}
+		e.groups.Add(1)
+		e.records.Add(int64(len(b.Transfers)))
+		e.accounts.Add(int64(len(b.NewAccounts)))
+	}
+	for _, r := range g.reqs {
+		close(r.done)
 	}
 }
 
@@ -334,6 +429,9 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 
 // group is the writer's working state for one group commit.
 type group struct {
+	reqs      []*request
+	done      chan struct{} // closed when the commit has finished
+	err       error         // the commit's error, set before done is closed
 	now       Timestamp
 	batch     Batch
 	transfers map[string]*Transfer // records created in this group, by id
@@ -391,13 +489,13 @@ type savepoint struct {
 }
 
 func (e *Engine) save() savepoint {
-	g := &e.g
+	g := e.g
 	return savepoint{len(g.undo), len(g.batch.NewAccounts), len(g.batch.Transfers), len(g.batch.Closed), e.lastTs, e.lastHash}
 }
 
 // rollback undoes everything applied since sp.
 func (e *Engine) rollback(sp savepoint) {
-	g := &e.g
+	g := e.g
 	for i := len(g.undo) - 1; i >= sp.undo; i-- {
 		u := &g.undo[i]
 		switch u.kind {
@@ -419,73 +517,38 @@ func (e *Engine) rollback(sp savepoint) {
 	e.lastTs, e.lastHash = sp.lastTs, sp.lastHash
 }
 
-func (e *Engine) process(reqs []*request) {
+// prepare loads what g refers to and applies it in memory. It reports false if g's requests
+// have already been failed.
+func (e *Engine) prepare(g *group) bool {
 	ctx := context.Background()
-	g := &e.g
+	e.g = g
 	g.reset()
+	g.done, g.err = make(chan struct{}), nil
 	if err := e.failed.Load(); err != nil {
-		e.finish(reqs, err)
-		return
+		e.finish(g.reqs, err)
+		return false
 	}
 	if e.needReload {
+		e.settle()
 		head, err := e.store.Head(ctx)
 		if err != nil {
 			e.cfg.Logger.Error("reload journal head", "err", err)
-			e.finish(reqs, apierror.New(apierror.Unavailable, ""))
-			return
+			e.finish(g.reqs, apierror.New(apierror.Unavailable, ""))
+			return false
 		}
 		e.lastTs, e.lastHash, e.needReload = head.Timestamp, head.Hash, false
 	}
-	if err := e.load(ctx, reqs); err != nil {
+	if err := e.load(ctx, g.reqs); err != nil {
 		e.cfg.Logger.Error("ledger load", "err", err)
-		e.finish(reqs, apierror.New(apierror.Unavailable, ""))
-		return
+		e.finish(g.reqs, apierror.New(apierror.Unavailable, ""))
+		return false
 	}
-	now := Timestamp(e.cfg.Now().UnixNano())
-	g.now = now
+	g.now = Timestamp(e.cfg.Now().UnixNano())
 	g.startHash = e.lastHash
-	start := e.save()
-	for _, r := range reqs {
+	for _, r := range g.reqs {
 		e.apply(r)
 	}
-	b := &g.batch
-	if len(b.NewAccounts)+len(b.Transfers)+len(b.Closed) > 0 {
-		t0 := time.Now()
-		err := e.store.Commit(ctx, e.token, b)
-		e.commitNanos.Add(int64(time.Since(t0)))
-		if err != nil {
-			e.rollback(start)
-			if errors.Is(err, ErrFenced) {
-				e.cfg.Logger.Error("ledger writer fenced: stopping writes", "token", e.token)
-				e.failed.Store(apierror.New(apierror.NotLeader, ""))
-				e.finish(reqs, apierror.New(apierror.NotLeader, ""))
-				return
-			}
-			// The commit may or may not have reached storage: forget what we cached and
-			// reload before the next group. Clients retry idempotently.
-			e.cfg.Logger.Error("ledger commit failed", "err", err, "records", len(b.Transfers))
-			clear(e.cache)
-			e.needReload = true
-			e.finish(reqs, apierror.New(apierror.Unavailable, ""))
-			return
-		}
-		e.groups.Add(1)
-		e.records.Add(int64(len(b.Transfers)))
-		e.accounts.Add(int64(len(b.NewAccounts)))
-	}
-	if len(e.cache) > e.cfg.CacheMax {
-		n := len(e.cache) - e.cfg.CacheMax*3/4
-		for id := range e.cache {
-			if n == 0 {
-				break
-			}
-			delete(e.cache, id)
-			n--
-		}
-	}
-	for _, r := range reqs {
-		close(r.done)
-	}
+	return true
 }
 
 // finish fails every request of a group that could not be written.
@@ -499,7 +562,7 @@ func (e *Engine) finish(reqs []*request, err error) {
 // load brings every account and transfer the group refers to into memory, in two or three
 // queries for the whole group.
 func (e *Engine) load(ctx context.Context, reqs []*request) error {
-	g := &e.g
+	g := e.g
 	for _, r := range reqs {
 		for i := range r.accounts {
 			if id := r.accounts[i].ID; id != "" && e.cache[id] == nil {
@@ -526,9 +589,28 @@ func (e *Engine) load(ctx context.Context, reqs []*request) error {
 		g.trIDs = append(g.trIDs, r.expire...)
 	}
 	if len(g.trIDs) > 0 {
-		trs, err := e.store.LoadTransfers(ctx, dedupe(g.trIDs))
-		if err != nil {
-			return err
+		ids := dedupe(g.trIDs)
+		var trs []*Transfer
+		if p := e.prev; p != nil {
+			// Records of the group in flight are not in storage yet (or just got there):
+			// take them from memory, as copies, since the committer is reading them.
+			rest := ids[:0:0]
+			for _, id := range ids {
+				if t := p.lookup(id); t != nil {
+					cp := *t
+					trs = append(trs, &cp)
+				} else {
+					rest = append(rest, id)
+				}
+			}
+			ids = rest
+		}
+		if len(ids) > 0 {
+			loaded, err := e.store.LoadTransfers(ctx, ids)
+			if err != nil {
+				return err
+			}
+			trs = append(trs, loaded...)
 		}
 		for _, t := range trs {
 			g.existing[t.ID] = t
@@ -600,11 +682,14 @@ func (e *Engine) apply(r *request) {
 		r.tres = make([]TransferResult, len(r.transfers))
 		sp := e.save()
 		for i := range r.transfers {
+			var t *Transfer
+			var created bool
+			var err *apierror.Error
 			if r.invalid != nil && r.invalid[i] != nil {
-				r.tres[i].Err = r.invalid[i]
-				continue
+				err = r.invalid[i]
+			} else {
+				t, created, err = e.applyTransfer(&r.transfers[i])
 			}
-			t, created, err := e.applyTransfer(&r.transfers[i])
 			if err != nil {
 				if r.atomic {
 					e.rollback(sp)
@@ -675,7 +760,7 @@ func (e *Engine) touch(a *Account) {
 func addOK(a, b int64) bool { return b <= 0 || a <= math.MaxInt64-b }
 
 func (e *Engine) applyTransfer(in *TransferInput) (*Transfer, bool, *apierror.Error) {
-	g := &e.g
+	g := e.g
 	fp := transferFingerprint(in)
 	if t := g.lookup(in.ID); t != nil {
 		if bytes.Equal(t.ReqHash, fp) {
@@ -733,7 +818,7 @@ func (e *Engine) applyTransfer(in *TransferInput) (*Transfer, bool, *apierror.Er
 
 // applyClose posts or voids a pending transfer.
 func (e *Engine) applyClose(in *TransferInput, fp []byte) (*Transfer, bool, *apierror.Error) {
-	g := &e.g
+	g := e.g
 	p := g.lookup(in.PendingID)
 	if p == nil || !p.Pending {
 		return nil, false, apierror.Newf(apierror.PendingNotFound, "pending_id", "no pending transfer %q", in.PendingID)
@@ -788,7 +873,7 @@ func ExpiryID(pendingID string) string { return pendingID + "#expire" }
 func IsExpiryID(id string) bool { return strings.HasSuffix(id, "#expire") }
 
 func (e *Engine) applyExpire(id string) *Transfer {
-	g := &e.g
+	g := e.g
 	p := g.lookup(id)
 	if p == nil || !p.Pending || p.Status != StatusPending || p.ExpiresAt == 0 || p.ExpiresAt > g.now {
 		return nil
@@ -809,7 +894,7 @@ func (e *Engine) applyExpire(id string) *Transfer {
 }
 
 func (e *Engine) closePending(p *Transfer, status Status) {
-	g := &e.g
+	g := e.g
 	g.undo = append(g.undo, undoRec{kind: undoStatus, tr: p, status: p.Status})
 	p.Status = status
 	if g.transfers[p.ID] == nil {
@@ -821,7 +906,7 @@ func (e *Engine) closePending(p *Transfer, status Status) {
 
 // appendRecord stamps, applies and chains a journal record.
 func (e *Engine) appendRecord(t *Transfer, dr, cr *Account) {
-	g := &e.g
+	g := e.g
 	e.touch(dr)
 	e.touch(cr)
 	dr.Balances.DebitsPending += t.PendingDelta

@@ -104,7 +104,7 @@ func idsJSON(ids []string) string {
 
 // LoadAccounts returns the existing accounts among ids.
 func (s *LedgerStore) LoadAccounts(ctx context.Context, ids []string) ([]*ledger.Account, error) {
-	rows, err := s.db.write.QueryContext(ctx, accountSelect+`WHERE a.id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+	rows, err := s.db.read.QueryContext(ctx, accountSelect+`WHERE a.id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (s *LedgerStore) LoadAccounts(ctx context.Context, ids []string) ([]*ledger
 
 // LoadTransfers returns the existing transfers among ids.
 func (s *LedgerStore) LoadTransfers(ctx context.Context, ids []string) ([]*ledger.Transfer, error) {
-	rows, err := s.db.write.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+	rows, err := s.db.read.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
 	if err != nil {
 		return nil, err
 	}
