@@ -1,0 +1,85 @@
+// Command fincore is the one binary of fincore: the server, migrations, benchmarks and
+// offline tools.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+)
+
+// version is set at build time with -ldflags "-X main.version=..."; otherwise it comes from
+// the module's build info.
+var version = ""
+
+const usage = `fincore — a consumer-finance core: double-entry ledger and the services around it.
+
+Usage:
+  fincore serve   [--addr 127.0.0.1:8080] [--data DIR | --postgres URL [--migrate]] [--demo]
+  fincore migrate (--postgres URL | --data DIR)
+  fincore ledger verify (--data DIR | --postgres URL)
+  fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
+  fincore version
+
+Run 'fincore COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:])
+	case "migrate":
+		err = cmdMigrate(args[1:])
+	case "ledger":
+		if len(args) < 2 || args[1] != "verify" {
+			fmt.Fprint(os.Stderr, "usage: fincore ledger verify (--data DIR | --postgres URL)\n")
+			return 2
+		}
+		return cmdVerify(args[2:])
+	case "bench":
+		if len(args) < 2 || args[1] != "ledger" {
+			fmt.Fprint(os.Stderr, "usage: fincore bench ledger [flags]\n")
+			return 2
+		}
+		err = cmdBenchLedger(args[2:])
+	case "version", "--version", "-v":
+		fmt.Println("fincore", versionString())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "fincore: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fincore %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v := bi.Main.Version
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " " + s.Value[:12]
+			}
+		}
+		return v
+	}
+	return "unknown"
+}

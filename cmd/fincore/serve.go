@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fincore/fincore/httpapi"
+	"github.com/fincore/fincore/ledger"
+)
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be json or text")
+}
+
+func newHandler(eng *ledger.Engine, log *slog.Logger) http.Handler {
+	return httpapi.New(eng, httpapi.Options{Logger: log})
+}
+
+// cmdServe runs the server until SIGINT or SIGTERM, then drains in-flight requests, lets
+// the ledger writer finish its group, and closes storage.
+func cmdServe(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	demo := fs.Bool("demo", false, "seed demo accounts and generate a gentle stream of demo traffic")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "json", "json or text")
+	var sf storeFlags
+	sf.register(fs, true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	log, err := newLogger(*logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := sf.openLedgerStore(ctx, sf.migrate)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           newHandler(eng, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	where := "embedded storage in " + sf.data
+	if sf.postgres != "" {
+		where = "PostgreSQL"
+	}
+	log.Info("fincore listening", "addr", "http://"+ln.Addr().String(), "storage", where, "version", versionString())
+	fmt.Fprintf(os.Stderr, "fincore is listening on http://%s (%s)\n", ln.Addr(), where)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	if *demo {
+		if err := seedDemo(ctx, eng); err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+		go demoTraffic(ctx, eng, log)
+		fmt.Fprintf(os.Stderr, "demo: accounts seeded, traffic running; try curl http://%s/v1/accounts/demo:merchant:1\n", ln.Addr())
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	case <-ctx.Done():
+		log.Info("shutting down")
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
