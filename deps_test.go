@@ -1,0 +1,40 @@
+package fincore_test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps dependencies pointing downward (DESIGN.md section 2): domain packages
+// never import the HTTP layer, a storage adapter or a database driver; adapters never import
+// each other or the HTTP layer. Only cmd/fincore wires concrete adapters together.
+func TestDependencies(t *testing.T) {
+	const mod = "github.com/fincore/fincore/"
+	drivers := []string{"database/sql", "github.com/jackc/pgx", "modernc.org/sqlite"}
+	rules := []struct {
+		pkg    string
+		banned []string
+	}{
+		{"money", append([]string{"net/http", mod + "ledger", mod + "httpapi", mod + "store/"}, drivers...)},
+		{"apierror", append([]string{"net/http", mod + "ledger", mod + "httpapi", mod + "store/"}, drivers...)},
+		{"ledger", append([]string{"net/http", mod + "httpapi", mod + "store/", mod + "bench", mod + "cmd/"}, drivers...)},
+		{"store/sqlite", []string{mod + "httpapi", mod + "store/postgres", "github.com/jackc/pgx", "net/http"}},
+		{"store/postgres", []string{mod + "httpapi", mod + "store/sqlite", "modernc.org/sqlite", "net/http"}},
+		{"httpapi", append([]string{mod + "store/", mod + "cmd/"}, drivers...)},
+		{"bench", append([]string{mod + "store/", mod + "httpapi"}, drivers...)},
+	}
+	for _, r := range rules {
+		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", "./"+r.pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", r.pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, b := range r.banned {
+				if dep == b || strings.HasPrefix(dep, b) && (strings.HasSuffix(b, "/") || strings.HasPrefix(dep, b+"/")) {
+					t.Errorf("%s depends on %s, which it must not", r.pkg, dep)
+				}
+			}
+		}
+	}
+}
