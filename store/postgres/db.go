@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -35,7 +36,8 @@ type DB struct {
 // accepts it. Parameters pgx does not know, such as search_path, are sent to the server as
 // run-time parameters, so a URL with search_path=myschema uses that schema. Open refuses a URL
 // that turns synchronous commit off, and turns it back on for connections whose server
-// default has it off: the ledger acknowledges only what is durable.
+// default has it off: the ledger acknowledges only what is durable. Unless the URL sets
+// pool_max_conns, the pool holds up to max(8, 4 × GOMAXPROCS) connections.
 func Open(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -43,6 +45,11 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	if v, ok := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; ok && strings.EqualFold(v, "off") {
 		return nil, errors.New("postgres: synchronous_commit=off is not allowed: the ledger needs durable commits")
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		// pgxpool's default, max(4, cores), is small for a server whose writer, loader and
+		// many request handlers share the pool.
+		cfg.MaxConns = int32(max(8, 4*runtime.GOMAXPROCS(0)))
 	}
 	cfg.AfterConnect = ensureSynchronousCommit
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -50,10 +52,23 @@ LEFT JOIN LATERAL (SELECT timestamp, cr_debits_pending, cr_debits_posted, cr_cre
 	FROM transfers WHERE credit_account_id = a.id ORDER BY timestamp DESC LIMIT 1) AS c ON true
 `
 
-// Statements of Commit. The fencing update must match the writer row with the caller's token;
-// closing pendings is one statement per commit, whatever their number.
+// Statements of Commit. The fencing update must match the writer row with the caller's token:
+// when it matches none, count(*) is 0 and the division fails, aborting the transaction.
+// Inserting rows (in a small commit) and closing pendings are one statement each per commit,
+// whatever their number.
 const (
-	sqlFence = `UPDATE ledger_writer SET last_timestamp = GREATEST(last_timestamp, $1) WHERE id = 1 AND token = $2`
+	sqlFence = `WITH w AS (
+		UPDATE ledger_writer SET last_timestamp = GREATEST(last_timestamp, $1) WHERE id = 1 AND token = $2 RETURNING 1)
+	SELECT 1 / count(*) FROM w`
+
+	sqlInsertAccounts = `INSERT INTO accounts (id, currency, code, flags, metadata, timestamp, req_hash)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::bytea[])`
+
+	sqlInsertTransfers = `INSERT INTO transfers (` + transferCols + `)
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+		$8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
+		$16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
+		$23::bigint[], $24::bytea[], $25::bytea[])`
 
 	sqlClosePending = `UPDATE transfers AS t SET status = v.status
 	FROM unnest($1::text[], $2::text[]) AS v(id, status)
@@ -135,10 +150,19 @@ func (s *LedgerStore) LoadTransfers(ctx context.Context, ids []string) ([]*ledge
 	return collectTransfers(rows)
 }
 
-// Commit writes a group in one transaction, after checking the fencing token. The fencing
-// update and the closing of pendings travel in one pipeline with the BEGIN; new accounts and
-// journal records follow by COPY; then COMMIT. That is three or four round trips whatever
-// the size of the group.
+// smallCommitMax is the most rows (new accounts plus records) that Commit sends as INSERT
+// statements in the same pipeline as the rest of the transaction: one round trip in all.
+// Larger commits send their rows by COPY, which costs two more round trips but much less
+// server time per row.
+var smallCommitMax = 32
+
+// Commit writes a group in one transaction, after checking the fencing token.
+//
+// BEGIN, the fencing check and the closing of pendings travel in one pipeline. A small group
+// adds its rows (INSERT ... SELECT FROM unnest) and COMMIT to that pipeline, so the whole
+// commit is one round trip; a larger one sends its rows by COPY, then COMMIT: three round
+// trips whatever its size. The fencing check fails with a division by zero when the token is
+// stale, so that nothing after it in the pipeline runs.
 func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) (err error) {
 	var last ledger.Timestamp
 	if n := len(b.Transfers); n > 0 {
@@ -164,6 +188,7 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 		}
 	}()
 
+	small := len(b.NewAccounts)+len(b.Transfers) <= smallCommitMax
 	var batch pgx.Batch
 	batch.Queue("begin")
 	batch.Queue(sqlFence, int64(last), token)
@@ -174,8 +199,20 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 		}
 		batch.Queue(sqlClosePending, ids, sts)
 	}
-	if err := s.runCommitBatch(ctx, conn, &batch, b); err != nil {
+	if small {
+		if len(b.NewAccounts) > 0 {
+			batch.Queue(sqlInsertAccounts, accountArrays(b.NewAccounts)...)
+		}
+		if len(b.Transfers) > 0 {
+			batch.Queue(sqlInsertTransfers, transferArrays(b.Transfers)...)
+		}
+		batch.Queue("commit")
+	}
+	if err := runCommitBatch(ctx, conn, &batch); err != nil {
 		return err
+	}
+	if small {
+		return nil
 	}
 	if len(b.NewAccounts) > 0 {
 		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"accounts"}, accountColumns, &accountRows{as: b.NewAccounts}); err != nil {
@@ -197,24 +234,22 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	return nil
 }
 
-// runCommitBatch sends the first part of a commit and checks its results: the fencing
-// update must have matched the writer row.
-func (s *LedgerStore) runCommitBatch(ctx context.Context, conn *pgx.Conn, batch *pgx.Batch, b *ledger.Batch) error {
+// runCommitBatch sends a commit's pipeline and checks every result: a failed fencing check is
+// ErrFenced, and a COMMIT must have committed.
+func runCommitBatch(ctx context.Context, conn *pgx.Conn, batch *pgx.Batch) error {
 	br := conn.SendBatch(ctx, batch)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	tag, err := br.Exec()
-	if err != nil {
-		return fmt.Errorf("check writer token: %w", err)
-	}
-	if tag.RowsAffected() != 1 {
-		return ledger.ErrFenced
-	}
-	if len(b.Closed) > 0 {
-		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("close pending transfers: %w", err)
+	for i, q := range batch.QueuedQueries {
+		tag, err := br.Exec()
+		if err != nil {
+			var pgErr *pgconn.PgError
+			if i == 1 && errors.As(err, &pgErr) && pgErr.Code == "22012" {
+				return ledger.ErrFenced
+			}
+			return fmt.Errorf("commit: %s: %w", strings.Fields(q.SQL)[0], err)
+		}
+		if q.SQL == "commit" && tag.String() != "COMMIT" {
+			return fmt.Errorf("commit: the server answered %q", tag.String())
 		}
 	}
 	return br.Close()
@@ -247,17 +282,87 @@ func (r *transferRows) Next() bool { r.i++; return r.i <= len(r.ts) }
 func (r *transferRows) Err() error { return nil }
 func (r *transferRows) Values() ([]any, error) {
 	t := r.ts[r.i-1]
-	var pending int64
-	if t.Pending {
-		pending = 1
-	}
 	d, c := &t.DebitBalances, &t.CreditBalances
 	r.row = [25]any{int64(t.Timestamp), t.ID, t.DebitAccountID, t.CreditAccountID, t.Amount, t.Currency,
-		t.Code, pending, t.PendingID, t.TimeoutSeconds, int64(t.ExpiresAt), string(t.Status),
+		t.Code, pendingBit(t), t.PendingID, t.TimeoutSeconds, int64(t.ExpiresAt), string(t.Status),
 		ledger.EncodeMetadata(t.Metadata), t.PendingDelta, t.PostedDelta,
 		d.DebitsPending, d.DebitsPosted, d.CreditsPending, d.CreditsPosted,
 		c.DebitsPending, c.DebitsPosted, c.CreditsPending, c.CreditsPosted, nonNil(t.ReqHash), nonNil(t.Hash)}
 	return r.row[:], nil
+}
+
+// accountArrays is sqlInsertAccounts' arguments: one array per column.
+func accountArrays(as []*ledger.Account) []any {
+	n := len(as)
+	ids, curs, codes, metas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	flags, ts := make([]int64, n), make([]int64, n)
+	hashes := make([][]byte, n)
+	for i, a := range as {
+		ids[i], curs[i], codes[i], metas[i] = a.ID, a.Currency, a.Code, ledger.EncodeMetadata(a.Metadata)
+		flags[i], ts[i], hashes[i] = a.Flags.Bits(), int64(a.Timestamp), nonNil(a.ReqHash)
+	}
+	return []any{ids, curs, codes, flags, metas, ts, hashes}
+}
+
+// transferArrays is sqlInsertTransfers' arguments: one array per column, in transferCols
+// order.
+func transferArrays(ts []*ledger.Transfer) []any {
+	n := len(ts)
+	cols := make([]any, len(transferColumns))
+	ints := func(f func(*ledger.Transfer) int64) []int64 {
+		v := make([]int64, n)
+		for i, t := range ts {
+			v[i] = f(t)
+		}
+		return v
+	}
+	strs := func(f func(*ledger.Transfer) string) []string {
+		v := make([]string, n)
+		for i, t := range ts {
+			v[i] = f(t)
+		}
+		return v
+	}
+	byts := func(f func(*ledger.Transfer) []byte) [][]byte {
+		v := make([][]byte, n)
+		for i, t := range ts {
+			v[i] = nonNil(f(t))
+		}
+		return v
+	}
+	cols[0] = ints(func(t *ledger.Transfer) int64 { return int64(t.Timestamp) })
+	cols[1] = strs(func(t *ledger.Transfer) string { return t.ID })
+	cols[2] = strs(func(t *ledger.Transfer) string { return t.DebitAccountID })
+	cols[3] = strs(func(t *ledger.Transfer) string { return t.CreditAccountID })
+	cols[4] = ints(func(t *ledger.Transfer) int64 { return t.Amount })
+	cols[5] = strs(func(t *ledger.Transfer) string { return t.Currency })
+	cols[6] = strs(func(t *ledger.Transfer) string { return t.Code })
+	cols[7] = ints(func(t *ledger.Transfer) int64 { return pendingBit(t) })
+	cols[8] = strs(func(t *ledger.Transfer) string { return t.PendingID })
+	cols[9] = ints(func(t *ledger.Transfer) int64 { return t.TimeoutSeconds })
+	cols[10] = ints(func(t *ledger.Transfer) int64 { return int64(t.ExpiresAt) })
+	cols[11] = strs(func(t *ledger.Transfer) string { return string(t.Status) })
+	cols[12] = strs(func(t *ledger.Transfer) string { return ledger.EncodeMetadata(t.Metadata) })
+	cols[13] = ints(func(t *ledger.Transfer) int64 { return t.PendingDelta })
+	cols[14] = ints(func(t *ledger.Transfer) int64 { return t.PostedDelta })
+	cols[15] = ints(func(t *ledger.Transfer) int64 { return t.DebitBalances.DebitsPending })
+	cols[16] = ints(func(t *ledger.Transfer) int64 { return t.DebitBalances.DebitsPosted })
+	cols[17] = ints(func(t *ledger.Transfer) int64 { return t.DebitBalances.CreditsPending })
+	cols[18] = ints(func(t *ledger.Transfer) int64 { return t.DebitBalances.CreditsPosted })
+	cols[19] = ints(func(t *ledger.Transfer) int64 { return t.CreditBalances.DebitsPending })
+	cols[20] = ints(func(t *ledger.Transfer) int64 { return t.CreditBalances.DebitsPosted })
+	cols[21] = ints(func(t *ledger.Transfer) int64 { return t.CreditBalances.CreditsPending })
+	cols[22] = ints(func(t *ledger.Transfer) int64 { return t.CreditBalances.CreditsPosted })
+	cols[23] = byts(func(t *ledger.Transfer) []byte { return t.ReqHash })
+	cols[24] = byts(func(t *ledger.Transfer) []byte { return t.Hash })
+	return cols
+}
+
+func pendingBit(t *ledger.Transfer) int64 {
+	if t.Pending {
+		return 1
+	}
+	return 0
 }
 
 // nonNil maps a nil byte slice to an empty one: the columns are NOT NULL, and pgx writes a

@@ -25,3 +25,11 @@ func Factory(t testing.TB) func() ledger.Store {
 }
 
 func TestLedgerConformance(t *testing.T) { storetest.TestLedger(t, Factory) }
+
+// TestLedgerConformanceCopy runs the suite again with every commit sent by COPY, the path
+// that large groups take.
+func TestLedgerConformanceCopy(t *testing.T) {
+	defer func(old int) { smallCommitMax = old }(smallCommitMax)
+	smallCommitMax = 0
+	storetest.TestLedger(t, Factory)
+}

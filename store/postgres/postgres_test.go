@@ -40,6 +40,21 @@ func migratedStore(t testing.TB) (*DB, *LedgerStore) {
 	return db, ls
 }
 
+// commitPaths runs f once with small commits sent in one pipeline (the default) and once with
+// every commit sent by COPY.
+func commitPaths(t *testing.T, f func(t *testing.T)) {
+	for _, c := range []struct {
+		name string
+		max  int
+	}{{"pipeline", smallCommitMax}, {"copy", 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			defer func(old int) { smallCommitMax = old }(smallCommitMax)
+			smallCommitMax = c.max
+			f(t)
+		})
+	}
+}
+
 func TestMigrateIdempotent(t *testing.T) {
 	db := openDB(t, pgtest.URL(t))
 	if v, err := db.SchemaVersion(bg); err != nil || v != 0 {
@@ -97,234 +112,246 @@ func TestMigrateConcurrent(t *testing.T) {
 
 // The schema in the URL's search_path is the one used: two URLs, two independent ledgers.
 func TestSearchPathIsolation(t *testing.T) {
-	_, a := migratedStore(t)
-	_, b := migratedStore(t)
-	ta, err := a.AcquireWriter(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Commit(bg, ta, &ledger.Batch{NewAccounts: []*ledger.Account{{ID: "x", Currency: "CNY", Timestamp: 5, ReqHash: []byte{1}}}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.GetAccount(bg, "x"); !errors.Is(err, ledger.ErrNotFound) {
-		t.Fatalf("account leaked across schemas: %v", err)
-	}
-	if tb, err := b.AcquireWriter(bg); err != nil || tb != 1 {
-		t.Fatalf("second schema token %d %v", tb, err)
-	}
+	commitPaths(t, func(t *testing.T) {
+		_, a := migratedStore(t)
+		_, b := migratedStore(t)
+		ta, err := a.AcquireWriter(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Commit(bg, ta, &ledger.Batch{NewAccounts: []*ledger.Account{{ID: "x", Currency: "CNY", Timestamp: 5, ReqHash: []byte{1}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.GetAccount(bg, "x"); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("account leaked across schemas: %v", err)
+		}
+		if tb, err := b.AcquireWriter(bg); err != nil || tb != 1 {
+			t.Fatalf("second schema token %d %v", tb, err)
+		}
+	})
 }
 
 func TestFencing(t *testing.T) {
-	_, s := migratedStore(t)
-	old, err := s.AcquireWriter(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acct := &ledger.Account{ID: "a", Currency: "CNY", Timestamp: 10, ReqHash: []byte{1}}
-	if err := s.Commit(bg, old, &ledger.Batch{NewAccounts: []*ledger.Account{acct}}); err != nil {
-		t.Fatalf("commit with current token: %v", err)
-	}
-	cur, err := s.AcquireWriter(bg)
-	if err != nil || cur <= old {
-		t.Fatalf("new token %d after %d: %v", cur, old, err)
-	}
-	b := &ledger.Batch{NewAccounts: []*ledger.Account{{ID: "b", Currency: "CNY", Timestamp: 20, ReqHash: []byte{2}}}}
-	if err := s.Commit(bg, old, b); !errors.Is(err, ledger.ErrFenced) {
-		t.Fatalf("commit with stale token = %v, want ErrFenced", err)
-	}
-	if _, err := s.GetAccount(bg, "b"); !errors.Is(err, ledger.ErrNotFound) {
-		t.Fatalf("fenced commit wrote: %v", err)
-	}
-	if h, err := s.Head(bg); err != nil || h.Timestamp != 10 {
-		t.Fatalf("head after fenced commit %+v %v", h, err)
-	}
-	if err := s.Commit(bg, cur, b); err != nil {
-		t.Fatalf("commit with new token: %v", err)
-	}
-	if h, err := s.Head(bg); err != nil || h.Timestamp != 20 || !slices.Equal(h.Hash, ledger.GenesisHash) {
-		t.Fatalf("head %+v %v", h, err)
-	}
+	commitPaths(t, func(t *testing.T) {
+		_, s := migratedStore(t)
+		old, err := s.AcquireWriter(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acct := &ledger.Account{ID: "a", Currency: "CNY", Timestamp: 10, ReqHash: []byte{1}}
+		if err := s.Commit(bg, old, &ledger.Batch{NewAccounts: []*ledger.Account{acct}}); err != nil {
+			t.Fatalf("commit with current token: %v", err)
+		}
+		cur, err := s.AcquireWriter(bg)
+		if err != nil || cur <= old {
+			t.Fatalf("new token %d after %d: %v", cur, old, err)
+		}
+		b := &ledger.Batch{NewAccounts: []*ledger.Account{{ID: "b", Currency: "CNY", Timestamp: 20, ReqHash: []byte{2}}}}
+		if err := s.Commit(bg, old, b); !errors.Is(err, ledger.ErrFenced) {
+			t.Fatalf("commit with stale token = %v, want ErrFenced", err)
+		}
+		if _, err := s.GetAccount(bg, "b"); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("fenced commit wrote: %v", err)
+		}
+		if h, err := s.Head(bg); err != nil || h.Timestamp != 10 {
+			t.Fatalf("head after fenced commit %+v %v", h, err)
+		}
+		if err := s.Commit(bg, cur, b); err != nil {
+			t.Fatalf("commit with new token: %v", err)
+		}
+		if h, err := s.Head(bg); err != nil || h.Timestamp != 20 || !slices.Equal(h.Hash, ledger.GenesisHash) {
+			t.Fatalf("head %+v %v", h, err)
+		}
+	})
 }
 
 // A failing statement inside Commit leaves nothing behind: a duplicate journal record aborts
 // the whole transaction, new accounts and closed pendings included.
 func TestCommitAtomic(t *testing.T) {
-	_, s := migratedStore(t)
-	tok, _ := s.AcquireWriter(bg)
-	a := &ledger.Account{ID: "a", Currency: "CNY", Timestamp: 1, ReqHash: []byte{1}}
-	p := &ledger.Transfer{ID: "p", DebitAccountID: "a", CreditAccountID: "a", Amount: 1, Currency: "CNY", Pending: true,
-		Status: ledger.StatusPending, Timestamp: 2, PendingDelta: 1, ReqHash: []byte{3}, Hash: []byte{4}}
-	if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: []*ledger.Account{a}, Transfers: []*ledger.Transfer{p}}); err != nil {
-		t.Fatal(err)
-	}
-	b := &ledger.Account{ID: "b", Currency: "CNY", Timestamp: 3, ReqHash: []byte{1}}
-	tr := &ledger.Transfer{ID: "t", DebitAccountID: "a", CreditAccountID: "b", Amount: 1, Currency: "CNY",
-		Status: ledger.StatusPosted, Timestamp: 4, ReqHash: []byte{3}, Hash: []byte{4}}
-	dup := *tr
-	dup.Timestamp = 5
-	err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: []*ledger.Account{b}, Transfers: []*ledger.Transfer{tr, &dup},
-		Closed: []ledger.Closed{{ID: "p", Status: ledger.StatusVoided}}})
-	if err == nil {
-		t.Fatal("commit with a duplicate record id succeeded")
-	}
-	if _, err := s.GetAccount(bg, "b"); !errors.Is(err, ledger.ErrNotFound) {
-		t.Fatalf("half-applied commit: account: %v", err)
-	}
-	if _, err := s.GetTransfer(bg, "t"); !errors.Is(err, ledger.ErrNotFound) {
-		t.Fatalf("half-applied commit: record: %v", err)
-	}
-	if got, err := s.GetTransfer(bg, "p"); err != nil || got.Status != ledger.StatusPending {
-		t.Fatalf("half-applied commit: pending %+v %v", got, err)
-	}
-	if h, err := s.Head(bg); err != nil || h.Timestamp != 2 {
-		t.Fatalf("head after failed commit %+v %v", h, err)
-	}
-	// The store is still usable.
-	if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: []*ledger.Account{b}, Transfers: []*ledger.Transfer{tr}}); err != nil {
-		t.Fatal(err)
-	}
+	commitPaths(t, func(t *testing.T) {
+		_, s := migratedStore(t)
+		tok, _ := s.AcquireWriter(bg)
+		a := &ledger.Account{ID: "a", Currency: "CNY", Timestamp: 1, ReqHash: []byte{1}}
+		p := &ledger.Transfer{ID: "p", DebitAccountID: "a", CreditAccountID: "a", Amount: 1, Currency: "CNY", Pending: true,
+			Status: ledger.StatusPending, Timestamp: 2, PendingDelta: 1, ReqHash: []byte{3}, Hash: []byte{4}}
+		if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: []*ledger.Account{a}, Transfers: []*ledger.Transfer{p}}); err != nil {
+			t.Fatal(err)
+		}
+		b := &ledger.Account{ID: "b", Currency: "CNY", Timestamp: 3, ReqHash: []byte{1}}
+		tr := &ledger.Transfer{ID: "t", DebitAccountID: "a", CreditAccountID: "b", Amount: 1, Currency: "CNY",
+			Status: ledger.StatusPosted, Timestamp: 4, ReqHash: []byte{3}, Hash: []byte{4}}
+		dup := *tr
+		dup.Timestamp = 5
+		err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: []*ledger.Account{b}, Transfers: []*ledger.Transfer{tr, &dup},
+			Closed: []ledger.Closed{{ID: "p", Status: ledger.StatusVoided}}})
+		if err == nil {
+			t.Fatal("commit with a duplicate record id succeeded")
+		}
+		if _, err := s.GetAccount(bg, "b"); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("half-applied commit: account: %v", err)
+		}
+		if _, err := s.GetTransfer(bg, "t"); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("half-applied commit: record: %v", err)
+		}
+		if got, err := s.GetTransfer(bg, "p"); err != nil || got.Status != ledger.StatusPending {
+			t.Fatalf("half-applied commit: pending %+v %v", got, err)
+		}
+		if h, err := s.Head(bg); err != nil || h.Timestamp != 2 {
+			t.Fatalf("head after failed commit %+v %v", h, err)
+		}
+		// The store is still usable.
+		if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: []*ledger.Account{b}, Transfers: []*ledger.Transfer{tr}}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // An account's balances are the snapshot of its latest record, on whichever side it was.
 func TestAccountBalancesFromJournal(t *testing.T) {
-	_, s := migratedStore(t)
-	tok, _ := s.AcquireWriter(bg)
-	accts := []*ledger.Account{
-		{ID: "a", Currency: "CNY", Timestamp: 1, ReqHash: []byte{1}},
-		{ID: "b", Currency: "CNY", Timestamp: 2, ReqHash: []byte{1}},
-		{ID: "c", Currency: "CNY", Timestamp: 3, ReqHash: []byte{1}},
-	}
-	rec := func(id string, ts ledger.Timestamp, dr, cr string, d, c ledger.Balances) *ledger.Transfer {
-		return &ledger.Transfer{ID: id, DebitAccountID: dr, CreditAccountID: cr, Amount: 1, Currency: "CNY",
-			Status: ledger.StatusPosted, Timestamp: ts, DebitBalances: d, CreditBalances: c, ReqHash: []byte{1}, Hash: []byte{2}}
-	}
-	trs := []*ledger.Transfer{
-		rec("t1", 10, "a", "b", ledger.Balances{DebitsPosted: 1}, ledger.Balances{CreditsPosted: 1}),
-		rec("t2", 11, "b", "a", ledger.Balances{DebitsPosted: 2, CreditsPosted: 1}, ledger.Balances{DebitsPosted: 1, CreditsPosted: 2}),
-		rec("t3", 12, "a", "b", ledger.Balances{DebitsPosted: 4, CreditsPosted: 2}, ledger.Balances{DebitsPosted: 2, CreditsPosted: 4}),
-	}
-	if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: accts, Transfers: trs}); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]ledger.Balances{
-		"a": {DebitsPosted: 4, CreditsPosted: 2},
-		"b": {DebitsPosted: 2, CreditsPosted: 4},
-		"c": {},
-	}
-	for id, w := range want {
-		a, err := s.GetAccount(bg, id)
-		if err != nil || a.Balances != w {
-			t.Errorf("GetAccount(%s) balances %+v, want %+v (%v)", id, a, w, err)
+	commitPaths(t, func(t *testing.T) {
+		_, s := migratedStore(t)
+		tok, _ := s.AcquireWriter(bg)
+		accts := []*ledger.Account{
+			{ID: "a", Currency: "CNY", Timestamp: 1, ReqHash: []byte{1}},
+			{ID: "b", Currency: "CNY", Timestamp: 2, ReqHash: []byte{1}},
+			{ID: "c", Currency: "CNY", Timestamp: 3, ReqHash: []byte{1}},
 		}
-	}
-	loaded, err := s.LoadAccounts(bg, []string{"a", "b", "c", "zz"})
-	if err != nil || len(loaded) != 3 {
-		t.Fatalf("LoadAccounts %v %v", loaded, err)
-	}
-	scanned, err := s.ScanAccounts(bg, "", 10)
-	if err != nil || len(scanned) != 3 {
-		t.Fatalf("ScanAccounts %v %v", scanned, err)
-	}
-	for _, a := range append(loaded, scanned...) {
-		if a.Balances != want[a.ID] {
-			t.Errorf("account %s balances %+v, want %+v", a.ID, a.Balances, want[a.ID])
+		rec := func(id string, ts ledger.Timestamp, dr, cr string, d, c ledger.Balances) *ledger.Transfer {
+			return &ledger.Transfer{ID: id, DebitAccountID: dr, CreditAccountID: cr, Amount: 1, Currency: "CNY",
+				Status: ledger.StatusPosted, Timestamp: ts, DebitBalances: d, CreditBalances: c, ReqHash: []byte{1}, Hash: []byte{2}}
 		}
-	}
+		trs := []*ledger.Transfer{
+			rec("t1", 10, "a", "b", ledger.Balances{DebitsPosted: 1}, ledger.Balances{CreditsPosted: 1}),
+			rec("t2", 11, "b", "a", ledger.Balances{DebitsPosted: 2, CreditsPosted: 1}, ledger.Balances{DebitsPosted: 1, CreditsPosted: 2}),
+			rec("t3", 12, "a", "b", ledger.Balances{DebitsPosted: 4, CreditsPosted: 2}, ledger.Balances{DebitsPosted: 2, CreditsPosted: 4}),
+		}
+		if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: accts, Transfers: trs}); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]ledger.Balances{
+			"a": {DebitsPosted: 4, CreditsPosted: 2},
+			"b": {DebitsPosted: 2, CreditsPosted: 4},
+			"c": {},
+		}
+		for id, w := range want {
+			a, err := s.GetAccount(bg, id)
+			if err != nil || a.Balances != w {
+				t.Errorf("GetAccount(%s) balances %+v, want %+v (%v)", id, a, w, err)
+			}
+		}
+		loaded, err := s.LoadAccounts(bg, []string{"a", "b", "c", "zz"})
+		if err != nil || len(loaded) != 3 {
+			t.Fatalf("LoadAccounts %v %v", loaded, err)
+		}
+		scanned, err := s.ScanAccounts(bg, "", 10)
+		if err != nil || len(scanned) != 3 {
+			t.Fatalf("ScanAccounts %v %v", scanned, err)
+		}
+		for _, a := range append(loaded, scanned...) {
+			if a.Balances != want[a.ID] {
+				t.Errorf("account %s balances %+v, want %+v", a.ID, a.Balances, want[a.ID])
+			}
+		}
+	})
 }
 
 // Accounts page in bytewise id order, as in SQLite, whatever the database's collation.
 func TestScanAccountsOrder(t *testing.T) {
-	_, s := migratedStore(t)
-	tok, _ := s.AcquireWriter(bg)
-	ids := []string{"b", "B", "a", "A", "_x", "-y", "a.b", "a:b", "Z9", "z-1", "10", "9"}
-	var accts []*ledger.Account
-	for i, id := range ids {
-		accts = append(accts, &ledger.Account{ID: id, Currency: "CNY", Timestamp: ledger.Timestamp(i + 1), ReqHash: []byte{1}})
-	}
-	if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: accts}); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	after := ""
-	for {
-		page, err := s.ScanAccounts(bg, after, 5)
-		if err != nil {
+	commitPaths(t, func(t *testing.T) {
+		_, s := migratedStore(t)
+		tok, _ := s.AcquireWriter(bg)
+		ids := []string{"b", "B", "a", "A", "_x", "-y", "a.b", "a:b", "Z9", "z-1", "10", "9"}
+		var accts []*ledger.Account
+		for i, id := range ids {
+			accts = append(accts, &ledger.Account{ID: id, Currency: "CNY", Timestamp: ledger.Timestamp(i + 1), ReqHash: []byte{1}})
+		}
+		if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: accts}); err != nil {
 			t.Fatal(err)
 		}
-		for _, a := range page {
-			got = append(got, a.ID)
-			after = a.ID
+		var got []string
+		after := ""
+		for {
+			page, err := s.ScanAccounts(bg, after, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range page {
+				got = append(got, a.ID)
+				after = a.ID
+			}
+			if len(page) < 5 {
+				break
+			}
 		}
-		if len(page) < 5 {
-			break
+		want := slices.Clone(ids)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Fatalf("scan order %v, want %v", got, want)
 		}
-	}
-	want := slices.Clone(ids)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("scan order %v, want %v", got, want)
-	}
+	})
 }
 
 // Everything a store writes reads back unchanged, metadata and hashes included.
 func TestRoundTrip(t *testing.T) {
-	_, s := migratedStore(t)
-	tok, _ := s.AcquireWriter(bg)
-	a := &ledger.Account{ID: "acc_1", Currency: "USD", Code: "cash", Flags: ledger.Flags{DebitsMustNotExceedCredits: true},
-		Metadata: map[string]string{"k": "v \u0000 é", "z": ""}, Timestamp: 100, ReqHash: []byte{9, 8, 7}}
-	b := &ledger.Account{ID: "acc_2", Currency: "USD", Timestamp: 101, ReqHash: []byte{1}}
-	tr := &ledger.Transfer{ID: "tr_1", DebitAccountID: "acc_1", CreditAccountID: "acc_2", Amount: 1<<53 - 1,
-		Currency: "USD", Code: "c", Pending: true, TimeoutSeconds: 30, ExpiresAt: 130, Status: ledger.StatusPending,
-		Timestamp: 102, Metadata: map[string]string{"order": "o-1"}, PendingDelta: 1<<53 - 1,
-		DebitBalances:  ledger.Balances{DebitsPending: 1<<53 - 1, DebitsPosted: 2, CreditsPending: 3, CreditsPosted: 1 << 62},
-		CreditBalances: ledger.Balances{CreditsPending: 1<<53 - 1},
-		ReqHash:        []byte{1, 2}, Hash: []byte{3, 4}}
-	if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: []*ledger.Account{a, b}, Transfers: []*ledger.Transfer{tr}}); err != nil {
-		t.Fatal(err)
-	}
-	a.Balances = tr.DebitBalances
-	gotA, err := s.GetAccount(bg, "acc_1")
-	if err != nil || fmt.Sprintf("%+v", *gotA) != fmt.Sprintf("%+v", *a) {
-		t.Fatalf("account\n got %+v\nwant %+v (%v)", gotA, a, err)
-	}
-	gotT, err := s.GetTransfer(bg, "tr_1")
-	if err != nil || fmt.Sprintf("%+v", *gotT) != fmt.Sprintf("%+v", *tr) {
-		t.Fatalf("transfer\n got %+v\nwant %+v (%v)", gotT, tr, err)
-	}
-	if ids, err := s.DuePending(bg, 129, 10); err != nil || len(ids) != 0 {
-		t.Fatalf("due early %v %v", ids, err)
-	}
-	if ids, err := s.DuePending(bg, 130, 10); err != nil || !slices.Equal(ids, []string{"tr_1"}) {
-		t.Fatalf("due %v %v", ids, err)
-	}
-	// Closing the pending updates its status once; a second close of the same id is a no-op.
-	if err := s.Commit(bg, tok, &ledger.Batch{Closed: []ledger.Closed{{ID: "tr_1", Status: ledger.StatusVoided}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Commit(bg, tok, &ledger.Batch{Closed: []ledger.Closed{{ID: "tr_1", Status: ledger.StatusPosted}}}); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := s.GetTransfer(bg, "tr_1"); got.Status != ledger.StatusVoided {
-		t.Fatalf("status %s", got.Status)
-	}
-	if ids, _ := s.DuePending(bg, 1000, 10); len(ids) != 0 {
-		t.Fatalf("closed transfer still due: %v", ids)
-	}
-	if _, err := s.GetTransfer(bg, "nope"); !errors.Is(err, ledger.ErrNotFound) {
-		t.Fatalf("missing transfer: %v", err)
-	}
-	if _, err := s.LastTransferAt(bg, "acc_1", 101); !errors.Is(err, ledger.ErrNotFound) {
-		t.Fatalf("last transfer before any: %v", err)
-	}
-	if got, err := s.LastTransferAt(bg, "acc_2", 102); err != nil || got.ID != "tr_1" {
-		t.Fatalf("last transfer %+v %v", got, err)
-	}
-	if got, err := s.LoadAccounts(bg, []string{"acc_2", "nope", "acc_1"}); err != nil || len(got) != 2 {
-		t.Fatalf("load accounts %v %v", got, err)
-	}
-	if got, err := s.LoadTransfers(bg, []string{"tr_1", "nope"}); err != nil || len(got) != 1 {
-		t.Fatalf("load transfers %v %v", got, err)
-	}
+	commitPaths(t, func(t *testing.T) {
+		_, s := migratedStore(t)
+		tok, _ := s.AcquireWriter(bg)
+		a := &ledger.Account{ID: "acc_1", Currency: "USD", Code: "cash", Flags: ledger.Flags{DebitsMustNotExceedCredits: true},
+			Metadata: map[string]string{"k": "v \u0000 é", "z": ""}, Timestamp: 100, ReqHash: []byte{9, 8, 7}}
+		b := &ledger.Account{ID: "acc_2", Currency: "USD", Timestamp: 101, ReqHash: []byte{1}}
+		tr := &ledger.Transfer{ID: "tr_1", DebitAccountID: "acc_1", CreditAccountID: "acc_2", Amount: 1<<53 - 1,
+			Currency: "USD", Code: "c", Pending: true, TimeoutSeconds: 30, ExpiresAt: 130, Status: ledger.StatusPending,
+			Timestamp: 102, Metadata: map[string]string{"order": "o-1"}, PendingDelta: 1<<53 - 1,
+			DebitBalances:  ledger.Balances{DebitsPending: 1<<53 - 1, DebitsPosted: 2, CreditsPending: 3, CreditsPosted: 1 << 62},
+			CreditBalances: ledger.Balances{CreditsPending: 1<<53 - 1},
+			ReqHash:        []byte{1, 2}, Hash: []byte{3, 4}}
+		if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: []*ledger.Account{a, b}, Transfers: []*ledger.Transfer{tr}}); err != nil {
+			t.Fatal(err)
+		}
+		a.Balances = tr.DebitBalances
+		gotA, err := s.GetAccount(bg, "acc_1")
+		if err != nil || fmt.Sprintf("%+v", *gotA) != fmt.Sprintf("%+v", *a) {
+			t.Fatalf("account\n got %+v\nwant %+v (%v)", gotA, a, err)
+		}
+		gotT, err := s.GetTransfer(bg, "tr_1")
+		if err != nil || fmt.Sprintf("%+v", *gotT) != fmt.Sprintf("%+v", *tr) {
+			t.Fatalf("transfer\n got %+v\nwant %+v (%v)", gotT, tr, err)
+		}
+		if ids, err := s.DuePending(bg, 129, 10); err != nil || len(ids) != 0 {
+			t.Fatalf("due early %v %v", ids, err)
+		}
+		if ids, err := s.DuePending(bg, 130, 10); err != nil || !slices.Equal(ids, []string{"tr_1"}) {
+			t.Fatalf("due %v %v", ids, err)
+		}
+		// Closing the pending updates its status once; a second close of the same id is a no-op.
+		if err := s.Commit(bg, tok, &ledger.Batch{Closed: []ledger.Closed{{ID: "tr_1", Status: ledger.StatusVoided}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(bg, tok, &ledger.Batch{Closed: []ledger.Closed{{ID: "tr_1", Status: ledger.StatusPosted}}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.GetTransfer(bg, "tr_1"); got.Status != ledger.StatusVoided {
+			t.Fatalf("status %s", got.Status)
+		}
+		if ids, _ := s.DuePending(bg, 1000, 10); len(ids) != 0 {
+			t.Fatalf("closed transfer still due: %v", ids)
+		}
+		if _, err := s.GetTransfer(bg, "nope"); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("missing transfer: %v", err)
+		}
+		if _, err := s.LastTransferAt(bg, "acc_1", 101); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("last transfer before any: %v", err)
+		}
+		if got, err := s.LastTransferAt(bg, "acc_2", 102); err != nil || got.ID != "tr_1" {
+			t.Fatalf("last transfer %+v %v", got, err)
+		}
+		if got, err := s.LoadAccounts(bg, []string{"acc_2", "nope", "acc_1"}); err != nil || len(got) != 2 {
+			t.Fatalf("load accounts %v %v", got, err)
+		}
+		if got, err := s.LoadTransfers(bg, []string{"tr_1", "nope"}); err != nil || len(got) != 1 {
+			t.Fatalf("load transfers %v %v", got, err)
+		}
+	})
 }
 
 func TestOpenRejectsAsyncCommit(t *testing.T) {
