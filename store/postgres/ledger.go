@@ -27,13 +27,6 @@ var _ ledger.Store = (*LedgerStore)(nil)
 // ledgerSchemaVersion is the migration that creates the ledger's tables.
 const ledgerSchemaVersion = 1
 
-var transferColumns = []string{"timestamp", "id", "debit_account_id", "credit_account_id", "amount", "currency",
-	"code", "pending", "pending_id", "timeout_seconds", "expires_at", "status", "metadata", "pending_delta",
-	"posted_delta", "dr_debits_pending", "dr_debits_posted", "dr_credits_pending", "dr_credits_posted",
-	"cr_debits_pending", "cr_debits_posted", "cr_credits_pending", "cr_credits_posted", "req_hash", "hash"}
-
-var accountColumns = []string{"id", "currency", "code", "flags", "metadata", "timestamp", "req_hash"}
-
 const transferCols = `timestamp, id, debit_account_id, credit_account_id, amount, currency, code, pending,
 	pending_id, timeout_seconds, expires_at, status, metadata, pending_delta, posted_delta,
 	dr_debits_pending, dr_debits_posted, dr_credits_pending, dr_credits_posted,
@@ -215,12 +208,12 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 		return nil
 	}
 	if len(b.NewAccounts) > 0 {
-		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"accounts"}, accountColumns, &accountRows{as: b.NewAccounts}); err != nil {
+		if _, err := conn.PgConn().CopyFrom(ctx, copyAccounts(b.NewAccounts), sqlCopyAccounts); err != nil {
 			return fmt.Errorf("insert accounts: %w", err)
 		}
 	}
 	if len(b.Transfers) > 0 {
-		if _, err := conn.CopyFrom(ctx, pgx.Identifier{"transfers"}, transferColumns, &transferRows{ts: b.Transfers}); err != nil {
+		if _, err := conn.PgConn().CopyFrom(ctx, copyTransfers(b.Transfers), sqlCopyTransfers); err != nil {
 			return fmt.Errorf("insert transfers: %w", err)
 		}
 	}
@@ -255,42 +248,6 @@ func runCommitBatch(ctx context.Context, conn *pgx.Conn, batch *pgx.Batch) error
 	return br.Close()
 }
 
-// accountRows feeds new accounts to COPY, reusing one row buffer.
-type accountRows struct {
-	as  []*ledger.Account
-	i   int
-	row [7]any
-}
-
-func (r *accountRows) Next() bool { r.i++; return r.i <= len(r.as) }
-func (r *accountRows) Err() error { return nil }
-func (r *accountRows) Values() ([]any, error) {
-	a := r.as[r.i-1]
-	r.row = [7]any{a.ID, a.Currency, a.Code, a.Flags.Bits(), ledger.EncodeMetadata(a.Metadata), int64(a.Timestamp),
-		nonNil(a.ReqHash)}
-	return r.row[:], nil
-}
-
-// transferRows feeds journal records to COPY, reusing one row buffer.
-type transferRows struct {
-	ts  []*ledger.Transfer
-	i   int
-	row [25]any
-}
-
-func (r *transferRows) Next() bool { r.i++; return r.i <= len(r.ts) }
-func (r *transferRows) Err() error { return nil }
-func (r *transferRows) Values() ([]any, error) {
-	t := r.ts[r.i-1]
-	d, c := &t.DebitBalances, &t.CreditBalances
-	r.row = [25]any{int64(t.Timestamp), t.ID, t.DebitAccountID, t.CreditAccountID, t.Amount, t.Currency,
-		t.Code, pendingBit(t), t.PendingID, t.TimeoutSeconds, int64(t.ExpiresAt), string(t.Status),
-		ledger.EncodeMetadata(t.Metadata), t.PendingDelta, t.PostedDelta,
-		d.DebitsPending, d.DebitsPosted, d.CreditsPending, d.CreditsPosted,
-		c.DebitsPending, c.DebitsPosted, c.CreditsPending, c.CreditsPosted, nonNil(t.ReqHash), nonNil(t.Hash)}
-	return r.row[:], nil
-}
-
 // accountArrays is sqlInsertAccounts' arguments: one array per column.
 func accountArrays(as []*ledger.Account) []any {
 	n := len(as)
@@ -308,7 +265,7 @@ func accountArrays(as []*ledger.Account) []any {
 // order.
 func transferArrays(ts []*ledger.Transfer) []any {
 	n := len(ts)
-	cols := make([]any, len(transferColumns))
+	cols := make([]any, 25)
 	ints := func(f func(*ledger.Transfer) int64) []int64 {
 		v := make([]int64, n)
 		for i, t := range ts {
