@@ -364,6 +364,12 @@ func TestOpenRejectsAsyncCommit(t *testing.T) {
 	if err := db.pool.QueryRow(bg, `SHOW synchronous_commit`).Scan(&v); err != nil || v == "off" {
 		t.Fatalf("synchronous_commit %q %v", v, err)
 	}
+	// A default of off (here through the startup options, as a role or database setting
+	// would) is turned back on for every connection.
+	db = openDB(t, url+"&options=-c%20synchronous_commit%3Doff")
+	if err := db.pool.QueryRow(bg, `SHOW synchronous_commit`).Scan(&v); err != nil || v != "on" {
+		t.Fatalf("synchronous_commit with an off default: %q %v", v, err)
+	}
 }
 
 // TestSmoke drives the adapter through the engine: accounts, transfers, two-phase, expiry,
