@@ -701,6 +701,9 @@ func (e *Engine) apply(r *request) {
 				continue
 			}
 			cp := *t
+			if cp.Status == StatusPending && cp.ExpiresAt != 0 && e.g.now >= cp.ExpiresAt {
+				cp.Status = StatusExpired // as reads show it: it can no longer be posted
+			}
 			r.tres[i] = TransferResult{Transfer: &cp, Created: created}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/big"
 )
 
 // VerifyReport is what Verify found.
@@ -15,12 +16,23 @@ type VerifyReport struct {
 	Problems []string                  `json:"problems"`
 }
 
-// CurrencyTotals sums every account's balances in one currency.
+// CurrencyTotals sums every account's balances in one currency. The sums are arbitrary
+// precision: many accounts may together hold more than an int64.
 type CurrencyTotals struct {
-	DebitsPending  int64 `json:"debits_pending"`
-	DebitsPosted   int64 `json:"debits_posted"`
-	CreditsPending int64 `json:"credits_pending"`
-	CreditsPosted  int64 `json:"credits_posted"`
+	DebitsPending  *big.Int `json:"debits_pending"`
+	DebitsPosted   *big.Int `json:"debits_posted"`
+	CreditsPending *big.Int `json:"credits_pending"`
+	CreditsPosted  *big.Int `json:"credits_posted"`
+}
+
+func (c *CurrencyTotals) add(b Balances) {
+	if c.DebitsPending == nil {
+		c.DebitsPending, c.DebitsPosted, c.CreditsPending, c.CreditsPosted = new(big.Int), new(big.Int), new(big.Int), new(big.Int)
+	}
+	c.DebitsPending.Add(c.DebitsPending, big.NewInt(b.DebitsPending))
+	c.DebitsPosted.Add(c.DebitsPosted, big.NewInt(b.DebitsPosted))
+	c.CreditsPending.Add(c.CreditsPending, big.NewInt(b.CreditsPending))
+	c.CreditsPosted.Add(c.CreditsPosted, big.NewInt(b.CreditsPosted))
 }
 
 // OK reports whether the ledger verified clean.
@@ -102,10 +114,7 @@ func Verify(ctx context.Context, st Store) (*VerifyReport, error) {
 				rep.problem("account %q: stored balances %+v, journal sums to %+v", a.ID, a.Balances, want)
 			}
 			tot := rep.Totals[a.Currency]
-			tot.DebitsPending += a.Balances.DebitsPending
-			tot.DebitsPosted += a.Balances.DebitsPosted
-			tot.CreditsPending += a.Balances.CreditsPending
-			tot.CreditsPosted += a.Balances.CreditsPosted
+			tot.add(a.Balances)
 			rep.Totals[a.Currency] = tot
 		}
 		if len(as) < page {
@@ -116,10 +125,10 @@ func Verify(ctx context.Context, st Store) (*VerifyReport, error) {
 		rep.problem("journal refers to account %q, which does not exist", id)
 	}
 	for cur, tot := range rep.Totals {
-		if tot.DebitsPosted != tot.CreditsPosted {
+		if tot.DebitsPosted.Cmp(tot.CreditsPosted) != 0 {
 			rep.problem("%s: posted debits %d != posted credits %d", cur, tot.DebitsPosted, tot.CreditsPosted)
 		}
-		if tot.DebitsPending != tot.CreditsPending {
+		if tot.DebitsPending.Cmp(tot.CreditsPending) != 0 {
 			rep.problem("%s: pending debits %d != pending credits %d", cur, tot.DebitsPending, tot.CreditsPending)
 		}
 	}

@@ -38,7 +38,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				}
 			}
 			rep, err := ledger.Verify(ctx, st)
-			if err != nil || !rep.OK() || rep.Records != 3 || rep.Totals["CNY"].DebitsPosted != 30 {
+			if err != nil || !rep.OK() || rep.Records != 3 || rep.Totals["CNY"].DebitsPosted.Int64() != 30 {
 				t.Fatalf("clean verify: %+v %v", rep, err)
 			}
 			if _, err := st.(ownedLedger).db.write.ExecContext(ctx, tc.sql); err != nil {

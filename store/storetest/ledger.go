@@ -323,6 +323,9 @@ func testExpiry(t *testing.T, f Factory) {
 	if got, _ := fx.eng.Transfer(ctx, "p"); got.Status != ledger.StatusExpired {
 		t.Fatalf("status past timeout %s", got.Status)
 	}
+	if rep, created, err := fx.eng.CreateTransfer(ctx, p); err != nil || created || rep.Status != ledger.StatusExpired {
+		t.Fatalf("replay past timeout: %+v %v %v", rep, created, err)
+	}
 	if n, err := fx.eng.ExpireDue(ctx); err != nil || n != 1 {
 		t.Fatalf("expire: %d %v", n, err)
 	}
