@@ -14,7 +14,10 @@ import (
 // {"id"?, "currency", "code"?, "flags"?: {...}, "metadata"?}.
 func decodeAccount(body []byte) (ledger.AccountInput, *apierror.Error) {
 	var in ledger.AccountInput
-	d := newDecoder(body)
+	d, e := newDecoder(body)
+	if e != nil {
+		return in, e
+	}
 	present, e := d.object("", func(key, p string) *apierror.Error {
 		var e *apierror.Error
 		switch key {
@@ -164,7 +167,10 @@ func decodeTransferFields(d *decoder, param string, batch bool) (ledger.Transfer
 
 // decodeTransfer decodes POST /v1/transfers.
 func decodeTransfer(body []byte) (ledger.TransferInput, *apierror.Error) {
-	d := newDecoder(body)
+	d, e := newDecoder(body)
+	if e != nil {
+		return ledger.TransferInput{}, e
+	}
 	in, e := decodeTransferFields(d, "", false)
 	if e == nil {
 		e = d.end()
@@ -176,7 +182,10 @@ func decodeTransfer(body []byte) (ledger.TransferInput, *apierror.Error) {
 // and /void ({"id", "metadata"?}).
 func decodeClose(body []byte, action ledger.Action, pendingID string) (ledger.TransferInput, *apierror.Error) {
 	in := ledger.TransferInput{Action: action, PendingID: pendingID}
-	d := newDecoder(body)
+	d, e := newDecoder(body)
+	if e != nil {
+		return in, e
+	}
 	present, e := d.object("", func(key, p string) *apierror.Error {
 		var e *apierror.Error
 		switch key {
@@ -214,7 +223,10 @@ func decodeClose(body []byte, action ledger.Action, pendingID string) (ledger.Tr
 func decodeBatch(body []byte) ([]ledger.TransferInput, bool, *apierror.Error) {
 	var ins []ledger.TransferInput
 	var atomic, hasAtomic, hasTransfers bool
-	d := newDecoder(body)
+	d, e := newDecoder(body)
+	if e != nil {
+		return nil, false, e
+	}
 	present, e := d.object("", func(key, p string) *apierror.Error {
 		var e *apierror.Error
 		switch key {
