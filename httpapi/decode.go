@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -69,7 +70,7 @@ func query(r *http.Request, allowed ...string) (url.Values, *apierror.Error) {
 		return nil, invalid("", "The query string is malformed.")
 	}
 	for k, vs := range q {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			return nil, invalid(k, "Unknown query parameter %q.", clip(k))
 		}
 		if len(vs) > 1 {
@@ -77,15 +78,6 @@ func query(r *http.Request, allowed ...string) (url.Values, *apierror.Error) {
 		}
 	}
 	return q, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // decoder walks one JSON document. The document is checked for syntax (json.Valid) and

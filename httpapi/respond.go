@@ -70,7 +70,12 @@ func (s *Server) public(r *http.Request, err error) *apierror.Error {
 			s.log.ErrorContext(ctx, "internal error", "err", err, "request_id", RequestID(ctx))
 			return apierror.New(e.Code, "")
 		}
-		e.Param = clip(e.Param)
+		if len(e.Param) > paramMax {
+			// Copy: the engine may hand the same error to many requests.
+			c := *e
+			c.Param = clip(c.Param)
+			return &c
+		}
 		return e
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -223,3 +223,28 @@ func TestPanicRecoveredAndExtraRoutes(t *testing.T) {
 	}()
 	a.api.HandleFunc("/v1/nomethod", func(http.ResponseWriter, *http.Request) {})
 }
+
+func TestMaxBodyBytesOption(t *testing.T) {
+	st, err := sqlite.OpenLedger(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := ledger.Open(context.Background(), st, ledger.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close(); st.Close() })
+	h := New(eng, Options{MaxBodyBytes: 64})
+	for _, body := range []string{`{"id":"a","currency":"USD"}`, `{"id":"b","currency":"USD","metadata":{"k":"` + strings.Repeat("v", 64) + `"}}`} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/accounts", strings.NewReader(body)))
+		r := response{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+		if len(body) <= 64 {
+			r.wantStatus(t, 201)
+			continue
+		}
+		if e := r.wantError(t, 413, "request_too_large", ""); !strings.Contains(e.Message, "64 bytes") {
+			t.Fatalf("message %q", e.Message)
+		}
+	}
+}
