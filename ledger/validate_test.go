@@ -1,0 +1,145 @@
+package ledger
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/fincore/fincore/apierror"
+)
+
+func TestValidateTransfer(t *testing.T) {
+	ok := TransferInput{ID: "t1", DebitAccountID: "a", CreditAccountID: "b", Amount: 1, Currency: "CNY"}
+	tests := []struct {
+		name  string
+		edit  func(*TransferInput)
+		code  apierror.Code
+		param string
+	}{
+		{"valid", func(*TransferInput) {}, "", ""},
+		{"missing id", func(in *TransferInput) { in.ID = "" }, apierror.InvalidRequest, "id"},
+		{"reserved id char", func(in *TransferInput) { in.ID = "a#expire" }, apierror.InvalidRequest, "id"},
+		{"long id", func(in *TransferInput) { in.ID = strings.Repeat("x", 129) }, apierror.InvalidRequest, "id"},
+		{"zero amount", func(in *TransferInput) { in.Amount = 0 }, apierror.InvalidRequest, "amount"},
+		{"negative amount", func(in *TransferInput) { in.Amount = -5 }, apierror.InvalidRequest, "amount"},
+		{"amount over 2^53-1", func(in *TransferInput) { in.Amount = 1 << 53 }, apierror.InvalidRequest, "amount"},
+		{"bad currency", func(in *TransferInput) { in.Currency = "cny" }, apierror.InvalidRequest, "currency"},
+		{"same account", func(in *TransferInput) { in.CreditAccountID = "a" }, apierror.SameAccount, "credit_account_id"},
+		{"timeout without pending", func(in *TransferInput) { in.TimeoutSeconds = 5 }, apierror.InvalidRequest, "timeout_seconds"},
+		{"negative timeout", func(in *TransferInput) { in.Pending, in.TimeoutSeconds = true, -1 }, apierror.InvalidRequest, "timeout_seconds"},
+		{"pending_id on create", func(in *TransferInput) { in.PendingID = "p" }, apierror.InvalidRequest, "pending_id"},
+		{"bad action", func(in *TransferInput) { in.Action = "refund" }, apierror.InvalidRequest, "action"},
+		{"too much metadata", func(in *TransferInput) {
+			in.Metadata = map[string]string{}
+			for i := 0; i <= MetadataKeysMax; i++ {
+				in.Metadata[strings.Repeat("k", i+1)[:1+i%40]+string(rune('a'+i%26))] = "v"
+			}
+		}, apierror.InvalidRequest, "metadata"},
+		{"long metadata value", func(in *TransferInput) { in.Metadata = map[string]string{"k": strings.Repeat("v", 501)} }, apierror.InvalidRequest, "metadata.k"},
+		{"post with accounts", func(in *TransferInput) { in.Action, in.PendingID = ActionPost, "p" }, apierror.InvalidRequest, "pending_id"},
+		{"void with amount", func(in *TransferInput) {
+			*in = TransferInput{Action: ActionVoid, ID: "v", PendingID: "p", Amount: 3}
+		}, apierror.InvalidRequest, "amount"},
+		{"post full", func(in *TransferInput) { *in = TransferInput{Action: ActionPost, ID: "v", PendingID: "p"} }, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := ok
+			tc.edit(&in)
+			err := ValidateTransfer(&in)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || err.Code != tc.code || err.Param != tc.param {
+				t.Fatalf("error = %v, want %s on %s", err, tc.code, tc.param)
+			}
+		})
+	}
+}
+
+func TestValidateAccount(t *testing.T) {
+	for _, tc := range []struct {
+		in    AccountInput
+		param string
+	}{
+		{AccountInput{Currency: "CNY"}, ""},
+		{AccountInput{ID: "x y", Currency: "CNY"}, "id"},
+		{AccountInput{Currency: "RMB"}, "currency"},
+		{AccountInput{Currency: "CNY", Code: "has space"}, "code"},
+		{AccountInput{Currency: "CNY", Flags: Flags{true, true}}, "flags"},
+	} {
+		err := ValidateAccount(&tc.in)
+		if (err == nil) != (tc.param == "") || (err != nil && err.Param != tc.param) {
+			t.Errorf("ValidateAccount(%+v) = %v, want param %q", tc.in, err, tc.param)
+		}
+	}
+}
+
+func TestFingerprints(t *testing.T) {
+	a := TransferInput{ID: "t", DebitAccountID: "a", CreditAccountID: "b", Amount: 1, Currency: "CNY", Metadata: map[string]string{"x": "1", "y": "2"}}
+	b := a
+	b.Metadata = map[string]string{"y": "2", "x": "1"}
+	if !bytes.Equal(transferFingerprint(&a), transferFingerprint(&b)) {
+		t.Fatal("fingerprint depends on map order")
+	}
+	// Length prefixes keep field boundaries: "ab"+"c" differs from "a"+"bc".
+	c, d := a, a
+	c.DebitAccountID, c.CreditAccountID = "ab", "c"
+	d.DebitAccountID, d.CreditAccountID = "a", "bc"
+	if bytes.Equal(transferFingerprint(&c), transferFingerprint(&d)) {
+		t.Fatal("fingerprint confuses field boundaries")
+	}
+	for _, edit := range []func(*TransferInput){
+		func(in *TransferInput) { in.Amount++ },
+		func(in *TransferInput) { in.Code = "x" },
+		func(in *TransferInput) { in.Pending = true },
+		func(in *TransferInput) { in.Metadata = nil },
+	} {
+		e := a
+		edit(&e)
+		if bytes.Equal(transferFingerprint(&a), transferFingerprint(&e)) {
+			t.Fatalf("fingerprint ignores a change: %+v", e)
+		}
+	}
+}
+
+func TestChainHash(t *testing.T) {
+	tr := &Transfer{ID: "t", DebitAccountID: "a", CreditAccountID: "b", Amount: 5, Currency: "CNY", Status: StatusPosted, Timestamp: 7, PostedDelta: 5}
+	h := ChainHash(GenesisHash, tr)
+	if bytes.Equal(h, ChainHash(h, tr)) {
+		t.Fatal("hash ignores the previous hash")
+	}
+	p := *tr
+	p.Pending, p.Status = true, StatusPending
+	hp := ChainHash(GenesisHash, &p)
+	p.Status = StatusPosted
+	if !bytes.Equal(hp, ChainHash(GenesisHash, &p)) {
+		t.Fatal("a pending transfer's hash must not cover its (mutable) status")
+	}
+	s := *tr
+	s.CreditBalances.CreditsPosted++
+	if bytes.Equal(h, ChainHash(GenesisHash, &s)) {
+		t.Fatal("hash ignores the balance snapshot")
+	}
+}
+
+func TestMergeNewestFirst(t *testing.T) {
+	mk := func(ts ...Timestamp) []*Transfer {
+		var out []*Transfer
+		for _, x := range ts {
+			out = append(out, &Transfer{Timestamp: x})
+		}
+		return out
+	}
+	got := MergeNewestFirst(mk(9, 5, 2), mk(8, 7, 1), 4)
+	var stamps []Timestamp
+	for _, t := range got {
+		stamps = append(stamps, t.Timestamp)
+	}
+	if len(stamps) != 4 || stamps[0] != 9 || stamps[1] != 8 || stamps[2] != 7 || stamps[3] != 5 {
+		t.Fatalf("merged %v", stamps)
+	}
+}
