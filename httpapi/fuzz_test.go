@@ -185,20 +185,18 @@ func refTransferShape(body []byte, batch bool) (ledger.TransferInput, bool) {
 			return in, false
 		}
 	}
-	switch action {
-	case "":
-		if !hasAmount || in.DebitAccountID == "" || in.CreditAccountID == "" || in.Currency == "" {
-			return in, false
-		}
-	case "post", "void":
-		in.Action = ledger.Action(action)
-		if in.Code != "" || (in.Action == ledger.ActionVoid && hasAmount) {
-			return in, false
-		}
-	default:
+	if in.ID == "" {
 		return in, false
 	}
-	return in, true
+	switch action {
+	case "":
+		return in, hasAmount && in.DebitAccountID != "" && in.CreditAccountID != "" && in.Currency != "" && in.PendingID == ""
+	case "post", "void":
+		in.Action = ledger.Action(action)
+		return in, in.PendingID != "" && in.DebitAccountID == "" && in.CreditAccountID == "" && in.Currency == "" &&
+			in.Code == "" && !in.Pending && in.TimeoutSeconds == 0 && (in.Action == ledger.ActionPost || !hasAmount)
+	}
+	return in, false
 }
 
 // sameTransfer reports whether a created transfer carries what was asked.
