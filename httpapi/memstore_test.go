@@ -4,8 +4,10 @@ import (
 	"context"
 	"sort"
 	"sync"
+	"testing"
 
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/store/storetest"
 )
 
 // memStore is an in-memory ledger.Store for the fuzz tests, where SQLite's fsync per commit
@@ -208,3 +210,12 @@ func (m *memStore) ScanAccounts(_ context.Context, after string, limit int) ([]*
 }
 
 func (m *memStore) Close() error { return nil }
+
+// TestMemStoreConformance holds the fuzz tests' in-memory store to the same contract as the
+// real backends, so the fuzzers exercise the ledger's real behaviour.
+func TestMemStoreConformance(t *testing.T) {
+	storetest.TestLedger(t, func(t testing.TB) func() ledger.Store {
+		st := newMemStore()
+		return func() ledger.Store { return st }
+	})
+}

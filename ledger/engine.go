@@ -82,13 +82,14 @@ type Stats struct {
 // goroutine takes whatever has queued, validates it against cached balances, writes it in one
 // storage transaction and then acknowledges every request in it (group commit).
 type Engine struct {
-	store Store
-	cfg   Config
-	token int64
-	queue chan *request
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	once  sync.Once
+	store  Store
+	cfg    Config
+	token  int64
+	queue  chan *request
+	stop   chan struct{}
+	exited chan struct{} // closed when the writer has stopped and drained the queue
+	wg     sync.WaitGroup
+	once   sync.Once
 
 	failed atomic.Pointer[apierror.Error] // set when the engine can no longer write
 
@@ -136,6 +137,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 		token:    token,
 		queue:    make(chan *request, cfg.QueueMax),
 		stop:     make(chan struct{}),
+		exited:   make(chan struct{}),
 		cache:    make(map[string]*Account),
 		lastTs:   head.Timestamp,
 		lastHash: head.Hash,
@@ -218,6 +220,11 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 	}
 	r.done = make(chan struct{})
 	select {
+	case <-e.stop:
+		return apierror.New(apierror.Unavailable, "")
+	default:
+	}
+	select {
 	case e.queue <- r:
 	default:
 		t := time.NewTimer(e.cfg.EnqueueWait)
@@ -235,6 +242,14 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 	select {
 	case <-r.done:
 		return nil
+	case <-e.exited:
+		// Queued after the writer drained its queue: nobody will answer it.
+		select {
+		case <-r.done:
+			return nil
+		default:
+			return apierror.New(apierror.Unavailable, "")
+		}
 	case <-ctx.Done():
 		// The request may still be applied; an idempotent retry tells.
 		return ctx.Err()
@@ -253,6 +268,7 @@ func (e *Engine) run() {
 		case <-e.stop:
 			e.settle()
 			e.drain()
+			close(e.exited)
 			return
 		case first = <-e.queue:
 		}

@@ -30,6 +30,7 @@ func TestLedger(t *testing.T, f Factory) {
 		{"BalancesAt", testBalancesAt},
 		{"Restart", testRestart},
 		{"Fencing", testFencing},
+		{"ClosedEngine", testClosedEngine},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -576,4 +577,19 @@ func testFencing(t *testing.T, f Factory) {
 		t.Fatalf("fenced write landed: %v", err)
 	}
 	fx.wantBalances("a", ledger.Balances{DebitsPosted: 5})
+}
+
+// testClosedEngine: once an engine is closed, writes fail at once with unavailable.
+func testClosedEngine(t *testing.T, f Factory) {
+	fx := newFixture(t, f)
+	fx.account("a", "CNY", ledger.Flags{})
+	fx.eng.Close()
+	c, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, _, err := fx.eng.CreateTransfer(c, xfer("t", "a", "b", 1))
+	wantCode(t, err, apierror.Unavailable)
+	if time.Since(start) > time.Second {
+		t.Fatalf("write after close took %s", time.Since(start))
+	}
 }
