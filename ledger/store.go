@@ -107,6 +107,9 @@ func DecodeMetadata(s string) (map[string]string, error) {
 // MergeNewestFirst merges two lists sorted newest first into one, keeping at most limit.
 // Store adapters use it to combine an account's debit and credit records.
 func MergeNewestFirst(a, b []*Transfer, limit int) []*Transfer {
+	if limit <= 0 {
+		return nil
+	}
 	out := make([]*Transfer, 0, min(limit, len(a)+len(b)))
 	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
 		if len(b) == 0 || (len(a) > 0 && a[0].Timestamp > b[0].Timestamp) {

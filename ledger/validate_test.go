@@ -134,6 +134,9 @@ func TestMergeNewestFirst(t *testing.T) {
 		}
 		return out
 	}
+	if MergeNewestFirst(mk(1), mk(2), -1) != nil {
+		t.Fatal("negative limit")
+	}
 	got := MergeNewestFirst(mk(9, 5, 2), mk(8, 7, 1), 4)
 	var stamps []Timestamp
 	for _, t := range got {
