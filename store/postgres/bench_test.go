@@ -101,3 +101,6 @@ func BenchmarkCommit(b *testing.B) {
 		b.ReportMetric(float64(after.CommitNanos-before.CommitNanos)/float64(g)/1e6, "commit-ms/group")
 	}
 }
+
+// BenchmarkBalancesAt1M: FINCORE_TEST_POSTGRES=... go test ./store/postgres -run '^$' -bench BalancesAt1M -benchtime 2000x
+func BenchmarkBalancesAt1M(b *testing.B) { storetest.BenchBalancesAt(b, Factory, 1_000_000) }
