@@ -46,12 +46,7 @@ func decodeAccount(body []byte) (ledger.AccountInput, *apierror.Error) {
 		}
 		return e
 	})
-	if e == nil && !present {
-		e = invalid("", "The request body must be a JSON object, not null.")
-	}
-	if e == nil {
-		e = d.end()
-	}
+	e = d.finishObject(present, e)
 	if e != nil {
 		return in, e
 	}
@@ -203,12 +198,7 @@ func decodeClose(body []byte, action ledger.Action, pendingID string) (ledger.Tr
 		}
 		return e
 	})
-	if e == nil && !present {
-		e = invalid("", "The request body must be a JSON object, not null.")
-	}
-	if e == nil {
-		e = d.end()
-	}
+	e = d.finishObject(present, e)
 	if e != nil {
 		return in, e
 	}
@@ -247,12 +237,7 @@ func decodeBatch(body []byte) ([]ledger.TransferInput, bool, *apierror.Error) {
 		}
 		return e
 	})
-	if e == nil && !present {
-		e = invalid("", "The request body must be a JSON object, not null.")
-	}
-	if e == nil {
-		e = d.end()
-	}
+	e = d.finishObject(present, e)
 	if e != nil {
 		return nil, false, e
 	}
@@ -266,4 +251,16 @@ func decodeBatch(body []byte) ([]ledger.TransferInput, bool, *apierror.Error) {
 		return nil, false, invalid("atomic", "atomic is required: true applies every transfer or none, false applies each on its own.")
 	}
 	return ins, atomic, nil
+}
+
+// finishObject completes the decoding of a top-level object: a null body is an error, and
+// nothing may follow the object.
+func (d *decoder) finishObject(present bool, e *apierror.Error) *apierror.Error {
+	if e == nil && !present {
+		e = invalid("", "The request body must be a JSON object, not null.")
+	}
+	if e == nil {
+		e = d.end()
+	}
+	return e
 }

@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/store/sqlite"
+	"github.com/fincore/fincore/store/storetest"
 )
 
 func TestAccountCreateReplayConflictGet(t *testing.T) {
@@ -192,30 +192,12 @@ func TestBalanceRulesCountPending(t *testing.T) {
 	}
 }
 
-// testClock is a settable clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestPendingExpires(t *testing.T) {
 	st, err := sqlite.OpenLedger(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{now: time.Now().UTC()}
+	clock := storetest.NewClock()
 	a := newTestAPIOn(t, st, ledger.Config{Now: clock.Now})
 	a.mustAccount("a", "USD", ledger.Flags{})
 	a.mustAccount("b", "USD", ledger.Flags{})
