@@ -12,16 +12,15 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fincore/fincore/store/migration"
 )
 
 //go:embed migrations/*.sql
@@ -89,42 +88,11 @@ func (d *DB) Close() {
 }
 
 // Migration is one embedded schema change.
-type Migration struct {
-	Version int
-	Name    string
-	SQL     string
-}
+type Migration = migration.Migration
 
 // Migrations lists the embedded migrations in version order.
 func Migrations() ([]Migration, error) {
-	return loadMigrations(migrations, "migrations")
-}
-
-func loadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, err
-	}
-	var ms []Migration
-	seen := map[int]string{}
-	for _, e := range entries {
-		name := e.Name()
-		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if err != nil || v <= 0 || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("migration %q: name must be NNNN_name.sql with NNNN > 0", name)
-		}
-		if prev, ok := seen[v]; ok {
-			return nil, fmt.Errorf("migrations %q and %q share version %d", prev, name, v)
-		}
-		seen[v] = name
-		b, err := fs.ReadFile(fsys, dir+"/"+name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
-	return ms, nil
+	return migration.Load(migrations, "migrations")
 }
 
 // Migrate applies the embedded migrations that the database lacks, each in its own

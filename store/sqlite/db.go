@@ -7,17 +7,15 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/fincore/fincore/store/migration"
 )
 
 //go:embed migrations/*.sql
@@ -84,37 +82,11 @@ func (d *DB) Close() error {
 }
 
 // Migration is one embedded schema change.
-type Migration struct {
-	Version int
-	Name    string
-	SQL     string
-}
+type Migration = migration.Migration
 
-// Migrations lists the embedded migrations in order.
+// Migrations lists the embedded migrations in version order.
 func Migrations() ([]Migration, error) {
-	return loadMigrations(migrations, "migrations")
-}
-
-func loadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, err
-	}
-	var ms []Migration
-	for _, e := range entries {
-		name := e.Name()
-		v, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
-		if err != nil || !strings.HasSuffix(name, ".sql") {
-			return nil, fmt.Errorf("migration %q: name must be NNNN_name.sql", name)
-		}
-		b, err := fs.ReadFile(fsys, dir+"/"+name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, Migration{Version: v, Name: name, SQL: string(b)})
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
-	return ms, nil
+	return migration.Load(migrations, "migrations")
 }
 
 func (d *DB) migrate(ctx context.Context) error {
