@@ -47,6 +47,7 @@ type LedgerResult struct {
 	MaxMs         float64 `json:"max_ms"`
 	Groups        int64   `json:"groups,omitempty"`
 	AvgGroup      float64 `json:"avg_group,omitempty"`
+	AvgCommitMs   float64 `json:"avg_commit_ms,omitempty"`
 }
 
 // Submitter sends one request of transfers and reports how many failed.

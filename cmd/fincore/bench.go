@@ -97,6 +97,7 @@ func cmdBenchLedger(args []string) error {
 	res.Groups = after.Groups - before.Groups
 	if res.Groups > 0 {
 		res.AvgGroup = float64(int64(float64(after.Records-before.Records)/float64(res.Groups)*10)) / 10
+		res.AvgCommitMs = float64(int64(float64(after.CommitNanos-before.CommitNanos)/float64(res.Groups)/1e3)) / 1e3
 	}
 	if res.Transfers == 0 {
 		return errors.New("no transfer succeeded")

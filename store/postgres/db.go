@@ -50,6 +50,14 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		// many request handlers share the pool.
 		cfg.MaxConns = int32(max(8, 4*runtime.GOMAXPROCS(0)))
 	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		// pgx prepares and caches statements per connection. With the default plan cache
+		// mode PostgreSQL settles on a generic plan after five executions; a plan made while
+		// the journal was small (a sequential scan) then stays until the next ANALYZE, and an
+		// id look-up scans the whole journal. Planning every execution sees the table's
+		// current size; it costs tens of microseconds.
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	}
 	cfg.AfterConnect = ensureSynchronousCommit
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

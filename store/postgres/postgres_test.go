@@ -481,3 +481,21 @@ func ids(ts []*ledger.Transfer) []string {
 	}
 	return out
 }
+
+// TestPlanCacheMode: the pool's connections plan every execution, so a statement prepared
+// while the journal was empty never keeps a sequential-scan plan as the journal grows.
+func TestPlanCacheMode(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var mode string
+	if err := db.Pool().QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "force_custom_plan" {
+		t.Fatalf("plan_cache_mode = %q, want force_custom_plan", mode)
+	}
+}
