@@ -59,8 +59,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // observe wraps a request: request id (from X-Request-Id or generated, echoed in the
-// response), panic recovery, and one log line with method, route pattern, status and
-// duration.
+// response), panic recovery, one log line with method, route pattern, status and duration,
+// and the Options.Observe hook.
 func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.HandlerFunc) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
@@ -85,6 +85,14 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handl
 		if route == "" {
 			route = "unmatched"
 		}
+		d := time.Since(start)
+		if s.onDone != nil {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK // what net/http sends for a handler that wrote nothing
+			}
+			s.onDone(r.Method, route, status, d)
+		}
 		level := slog.LevelInfo
 		if sw.status >= 500 {
 			level = slog.LevelWarn
@@ -93,7 +101,7 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handl
 			slog.String("method", r.Method),
 			slog.String("route", route),
 			slog.Int("status", sw.status),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", d),
 			slog.String("request_id", id),
 		}
 		if sw.code != "" {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/ledger"
@@ -25,6 +26,11 @@ type Options struct {
 	// MaxBodyBytes bounds a request body; larger bodies get 413 request_too_large
 	// (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// Observe, if set, is called once per request after it is served, with the method, the
+	// route pattern ("GET /v1/accounts/{id}", or "unmatched" when no route matched), the
+	// status answered and the time taken. It is how metrics see requests without this
+	// package depending on a metrics library.
+	Observe func(method, route string, status int, d time.Duration)
 }
 
 // Server is the HTTP API. It is an http.Handler; more routes (from other modules) are added
@@ -35,6 +41,7 @@ type Server struct {
 	log     *slog.Logger
 	maxBody int64
 	mux     *http.ServeMux
+	onDone  func(method, route string, status int, d time.Duration)
 
 	mu      sync.Mutex
 	routes  []string // registered patterns, "METHOD /path"
@@ -53,7 +60,7 @@ func NewServer(eng *ledger.Engine, opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{eng: eng, log: opts.Logger, maxBody: opts.MaxBodyBytes, mux: http.NewServeMux()}
+	s := &Server{eng: eng, log: opts.Logger, maxBody: opts.MaxBodyBytes, mux: http.NewServeMux(), onDone: opts.Observe}
 	s.HandleFunc("GET /healthz", s.healthz)
 	s.HandleFunc("GET /openapi.json", serveOpenAPI)
 	s.registerLedger()

@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/store/sqlite"
@@ -246,5 +249,39 @@ func TestMaxBodyBytesOption(t *testing.T) {
 		if e := r.wantError(t, 413, "request_too_large", ""); !strings.Contains(e.Message, "64 bytes") {
 			t.Fatalf("message %q", e.Message)
 		}
+	}
+}
+
+func TestObserveHook(t *testing.T) {
+	type seen struct {
+		method, route string
+		status        int
+	}
+	var got []seen
+	s := NewServer(nil, Options{ // the engine is not used by these routes
+		Logger: slog.New(slog.DiscardHandler),
+		Observe: func(method, route string, status int, d time.Duration) {
+			if d < 0 {
+				t.Errorf("negative duration %v", d)
+			}
+			got = append(got, seen{method, route, status})
+		},
+	})
+	s.HandleFunc("GET /v1/boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	s.HandleFunc("GET /v1/silent/{id}", func(http.ResponseWriter, *http.Request) {})
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/healthz"}, {"GET", "/v1/boom"}, {"GET", "/v1/silent/x1"}, {"GET", "/nothing"}, {"POST", "/healthz"},
+	} {
+		s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(r.method, r.path, nil))
+	}
+	want := []seen{
+		{"GET", "GET /healthz", 200},
+		{"GET", "GET /v1/boom", 500},
+		{"GET", "GET /v1/silent/{id}", 200}, // the pattern, not the path; nothing written is 200
+		{"GET", "unmatched", 404},
+		{"POST", "unmatched", 405},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("observed %v, want %v", got, want)
 	}
 }

@@ -34,6 +34,24 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Observer, if set, is told about every group commit (for metrics).
+	Observer Observer
+}
+
+// Observer receives the outcome of every group commit the engine hands to storage. It is
+// called on the engine's commit goroutine before the group's requests are acknowledged, so it
+// must be fast, must not block and must not call the engine.
+type Observer interface {
+	GroupCommitted(c GroupCommit)
+}
+
+// GroupCommit describes one group commit: what it held and how storage answered.
+type GroupCommit struct {
+	Inputs   int           // inputs (accounts, transfers, expiries) in the group's requests
+	Records  int           // journal records written (attempted, if Err is set)
+	Accounts int           // accounts created (attempted, if Err is set)
+	Duration time.Duration // time spent in Store.Commit
+	Err      error         // the commit's error, or nil
 }
 
 func (c *Config) defaults() {
@@ -156,6 +174,20 @@ func (e *Engine) Close() error {
 	e.once.Do(func() { close(e.stop) })
 	e.wg.Wait()
 	return nil
+}
+
+// Writable reports whether the engine can still write: false once it is closed or has been
+// fenced by a newer writer. A storage error that the writer may recover from leaves it true.
+func (e *Engine) Writable() bool {
+	if e.failed.Load() != nil {
+		return false
+	}
+	select {
+	case <-e.stop:
+		return false
+	default:
+		return true
+	}
 }
 
 // Token is the engine's fencing token.
@@ -289,6 +321,7 @@ func (e *Engine) run() {
 			}
 		}
 		e.lastGroupLen.Store(int64(n))
+		g.inputs = n
 		if len(e.cache) > e.cfg.CacheMax {
 			// Evict only with nothing in flight: every cached balance is then durable.
 			e.settle()
@@ -354,7 +387,13 @@ func (e *Engine) commit(g *group) {
 	if len(b.NewAccounts)+len(b.Transfers)+len(b.Closed) > 0 {
 		t0 := time.Now()
 		err := e.store.Commit(context.Background(), e.token, b)
-		e.commitNanos.Add(int64(time.Since(t0)))
+		d := time.Since(t0)
+		e.commitNanos.Add(int64(d))
+		if o := e.cfg.Observer; o != nil {
+			o.GroupCommitted(GroupCommit{
+				Inputs: g.inputs, Records: len(b.Transfers), Accounts: len(b.NewAccounts), Duration: d, Err: err,
+			})
+		}
 		if err != nil {
 			g.err = err
 			if errors.Is(err, ErrFenced) {
@@ -446,6 +485,7 @@ func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
 // group is the writer's working state for one group commit.
 type group struct {
 	reqs      []*request
+	inputs    int           // inputs of reqs
 	done      chan struct{} // closed when the commit has finished
 	err       error         // the commit's error, set before done is closed
 	now       Timestamp

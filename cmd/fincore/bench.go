@@ -15,6 +15,7 @@ import (
 
 	"github.com/fincore/fincore/bench"
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/obs"
 )
 
 // cmdBenchLedger runs a ledger load against a fresh (or given) store, in process or over
@@ -51,7 +52,9 @@ func cmdBenchLedger(args []string) error {
 	}
 	defer st.Close()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet})
+	// Metrics are on, as in serve, so that the benchmark measures what production runs.
+	metrics := obs.New()
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, Observer: metrics})
 	if err != nil {
 		return err
 	}
@@ -69,7 +72,7 @@ func cmdBenchLedger(args []string) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: newHandler(eng, quiet), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: newHandler(eng, st, metrics, quiet), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		tr := &http.Transport{MaxIdleConnsPerHost: cfg.Clients + 8, MaxConnsPerHost: cfg.Clients + 8, DisableCompression: true}

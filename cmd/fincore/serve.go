@@ -16,6 +16,7 @@ import (
 
 	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/obs"
 )
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -33,8 +34,14 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format must be json or text")
 }
 
-func newHandler(eng *ledger.Engine, log *slog.Logger) http.Handler {
-	return httpapi.New(eng, httpapi.Options{Logger: log})
+// newHandler returns the API on eng with the operational routes: GET /metrics from m (which
+// should also be eng's ledger.Config.Observer) and GET /readyz on eng and st.
+func newHandler(eng *ledger.Engine, st ledger.Store, m *obs.Metrics, log *slog.Logger) http.Handler {
+	m.WatchEngine(eng)
+	api := httpapi.NewServer(eng, httpapi.Options{Logger: log, Observe: m.ObserveHTTP})
+	api.Handle("GET /metrics", m.Handler())
+	api.Handle("GET /readyz", obs.Ready(api, log, obs.LedgerReady(eng, st)))
+	return api
 }
 
 // cmdServe runs the server until SIGINT or SIGTERM, then drains in-flight requests, lets
@@ -66,7 +73,8 @@ func cmdServe(args []string) error {
 		return err
 	}
 	defer st.Close()
-	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log})
+	metrics := obs.New()
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics})
 	if err != nil {
 		return err
 	}
@@ -77,7 +85,7 @@ func cmdServe(args []string) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           newHandler(eng, log),
+		Handler:           newHandler(eng, st, metrics, log),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
