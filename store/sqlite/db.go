@@ -41,7 +41,10 @@ func Open(dir string) (*DB, error) {
 	}
 	path := filepath.Join(dir, "fincore.db")
 	d := &DB{Path: path, lock: lock}
-	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(OFF)&_pragma=temp_store(MEMORY)"
+	// wal_autocheckpoint: checkpoint every 16,384 pages (64 MiB) rather than SQLite's 1,000.
+	// Index pages that many group commits rewrite are then copied into the database once per
+	// checkpoint instead of again and again: +20% ledger throughput (BENCHMARKS.md).
+	pragmas := "_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(OFF)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
 	dsn := "file:" + url.PathEscape(path) + "?" + pragmas
 	if d.write, err = sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=cache_size(-65536)"); err != nil {
 		d.Close()
