@@ -49,6 +49,7 @@ func TestDependencies(t *testing.T) {
 		{"store/postgres", []string{mod + "httpapi", mod + "store/sqlite", "modernc.org/sqlite", "net/http"}},
 		{"httpapi", append([]string{mod + "store/", mod + "cmd/"}, drivers...)},
 		{"bench", append([]string{mod + "store/", mod + "httpapi"}, drivers...)},
+		{"platform/bus", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// obs sees the ledger through its Store interface and hooks, never an adapter or a
 		// driver (database/sql itself comes in with client_golang's collectors).
 		{"platform/obs", []string{mod + "store/", mod + "cmd/", "github.com/jackc/pgx", "modernc.org/sqlite"}},

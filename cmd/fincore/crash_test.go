@@ -152,7 +152,7 @@ func TestCrashPostgres(t *testing.T) {
 		t.Skip("crash test runs separate processes")
 	}
 	url := pgtest.URL(t)
-	crashTest(t, []string{"--postgres", url, "--migrate"}, []string{"--postgres", url})
+	crashTest(t, []string{"--postgres", url, "--migrate", "--data", t.TempDir()}, []string{"--postgres", url})
 }
 
 // crashTest loads a server from this process, kills it with SIGKILL mid-load several times,

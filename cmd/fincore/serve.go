@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/bus"
 	"github.com/fincore/fincore/platform/obs"
 )
 
@@ -52,6 +54,8 @@ func cmdServe(args []string) error {
 	demo := fs.Bool("demo", false, "seed demo accounts and generate a gentle stream of demo traffic")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "json", "json or text")
+	natsURL := fs.String("nats", "", "URL of an external NATS JetStream cluster; default: an embedded server")
+	natsListen := fs.String("nats-listen", "", "also let other processes reach the embedded NATS server on this address (default: no TCP listener)")
 	var sf storeFlags
 	sf.register(fs, true)
 	if err := fs.Parse(args); err != nil {
@@ -73,6 +77,18 @@ func cmdServe(args []string) error {
 		return err
 	}
 	defer st.Close()
+	busData := filepath.Join(sf.data, "nats")
+	if sf.data == "" {
+		busData = filepath.Join(".", "fincore-data", "nats")
+	}
+	b, err := bus.Start(ctx, bus.Options{DataDir: busData, URL: *natsURL, Listen: *natsListen, Logger: log})
+	if err != nil {
+		return fmt.Errorf("event bus: %w", err)
+	}
+	defer b.Close()
+	if u := b.ClientURL(); u != "" {
+		log.Info("embedded NATS listening", "url", u)
+	}
 	metrics := obs.New()
 	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics})
 	if err != nil {
