@@ -36,6 +36,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, if set, is told about every group commit (for metrics).
 	Observer Observer
+	// Committed, if set, is called after every group commit that wrote events, on the
+	// engine's commit goroutine: it must not block (the outbox relay's Notify is a
+	// non-blocking channel send).
+	Committed func()
 }
 
 // Observer receives the outcome of every group commit the engine hands to storage. It is
@@ -411,6 +415,9 @@ func (e *Engine) commit(g *group) {
 		e.groups.Add(1)
 		e.records.Add(int64(len(b.Transfers)))
 		e.accounts.Add(int64(len(b.NewAccounts)))
+		if f := e.cfg.Committed; f != nil && len(b.Events) > 0 {
+			f()
+		}
 	}
 	for _, r := range g.reqs {
 		close(r.done)
@@ -496,6 +503,7 @@ type group struct {
 	startHash []byte
 	acctIDs   []string
 	trIDs     []string
+	eventBuf  []byte // the encoded payloads of batch.Events, reused across commits
 }
 
 func (g *group) init() {
@@ -508,7 +516,7 @@ func (g *group) reset() {
 	clear(g.existing)
 	g.batch = Batch{
 		NewAccounts: g.batch.NewAccounts[:0],
-		Transfers:   g.batch.Transfers[:0], Closed: g.batch.Closed[:0],
+		Transfers:   g.batch.Transfers[:0], Closed: g.batch.Closed[:0], Events: g.batch.Events[:0],
 	}
 	g.undo = g.undo[:0]
 	g.acctIDs = g.acctIDs[:0]
@@ -604,6 +612,9 @@ func (e *Engine) prepare(g *group) bool {
 	for _, r := range g.reqs {
 		e.apply(r)
 	}
+	// Encoded here, on the writer, while the previous group commits: the commit path, which
+	// bounds throughput, only writes the bytes.
+	g.eventBuf = encodeEvents(&g.batch, g.eventBuf)
 	return true
 }
 

@@ -27,6 +27,10 @@ type Batch struct {
 	Transfers []*Transfer
 	// Closed are pending transfers (written in an earlier batch) whose status changed.
 	Closed []Closed
+	// Events announce the new accounts and records, one each, in timestamp order. Commit
+	// appends them to the outbox in this order, in the same transaction (the engine fills
+	// them; every movement of money is announced).
+	Events []Event
 }
 
 // Closed records the new status of a pending transfer.

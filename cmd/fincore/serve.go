@@ -89,12 +89,18 @@ func cmdServe(args []string) error {
 	if u := b.ClientURL(); u != "" {
 		log.Info("embedded NATS listening", "url", u)
 	}
+	relay, err := newLedgerRelay(ctx, st, b, log)
+	if err != nil {
+		return fmt.Errorf("event outbox: %w", err)
+	}
 	metrics := obs.New()
-	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics})
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify})
 	if err != nil {
 		return err
 	}
 	defer eng.Close()
+	relay.Start()
+	defer relay.Stop() // before the bus closes; what it leaves unpublished goes out on the next start
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/binary"
 	"io"
+	"time"
 
 	"github.com/fincore/fincore/ledger"
 )
@@ -124,4 +125,33 @@ func copyTransfers(ts []*ledger.Transfer) *binaryCopy {
 		b = appendBytea(b, t.ReqHash)
 		return appendBytea(b, t.Hash)
 	})
+}
+
+// sqlCopyEvents names the outbox columns in the order copyEvents writes them; seq comes from
+// the identity, in row order.
+const sqlCopyEvents = `COPY outbox (subject, msg_id, payload, created_at) FROM STDIN (FORMAT binary)`
+
+// copyEvents streams a batch's events for sqlCopyEvents, created at the commit's wall-clock
+// time.
+func copyEvents(evs []ledger.Event) *binaryCopy {
+	now := time.Now().UnixNano()
+	return newBinaryCopy(len(evs), func(b []byte, i int) []byte {
+		e := &evs[i]
+		b = binary.BigEndian.AppendUint16(b, 4)
+		b = appendText(b, e.Subject)
+		b = appendText(b, e.ID)
+		b = appendBytea(b, e.Payload)
+		return appendInt8(b, now)
+	})
+}
+
+// eventArrays are the parameters of sqlInsertEvents.
+func eventArrays(evs []ledger.Event) []any {
+	n := len(evs)
+	subj, ids, payloads, created := make([]string, n), make([]string, n), make([][]byte, n), make([]int64, n)
+	now := time.Now().UnixNano()
+	for i := range evs {
+		subj[i], ids[i], payloads[i], created[i] = evs[i].Subject, evs[i].ID, evs[i].Payload, now
+	}
+	return []any{subj, ids, payloads, created}
 }

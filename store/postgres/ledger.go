@@ -25,7 +25,7 @@ type LedgerStore struct {
 var _ ledger.Store = (*LedgerStore)(nil)
 
 // ledgerSchemaVersion is the migration that creates the ledger's tables.
-const ledgerSchemaVersion = 1
+const ledgerSchemaVersion = 2 // 0002 adds the outbox that Commit writes events to
 
 const transferCols = `timestamp, id, debit_account_id, credit_account_id, amount, currency, code, pending,
 	pending_id, timeout_seconds, expires_at, status, metadata, pending_delta, posted_delta,
@@ -62,6 +62,9 @@ const (
 		$8::bigint[], $9::text[], $10::bigint[], $11::bigint[], $12::text[], $13::text[], $14::bigint[], $15::bigint[],
 		$16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::bigint[], $22::bigint[],
 		$23::bigint[], $24::bytea[], $25::bytea[])`
+
+	sqlInsertEvents = `INSERT INTO outbox (subject, msg_id, payload, created_at)
+	SELECT s, m, p, c FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bigint[]) WITH ORDINALITY AS v(s, m, p, c, o) ORDER BY o`
 
 	sqlClosePending = `UPDATE transfers AS t SET status = v.status
 	FROM unnest($1::text[], $2::text[]) AS v(id, status)
@@ -202,6 +205,9 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 		if len(b.Transfers) > 0 {
 			batch.Queue(sqlInsertTransfers, transferArrays(b.Transfers)...)
 		}
+		if len(b.Events) > 0 {
+			batch.Queue(sqlInsertEvents, eventArrays(b.Events)...)
+		}
 		batch.Queue("commit")
 	}
 	if err := runCommitBatch(ctx, conn, &batch); err != nil {
@@ -218,6 +224,11 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	if len(b.Transfers) > 0 {
 		if _, err := conn.PgConn().CopyFrom(ctx, copyTransfers(b.Transfers), sqlCopyTransfers); err != nil {
 			return fmt.Errorf("insert transfers: %w", err)
+		}
+	}
+	if len(b.Events) > 0 {
+		if _, err := conn.PgConn().CopyFrom(ctx, copyEvents(b.Events), sqlCopyEvents); err != nil {
+			return fmt.Errorf("insert outbox rows: %w", err)
 		}
 	}
 	tag, err := conn.Exec(ctx, "commit")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/fincore/fincore/ledger"
 )
@@ -18,6 +19,8 @@ type LedgerStore struct {
 	insertTransfers map[int]*sql.Stmt
 	insertAccount   *sql.Stmt
 	closeStatus     *sql.Stmt
+	// insert statements for chunks of outbox rows, by rows per statement
+	insertEvents map[int]*sql.Stmt
 }
 
 var _ ledger.Store = (*LedgerStore)(nil)
@@ -49,9 +52,13 @@ var insertChunks = []int{512, 64, 8, 1}
 
 // Ledger returns the ledger store of d.
 func (d *DB) Ledger() (*LedgerStore, error) {
-	s := &LedgerStore{db: d, insertTransfers: map[int]*sql.Stmt{}}
+	s := &LedgerStore{db: d, insertTransfers: map[int]*sql.Stmt{}, insertEvents: map[int]*sql.Stmt{}}
 	var err error
 	for _, n := range insertChunks {
+		oq := "INSERT INTO outbox (subject, msg_id, payload, created_at) VALUES " + strings.Repeat("(?,?,?,?),", n-1) + "(?,?,?,?)"
+		if s.insertEvents[n], err = d.write.Prepare(oq); err != nil {
+			return nil, fmt.Errorf("prepare outbox insert: %w", err)
+		}
 		row := "(" + strings.Repeat("?,", transferColCount-1) + "?)"
 		q := "INSERT INTO transfers (" + transferCols + ") VALUES " + strings.Repeat(row+",", n-1) + row
 		if s.insertTransfers[n], err = d.write.Prepare(q); err != nil {
@@ -153,6 +160,9 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	if err := s.insertRecords(ctx, tx, b.Transfers); err != nil {
 		return err
 	}
+	if err := s.insertEventRows(ctx, tx, b.Events); err != nil {
+		return err
+	}
 	cl := tx.Stmt(s.closeStatus)
 	for _, c := range b.Closed {
 		if _, err := cl.ExecContext(ctx, string(c.Status), c.ID); err != nil {
@@ -180,6 +190,32 @@ func (s *LedgerStore) insertRecords(ctx context.Context, tx *sql.Tx, ts []*ledge
 			return fmt.Errorf("insert transfers: %w", err)
 		}
 		ts = ts[n:]
+	}
+	return nil
+}
+
+// insertEventRows appends a batch's events to the outbox, in order (seq follows insertion
+// order), in multi-row statements. created_at is the commit's wall-clock time.
+func (s *LedgerStore) insertEventRows(ctx context.Context, tx *sql.Tx, evs []ledger.Event) error {
+	args := make([]any, 0, insertChunks[0]*4)
+	now := time.Now().UnixNano()
+	for len(evs) > 0 {
+		n := 1
+		for _, c := range insertChunks {
+			if len(evs) >= c {
+				n = c
+				break
+			}
+		}
+		args = args[:0]
+		for i := range evs[:n] {
+			e := &evs[i]
+			args = append(args, e.Subject, e.ID, e.Payload, now)
+		}
+		if _, err := tx.Stmt(s.insertEvents[n]).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("insert outbox rows: %w", err)
+		}
+		evs = evs[n:]
 	}
 	return nil
 }

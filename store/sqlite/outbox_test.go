@@ -1,0 +1,9 @@
+package sqlite
+
+import (
+	"testing"
+
+	"github.com/fincore/fincore/store/storetest"
+)
+
+func TestOutboxConformance(t *testing.T) { storetest.TestOutbox(t, Factory) }
