@@ -1,0 +1,191 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/fincore/fincore/platform/timer"
+)
+
+// TestTimerStore holds a timer.Store to the behaviour platform/timer relies on. open returns
+// a fresh, empty store for each subtest.
+func TestTimerStore(t *testing.T, open func(t testing.TB) timer.Store) {
+	ctx := context.Background()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	tm := func(id string, at time.Duration, payload string) timer.Timer {
+		return timer.Timer{ID: id, Handler: "h", FireAt: base.Add(at), Payload: []byte(payload)}
+	}
+	ids := func(rs []timer.Record) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	eq := func(t *testing.T, got, want []string) {
+		t.Helper()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	must := func(t *testing.T, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("ScheduleIdempotent", func(t *testing.T) {
+		s := open(t)
+		created, err := s.Schedule(ctx, tm("a", 0, "p"))
+		if err != nil || !created {
+			t.Fatalf("first schedule: %v %v", created, err)
+		}
+		created, err = s.Schedule(ctx, tm("a", 0, "p"))
+		if err != nil || created {
+			t.Fatalf("same content: %v %v", created, err)
+		}
+		for _, other := range []timer.Timer{tm("a", time.Nanosecond, "p"), tm("a", 0, "q"), {ID: "a", Handler: "g", FireAt: base, Payload: []byte("p")}} {
+			if _, err := s.Schedule(ctx, other); !errors.Is(err, timer.ErrConflict) {
+				t.Fatalf("different content %+v: %v", other, err)
+			}
+		}
+		r, ok, err := s.Get(ctx, "a")
+		must(t, err)
+		if !ok || !r.FireAt.Equal(base) || !r.NextAt.Equal(base) || string(r.Payload) != "p" || r.Handler != "h" || r.Attempts != 0 || !r.Pending() {
+			t.Fatalf("stored %+v %v", r, ok)
+		}
+		// An empty payload round-trips.
+		_, err = s.Schedule(ctx, timer.Timer{ID: "empty", Handler: "h", FireAt: base})
+		must(t, err)
+		if created, err := s.Schedule(ctx, timer.Timer{ID: "empty", Handler: "h", FireAt: base, Payload: []byte{}}); err != nil || created {
+			t.Fatalf("empty payload again: %v %v", created, err)
+		}
+	})
+
+	t.Run("DueOrderAndWindow", func(t *testing.T) {
+		s := open(t)
+		for i, id := range []string{"c", "a", "b", "d", "e"} {
+			_, err := s.Schedule(ctx, tm(id, time.Duration(i%3)*time.Second, ""))
+			must(t, err)
+		}
+		// c@0 a@1 b@2 d@0 e@1
+		rs, err := s.Due(ctx, base, base.Add(3*time.Second), 10)
+		must(t, err)
+		eq(t, ids(rs), []string{"c", "d", "a", "e", "b"})
+		rs, err = s.Due(ctx, base, base.Add(3*time.Second), 3)
+		must(t, err)
+		eq(t, ids(rs), []string{"c", "d", "a"})
+		rs, err = s.Due(ctx, base.Add(time.Second), base.Add(2*time.Second), 10)
+		must(t, err)
+		eq(t, ids(rs), []string{"a", "e"})
+		rs, err = s.Due(ctx, base, base, 10)
+		must(t, err)
+		eq(t, ids(rs), nil)
+		rs, err = s.Due(ctx, base, base.Add(time.Hour), 0)
+		must(t, err)
+		eq(t, ids(rs), nil)
+	})
+
+	t.Run("DoneAndFail", func(t *testing.T) {
+		s := open(t)
+		for _, id := range []string{"a", "b", "c"} {
+			_, err := s.Schedule(ctx, tm(id, 0, id))
+			must(t, err)
+		}
+		next := base.Add(time.Minute)
+		must(t, s.Fail(ctx, timer.Key{ID: "b", FireAt: base}, 1, "boom", next))
+		r, _, err := s.Get(ctx, "b")
+		must(t, err)
+		if r.Attempts != 1 || r.LastError != "boom" || !r.NextAt.Equal(next) || !r.FireAt.Equal(base) {
+			t.Fatalf("after fail %+v", r)
+		}
+		// A key with another fire time names another scheduling: ignored.
+		must(t, s.Fail(ctx, timer.Key{ID: "a", FireAt: base.Add(1)}, 5, "stale", next))
+		must(t, s.Done(ctx, []timer.Key{{ID: "c", FireAt: base.Add(1)}}, base))
+		rs, err := s.Due(ctx, base, base.Add(time.Second), 10)
+		must(t, err)
+		eq(t, ids(rs), []string{"a", "c"})
+		if rs[0].Attempts != 0 {
+			t.Fatalf("stale fail applied: %+v", rs[0])
+		}
+		doneAt := base.Add(2 * time.Second)
+		must(t, s.Done(ctx, []timer.Key{{ID: "a", FireAt: base}, {ID: "c", FireAt: base}, {ID: "missing", FireAt: base}}, doneAt))
+		rs, err = s.Due(ctx, time.Unix(0, 0), base.Add(time.Hour), 10)
+		must(t, err)
+		eq(t, ids(rs), []string{"b"})
+		r, ok, err := s.Get(ctx, "a")
+		must(t, err)
+		if !ok || r.Pending() || !r.DoneAt.Equal(doneAt) || !r.NextAt.IsZero() {
+			t.Fatalf("done record %+v", r)
+		}
+		// Done is final: same content is a no-op, different content a conflict, a late
+		// failure or cancel changes nothing.
+		if created, err := s.Schedule(ctx, tm("a", 0, "a")); err != nil || created {
+			t.Fatalf("reschedule done: %v %v", created, err)
+		}
+		if _, err := s.Schedule(ctx, tm("a", 0, "other")); !errors.Is(err, timer.ErrConflict) {
+			t.Fatalf("conflict with done: %v", err)
+		}
+		must(t, s.Fail(ctx, timer.Key{ID: "a", FireAt: base}, 9, "late", next))
+		if ok, err := s.Cancel(ctx, "a"); err != nil || ok {
+			t.Fatalf("cancel done: %v %v", ok, err)
+		}
+		r, _, _ = s.Get(ctx, "a")
+		if r.Pending() || r.Attempts != 0 {
+			t.Fatalf("done record changed: %+v", r)
+		}
+		must(t, s.Done(ctx, nil, base))
+	})
+
+	t.Run("Cancel", func(t *testing.T) {
+		s := open(t)
+		_, err := s.Schedule(ctx, tm("a", 0, "p"))
+		must(t, err)
+		if ok, err := s.Cancel(ctx, "a"); err != nil || !ok {
+			t.Fatalf("cancel: %v %v", ok, err)
+		}
+		if ok, err := s.Cancel(ctx, "a"); err != nil || ok {
+			t.Fatalf("cancel again: %v %v", ok, err)
+		}
+		if _, ok, err := s.Get(ctx, "a"); err != nil || ok {
+			t.Fatalf("get cancelled: %v %v", ok, err)
+		}
+		// A cancelled id may be scheduled again, with any content.
+		if created, err := s.Schedule(ctx, tm("a", time.Hour, "new")); err != nil || !created {
+			t.Fatalf("schedule after cancel: %v %v", created, err)
+		}
+	})
+
+	t.Run("Purge", func(t *testing.T) {
+		s := open(t)
+		for i := range 5 {
+			_, err := s.Schedule(ctx, tm(fmt.Sprint(i), 0, ""))
+			must(t, err)
+		}
+		must(t, s.Done(ctx, []timer.Key{{ID: "0", FireAt: base}, {ID: "1", FireAt: base}}, base))
+		must(t, s.Done(ctx, []timer.Key{{ID: "2", FireAt: base}}, base.Add(time.Hour)))
+		n, err := s.Purge(ctx, base.Add(time.Minute), 1)
+		must(t, err)
+		if n != 1 {
+			t.Fatalf("purged %d, want 1 (limit)", n)
+		}
+		n, err = s.Purge(ctx, base.Add(time.Minute), 10)
+		must(t, err)
+		if n != 1 {
+			t.Fatalf("purged %d, want 1", n)
+		}
+		for id, want := range map[string]bool{"0": false, "1": false, "2": true, "3": true, "4": true} {
+			if _, ok, err := s.Get(ctx, id); err != nil || ok != want {
+				t.Fatalf("get %s after purge: %v %v", id, ok, err)
+			}
+		}
+		// A purged id may be scheduled again.
+		if created, err := s.Schedule(ctx, tm("0", 0, "")); err != nil || !created {
+			t.Fatalf("schedule purged id: %v %v", created, err)
+		}
+	})
+}
