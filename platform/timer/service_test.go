@@ -154,7 +154,11 @@ func newHarness(t testing.TB, cfg timer.Config) *harness {
 func (h *harness) start(cfg timer.Config) {
 	h.t.Helper()
 	h.db = openDB(h.t, h.dir)
-	h.store = h.db.Timers()
+	store, err := h.db.Timers()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.store = store
 	cfg.Store, cfg.Clock = h.store, h.clock
 	svc, err := timer.New(cfg)
 	if err != nil {

@@ -12,13 +12,37 @@ import (
 
 // TimerStore is platform/timer's storage on SQLite (table timers, migration 0003).
 type TimerStore struct {
-	db *DB
+	db                                *DB
+	insert, due, done, fail, cancelSt *sql.Stmt
 }
 
 var _ timer.Store = (*TimerStore)(nil)
 
-// Timers returns the timer store of d.
-func (d *DB) Timers() *TimerStore { return &TimerStore{db: d} }
+// Timers returns the timer store of d, with its statements prepared.
+func (d *DB) Timers() (*TimerStore, error) {
+	s := &TimerStore{db: d}
+	for _, p := range []struct {
+		db *sql.DB
+		st **sql.Stmt
+		q  string
+	}{
+		{d.write, &s.insert, `INSERT INTO timers (id, handler, fire_at, payload, next_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{d.read, &s.due, `SELECT ` + timerCols + ` FROM timers
+			WHERE next_at >= ? AND next_at < ? ORDER BY next_at, id LIMIT ?`},
+		{d.write, &s.done, `UPDATE timers SET next_at = NULL, done_at = ?
+			WHERE id = ? AND fire_at = ? AND next_at IS NOT NULL`},
+		{d.write, &s.fail, `UPDATE timers SET attempts = ?, last_error = ?, next_at = ?
+			WHERE id = ? AND fire_at = ? AND next_at IS NOT NULL`},
+		{d.write, &s.cancelSt, `DELETE FROM timers WHERE id = ? AND next_at IS NOT NULL`},
+	} {
+		var err error
+		if *p.st, err = p.db.Prepare(p.q); err != nil {
+			return nil, fmt.Errorf("prepare timer statement: %w", err)
+		}
+	}
+	return s, nil
+}
 
 const timerCols = `id, handler, fire_at, payload, next_at, attempts, last_error, done_at`
 
@@ -34,9 +58,7 @@ func (s *TimerStore) Schedule(ctx context.Context, t timer.Timer) (bool, error) 
 	// A timer cancelled between the insert and the read is gone: try again, a bounded
 	// number of times.
 	for range 3 {
-		res, err := s.db.write.ExecContext(ctx, `INSERT INTO timers (id, handler, fire_at, payload, next_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			t.ID, t.Handler, t.FireAt.UnixNano(), nonNil(t.Payload), t.FireAt.UnixNano())
+		res, err := s.insert.ExecContext(ctx, t.ID, t.Handler, t.FireAt.UnixNano(), nonNil(t.Payload), t.FireAt.UnixNano())
 		if err != nil {
 			return false, err
 		}
@@ -62,7 +84,7 @@ func (s *TimerStore) Schedule(ctx context.Context, t timer.Timer) (bool, error) 
 
 // Cancel deletes the pending timer id.
 func (s *TimerStore) Cancel(ctx context.Context, id string) (bool, error) {
-	res, err := s.db.write.ExecContext(ctx, `DELETE FROM timers WHERE id = ? AND next_at IS NOT NULL`, id)
+	res, err := s.cancelSt.ExecContext(ctx, id)
 	if err != nil {
 		return false, err
 	}
@@ -75,8 +97,7 @@ func (s *TimerStore) Due(ctx context.Context, from, to time.Time, limit int) ([]
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.db.read.QueryContext(ctx, `SELECT `+timerCols+` FROM timers
-		WHERE next_at >= ? AND next_at < ? ORDER BY next_at, id LIMIT ?`, from.UnixNano(), to.UnixNano(), limit)
+	rows, err := s.due.QueryContext(ctx, from.UnixNano(), to.UnixNano(), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +123,7 @@ func (s *TimerStore) Done(ctx context.Context, keys []timer.Key, at time.Time) e
 		return err
 	}
 	defer tx.Rollback()
-	st, err := tx.PrepareContext(ctx, `UPDATE timers SET next_at = NULL, done_at = ?
-		WHERE id = ? AND fire_at = ? AND next_at IS NOT NULL`)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	st := tx.StmtContext(ctx, s.done)
 	for _, k := range keys {
 		if _, err := st.ExecContext(ctx, at.UnixNano(), k.ID, k.FireAt.UnixNano()); err != nil {
 			return fmt.Errorf("mark timer %s done: %w", k.ID, err)
@@ -118,8 +134,7 @@ func (s *TimerStore) Done(ctx context.Context, keys []timer.Key, at time.Time) e
 
 // Fail records a failed delivery of the pending timer k.
 func (s *TimerStore) Fail(ctx context.Context, k timer.Key, attempts int, lastErr string, next time.Time) error {
-	_, err := s.db.write.ExecContext(ctx, `UPDATE timers SET attempts = ?, last_error = ?, next_at = ?
-		WHERE id = ? AND fire_at = ? AND next_at IS NOT NULL`, attempts, lastErr, next.UnixNano(), k.ID, k.FireAt.UnixNano())
+	_, err := s.fail.ExecContext(ctx, attempts, lastErr, next.UnixNano(), k.ID, k.FireAt.UnixNano())
 	return err
 }
 

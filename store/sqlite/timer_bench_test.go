@@ -95,7 +95,11 @@ func BenchmarkTimerFire(b *testing.B) {
 	clock := shiftedClock{shift: base.Sub(time.Now()) - 3*time.Second}
 
 	before := heapBytes()
-	svc, err := timer.New(timer.Config{Store: db.Timers(), Clock: clock, RefillBatchMax: benchEnvInt("REFILL", 0), WindowMax: benchEnvInt("WINDOW", 0)})
+	store, err := db.Timers()
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := timer.New(timer.Config{Store: store, Clock: clock, RefillBatchMax: benchEnvInt("REFILL", 0), WindowMax: benchEnvInt("WINDOW", 0)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,4 +158,42 @@ func benchEnvInt(name string, def int) int {
 		return def
 	}
 	return v
+}
+
+// BenchmarkTimerDrain fires b.N timers that all came due while no service ran (a restart
+// after downtime) and reports how fast the service works through the backlog.
+//
+//	go test ./store/sqlite -run '^$' -bench TimerDrain -benchtime 100000x
+func BenchmarkTimerDrain(b *testing.B) {
+	db, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	base := time.Now().Add(-time.Hour)
+	bulkTimers(b, db, (b.N+499)/500*500, base, time.Microsecond)
+	store, err := db.Timers()
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := timer.New(timer.Config{Store: store})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var fired atomic.Int64
+	svc.Register("bench", func(context.Context, timer.Timer) error { fired.Add(1); return nil })
+	b.ResetTimer()
+	start := time.Now()
+	if err := svc.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	defer svc.Stop()
+	deadline := time.Now().Add(5 * time.Minute)
+	for svc.Stats().Fired < int64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("marked done %d of %d", svc.Stats().Fired, b.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "fires/s")
 }

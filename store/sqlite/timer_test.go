@@ -15,7 +15,11 @@ func OpenTimers(t testing.TB) timer.Store {
 		t.Fatalf("open sqlite: %v", err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db.Timers()
+	ts, err := db.Timers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
 }
 
 func TestTimerStore(t *testing.T) { storetest.TestTimerStore(t, OpenTimers) }
