@@ -52,6 +52,8 @@ func TestDependencies(t *testing.T) {
 		// The outbox knows neither the ledger nor the bus (it publishes through an interface),
 		// so that storage adapters can implement its Store.
 		{"platform/outbox", append([]string{"net/http", mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
+		// timer delivers to the bus through its own Publisher interface, never the package.
+		{"platform/timer", append([]string{"net/http", mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		{"platform/bus", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// obs sees the ledger through its Store interface and hooks, never an adapter or a
 		// driver (database/sql itself comes in with client_golang's collectors).
