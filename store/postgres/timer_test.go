@@ -8,12 +8,14 @@ import (
 	"github.com/fincore/fincore/store/storetest"
 )
 
-func TestTimerStore(t *testing.T) {
-	storetest.TestTimerStore(t, func(t testing.TB) timer.Store {
-		db := openDB(t, pgtest.URL(t))
-		if err := db.Migrate(bg); err != nil {
-			t.Fatalf("migrate: %v", err)
-		}
-		return db.Timers()
-	})
+func openTimers(t testing.TB) timer.Store {
+	db := openDB(t, pgtest.URL(t))
+	if err := db.Migrate(bg); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db.Timers()
 }
+
+func TestTimerStore(t *testing.T) { storetest.TestTimerStore(t, openTimers) }
+
+func TestTimerService(t *testing.T) { storetest.TestTimerService(t, openTimers) }

@@ -23,3 +23,5 @@ func OpenTimers(t testing.TB) timer.Store {
 }
 
 func TestTimerStore(t *testing.T) { storetest.TestTimerStore(t, OpenTimers) }
+
+func TestTimerService(t *testing.T) { storetest.TestTimerService(t, OpenTimers) }
