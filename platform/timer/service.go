@@ -45,8 +45,8 @@ type Config struct {
 	WindowMax int
 	// Workers bounds concurrent deliveries (DefaultWorkers).
 	Workers int
-	// HandlerTimeout bounds one delivery; a handler still running after it has failed
-	// (DefaultHandlerTimeout).
+	// HandlerTimeout is the deadline of the context a handler gets (DefaultHandlerTimeout).
+	// Handlers must return when it is done; a worker waits for its handler to return.
 	HandlerTimeout time.Duration
 	// BackoffBase and BackoffMax shape retries: the n-th failure waits
 	// min(BackoffBase·2^(n-1), BackoffMax) (DefaultBackoffBase, DefaultBackoffMax).
@@ -528,6 +528,15 @@ func (s *Service) worker(ctx context.Context) {
 			s.signal() // room in the queue: the loop may hand out more
 		case <-ctx.Done():
 			return
+		}
+		s.mu.Lock()
+		cancelled := e.cancelled
+		if cancelled {
+			s.forgetLocked(e)
+		}
+		s.mu.Unlock()
+		if cancelled {
+			continue // cancelled while queued
 		}
 		err := s.deliver(ctx, e.t)
 		if ctx.Err() != nil {

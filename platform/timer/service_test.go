@@ -469,3 +469,30 @@ func TestCancelDuringDeliveryThenReschedule(t *testing.T) {
 		t.Fatalf("deliveries %v", got)
 	}
 }
+
+// A timer cancelled while queued for a busy worker is not delivered.
+func TestCancelWhileQueued(t *testing.T) {
+	h := newHarness(t, timer.Config{Workers: 1})
+	started, release := make(chan struct{}), make(chan struct{})
+	h.svc.Register("block", func(context.Context, timer.Timer) error {
+		close(started)
+		<-release
+		return nil
+	})
+	now := h.clock.Now()
+	if err := h.svc.Schedule(bg, timer.Timer{ID: "a", Handler: "block", FireAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	h.schedule("b", now, "")
+	eventually(t, "b queued", func() bool { return h.svc.Stats().InMemory == 2 })
+	if ok, err := h.svc.Cancel(bg, "b"); err != nil || !ok {
+		t.Fatalf("cancel: %v %v", ok, err)
+	}
+	close(release)
+	h.waitDone("a")
+	h.settle()
+	if n := h.rec.count("b"); n != 0 {
+		t.Fatalf("cancelled timer delivered %d times", n)
+	}
+}
