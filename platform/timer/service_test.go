@@ -10,61 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fincore/fincore/platform/clock"
 	"github.com/fincore/fincore/platform/timer"
 	"github.com/fincore/fincore/store/sqlite"
 )
 
 var bg = context.Background()
-
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []waiter
-}
-
-type waiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, waiter{c.now.Add(d), ch})
-	return ch
-}
-
-// Advance moves the clock forward and wakes the waiters it passes.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.ch <- c.now
-	}
-	c.waiters = kept
-}
 
 // eventually polls cond until it holds or a 10-second deadline passes.
 func eventually(t testing.TB, what string, cond func() bool) {
@@ -126,7 +77,7 @@ type harness struct {
 	dir   string
 	db    *sqlite.DB
 	store *sqlite.TimerStore
-	clock *fakeClock
+	clock *clock.Fake
 	rec   *recorder
 	svc   *timer.Service
 }
@@ -144,7 +95,7 @@ func openDB(t testing.TB, dir string) *sqlite.DB {
 // fake clock and a recording handler named "rec".
 func newHarness(t testing.TB, cfg timer.Config) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: t.TempDir(), clock: newFakeClock()}
+	h := &harness{t: t, dir: t.TempDir(), clock: clock.NewFake(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))}
 	h.rec = newRecorder(h.clock)
 	h.start(cfg)
 	t.Cleanup(h.stop)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fincore/fincore/platform/clock"
 	"github.com/fincore/fincore/platform/timer"
 )
 
@@ -196,51 +197,6 @@ func TestTimerStore(t *testing.T, open func(t testing.TB) timer.Store) {
 	})
 }
 
-// timerClock is a timer.Clock that moves only when told to.
-type timerClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []timerWaiter
-}
-
-type timerWaiter struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func (c *timerClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *timerClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ch := make(chan time.Time, 1)
-	if d <= 0 {
-		ch <- c.now
-		return ch
-	}
-	c.waiters = append(c.waiters, timerWaiter{c.now.Add(d), ch})
-	return ch
-}
-
-func (c *timerClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept := c.waiters[:0]
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-		} else {
-			w.ch <- c.now
-		}
-	}
-	c.waiters = kept
-}
-
 // TestTimerService runs the timer service over a store: 2,000 timers over 20 seconds with a
 // window of 100, one in ten failing once, and a restart halfway. Every timer is delivered
 // successfully, none before its time, none more than once more than it needs (a delivery
@@ -249,7 +205,7 @@ func TestTimerService(t *testing.T, open func(t testing.TB) timer.Store) {
 	const n = 2000
 	ctx := context.Background()
 	st := open(t)
-	clock := &timerClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	clock := clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	start := clock.Now()
 	var mu sync.Mutex
 	calls := map[string]int{}
