@@ -99,6 +99,7 @@ func cmdServe(args []string) error {
 		return err
 	}
 	defer eng.Close()
+	metrics.WatchOutbox(relay.Lag)
 	relay.Start()
 	defer relay.Stop() // before the bus closes; what it leaves unpublished goes out on the next start
 

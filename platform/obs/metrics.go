@@ -39,6 +39,7 @@ type Metrics struct {
 	commitFailures prometheus.Counter
 
 	engine atomic.Pointer[ledger.Engine] // read by the gauges; nil until WatchEngine
+	outbox *outboxCollector
 }
 
 // New returns a registry with the HTTP, ledger, Go runtime and process metrics registered.
@@ -98,6 +99,8 @@ func New() *Metrics {
 		}
 		return 0
 	})
+	m.outbox = newOutboxCollector()
+	m.reg.MustRegister(m.outbox)
 	m.reg.MustRegister(
 		m.httpRequests, m.httpDuration,
 		m.groupInputs, m.commitDuration, m.records, m.groups, m.accounts, m.commitFailures,
