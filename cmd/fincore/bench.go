@@ -34,7 +34,7 @@ func cmdBenchLedger(args []string) error {
 	sf.register(fs, false)
 	fs.Lookup("data").DefValue = ""
 	sf.data = ""
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	ctx := context.Background()

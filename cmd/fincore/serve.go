@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -58,11 +57,8 @@ func cmdServe(args []string) error {
 	natsListen := fs.String("nats-listen", "", "also let other processes reach the embedded NATS server on this address (default: no TCP listener)")
 	var sf storeFlags
 	sf.register(fs, true)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	log, err := newLogger(*logLevel, *logFormat)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"strings"
 
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/store/sqlite"
@@ -41,4 +43,15 @@ func (s *storeFlags) openLedgerStore(ctx context.Context, migrate bool) (ledger.
 		return nil, errors.New("--data must name a directory")
 	}
 	return sqlite.OpenLedger(s.data)
+}
+
+// parseFlags parses args and refuses positional arguments, which no subcommand takes.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	return nil
 }

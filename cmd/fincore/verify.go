@@ -16,7 +16,8 @@ func cmdVerify(args []string) int {
 	fs := flag.NewFlagSet("ledger verify", flag.ContinueOnError)
 	var sf storeFlags
 	sf.register(fs, false)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
+		fmt.Fprintf(os.Stderr, "fincore ledger verify: %v\n", err)
 		return 2
 	}
 	ctx := context.Background()
