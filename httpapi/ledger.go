@@ -18,15 +18,15 @@ const (
 )
 
 func (s *Server) registerLedger() {
-	s.HandleFunc("POST /v1/accounts", s.createAccount)
-	s.HandleFunc("GET /v1/accounts/{id}", s.getAccount)
-	s.HandleFunc("GET /v1/accounts/{id}/transfers", s.listAccountTransfers)
-	s.HandleFunc("GET /v1/accounts/{id}/balances", s.accountBalances)
-	s.HandleFunc("POST /v1/transfers", s.createTransfer)
-	s.HandleFunc("GET /v1/transfers/{id}", s.getTransfer)
-	s.HandleFunc("POST /v1/transfers/{pending_id}/post", s.closePending(ledger.ActionPost))
-	s.HandleFunc("POST /v1/transfers/{pending_id}/void", s.closePending(ledger.ActionVoid))
-	s.HandleFunc("POST /v1/transfer_batches", s.createBatch)
+	s.HandleScoped("POST /v1/accounts", ScopeLedgerWrite, http.HandlerFunc(s.createAccount))
+	s.HandleScoped("GET /v1/accounts/{id}", ScopeLedgerRead, http.HandlerFunc(s.getAccount))
+	s.HandleScoped("GET /v1/accounts/{id}/transfers", ScopeLedgerRead, http.HandlerFunc(s.listAccountTransfers))
+	s.HandleScoped("GET /v1/accounts/{id}/balances", ScopeLedgerRead, http.HandlerFunc(s.accountBalances))
+	s.HandleScoped("POST /v1/transfers", ScopeLedgerWrite, http.HandlerFunc(s.createTransfer))
+	s.HandleScoped("GET /v1/transfers/{id}", ScopeLedgerRead, http.HandlerFunc(s.getTransfer))
+	s.HandleScoped("POST /v1/transfers/{pending_id}/post", ScopeLedgerWrite, http.HandlerFunc(s.closePending(ledger.ActionPost)))
+	s.HandleScoped("POST /v1/transfers/{pending_id}/void", ScopeLedgerWrite, http.HandlerFunc(s.closePending(ledger.ActionVoid)))
+	s.HandleScoped("POST /v1/transfer_batches", ScopeLedgerWrite, http.HandlerFunc(s.createBatch))
 }
 
 // createdStatus is 201 for a new object and 200 for an idempotent replay.

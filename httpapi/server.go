@@ -44,8 +44,9 @@ type Server struct {
 	onDone  func(method, route string, status int, d time.Duration)
 
 	mu      sync.Mutex
-	routes  []string // registered patterns, "METHOD /path"
-	methods []string // every method some route uses, for telling 405 from 404
+	routes  []string          // registered patterns, "METHOD /path"
+	methods []string          // every method some route uses, for telling 405 from 404
+	scopes  map[string]string // pattern -> scope a caller needs ("" = public)
 }
 
 // New returns the API handler serving the ledger routes on eng.
@@ -68,9 +69,15 @@ func NewServer(eng *ledger.Engine, opts Options) *Server {
 }
 
 // Handle registers h for pattern, a Go 1.22 ServeMux pattern that must name its method
-// ("GET /v1/things/{id}"). Routes under /v1 must also be described in openapi.json; a test
-// checks it. Handle panics on a pattern without a method or one that conflicts with another.
-func (s *Server) Handle(pattern string, h http.Handler) {
+// ("GET /v1/things/{id}"), as a public route (no scope needed). Routes under /v1 must also be
+// described in openapi.json; a test checks it. Handle panics on a pattern without a method or
+// one that conflicts with another.
+func (s *Server) Handle(pattern string, h http.Handler) { s.HandleScoped(pattern, "", h) }
+
+// HandleScoped registers h for pattern like Handle, and records the scope ("ledger:read",
+// "admin", ...) a caller's key must hold to use the route. The scope is enforced by the
+// authentication layer, which reads it with Scope; "" marks a public route.
+func (s *Server) HandleScoped(pattern, scope string, h http.Handler) {
 	method, _, ok := strings.Cut(pattern, " ")
 	if !ok || method == "" || strings.HasPrefix(method, "/") {
 		panic("httpapi: pattern " + pattern + " must start with a method")
@@ -78,6 +85,10 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, h)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.scopes == nil {
+		s.scopes = make(map[string]string)
+	}
+	s.scopes[pattern] = scope
 	s.routes = append(s.routes, pattern)
 	if !slices.Contains(s.methods, method) {
 		s.methods = append(s.methods, method)
@@ -87,6 +98,14 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 // HandleFunc registers a handler function for pattern; see Handle.
 func (s *Server) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	s.Handle(pattern, http.HandlerFunc(h))
+}
+
+// Scope returns the scope registered for a route pattern ("" for a public route or an
+// unknown pattern).
+func (s *Server) Scope(pattern string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.scopes[pattern]
 }
 
 // Routes returns the registered patterns in registration order.

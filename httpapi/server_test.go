@@ -285,3 +285,31 @@ func TestObserveHook(t *testing.T) {
 		t.Fatalf("observed %v, want %v", got, want)
 	}
 }
+
+func TestRouteScopes(t *testing.T) {
+	s := NewServer(nil, Options{})
+	for pattern, want := range map[string]string{
+		"POST /v1/transfers":      ScopeLedgerWrite,
+		"GET /v1/accounts/{id}":   ScopeLedgerRead,
+		"GET /healthz":            "",
+		"GET /v1/no-such-pattern": "",
+	} {
+		if got := s.Scope(pattern); got != want {
+			t.Errorf("Scope(%q) = %q, want %q", pattern, got, want)
+		}
+	}
+	s.HandleScoped("PUT /v1/things/{id}", ScopeAdmin, http.NotFoundHandler())
+	if got := s.Scope("PUT /v1/things/{id}"); got != ScopeAdmin {
+		t.Errorf("Scope after HandleScoped = %q", got)
+	}
+}
+
+func TestActorContext(t *testing.T) {
+	ctx := context.Background()
+	if a := Actor(ctx); a != "" {
+		t.Fatalf("Actor of a bare context = %q", a)
+	}
+	if a := Actor(WithActor(ctx, "key_1")); a != "key_1" {
+		t.Fatalf("Actor = %q, want key_1", a)
+	}
+}
