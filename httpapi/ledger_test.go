@@ -42,7 +42,7 @@ func TestAccountCreateReplayConflictGet(t *testing.T) {
 
 	var gen account
 	a.do("POST", "/v1/accounts", `{"currency":"CNY"}`).wantStatus(t, 201).decode(t, &gen)
-	if !strings.HasPrefix(gen.ID, "acc_") || gen.Metadata != nil {
+	if !strings.HasPrefix(gen.ID, "acc_") || gen.Metadata == nil || len(gen.Metadata) != 0 {
 		t.Fatalf("generated account %+v", gen)
 	}
 }

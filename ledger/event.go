@@ -161,10 +161,7 @@ func appendString(b []byte, s string) []byte {
 }
 
 func appendMetadata(b []byte, m map[string]string) []byte {
-	if m == nil {
-		return append(b, "null"...)
-	}
-	if len(m) == 0 {
+	if len(m) == 0 { // as Metadata.MarshalJSON
 		return append(b, "{}"...)
 	}
 	return append(b, EncodeMetadata(m)...)

@@ -93,15 +93,27 @@ func (t *Timestamp) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// Metadata is the string map a client attaches to an account or transfer. It renders as a
+// JSON object even when empty, so clients never meet null.
+type Metadata map[string]string
+
+// MarshalJSON writes {} for empty metadata.
+func (m Metadata) MarshalJSON() ([]byte, error) {
+	if len(m) == 0 {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(map[string]string(m))
+}
+
 // Account is a ledger account with its current balances.
 type Account struct {
-	ID        string            `json:"id"`
-	Currency  string            `json:"currency"`
-	Code      string            `json:"code"`
-	Flags     Flags             `json:"flags"`
-	Metadata  map[string]string `json:"metadata"`
-	Timestamp Timestamp         `json:"timestamp"`
-	Balances  Balances          `json:"balances"`
+	ID        string    `json:"id"`
+	Currency  string    `json:"currency"`
+	Code      string    `json:"code"`
+	Flags     Flags     `json:"flags"`
+	Metadata  Metadata  `json:"metadata"`
+	Timestamp Timestamp `json:"timestamp"`
+	Balances  Balances  `json:"balances"`
 	// ReqHash fingerprints the creating request, for idempotent replays.
 	ReqHash []byte `json:"-"`
 }
@@ -109,19 +121,19 @@ type Account struct {
 // Transfer is one record of the journal: a posted or pending transfer, or the post, void or
 // expiry of a pending one (those carry PendingID).
 type Transfer struct {
-	ID              string            `json:"id"`
-	DebitAccountID  string            `json:"debit_account_id"`
-	CreditAccountID string            `json:"credit_account_id"`
-	Amount          int64             `json:"amount"`
-	Currency        string            `json:"currency"`
-	Code            string            `json:"code"`
-	Pending         bool              `json:"pending"`
-	PendingID       string            `json:"pending_id,omitempty"`
-	TimeoutSeconds  int64             `json:"timeout_seconds,omitempty"`
-	ExpiresAt       Timestamp         `json:"expires_at,omitempty"`
-	Status          Status            `json:"status"`
-	Timestamp       Timestamp         `json:"timestamp"`
-	Metadata        map[string]string `json:"metadata"`
+	ID              string    `json:"id"`
+	DebitAccountID  string    `json:"debit_account_id"`
+	CreditAccountID string    `json:"credit_account_id"`
+	Amount          int64     `json:"amount"`
+	Currency        string    `json:"currency"`
+	Code            string    `json:"code"`
+	Pending         bool      `json:"pending"`
+	PendingID       string    `json:"pending_id,omitempty"`
+	TimeoutSeconds  int64     `json:"timeout_seconds,omitempty"`
+	ExpiresAt       Timestamp `json:"expires_at,omitempty"`
+	Status          Status    `json:"status"`
+	Timestamp       Timestamp `json:"timestamp"`
+	Metadata        Metadata  `json:"metadata"`
 
 	// Journal fields. PendingDelta and PostedDelta are what the record added to the debit
 	// account's debits and the credit account's credits (pending and posted); the balance

@@ -128,7 +128,8 @@ func (d *DB) migrate(ctx context.Context, ms []Migration) error {
 }
 
 // createMigrationsTable creates schema_migrations if it does not exist. Two processes doing so
-// at once can collide in the catalog even with IF NOT EXISTS; the loser retries and finds it.
+// at once can collide in the catalog even with IF NOT EXISTS (a unique violation on the
+// catalog, "relation already exists" or "type already exists"); the loser retries and finds it.
 func (d *DB) createMigrationsTable(ctx context.Context) error {
 	const q = `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    BIGINT PRIMARY KEY,
@@ -140,7 +141,7 @@ func (d *DB) createMigrationsTable(ctx context.Context) error {
 			return nil
 		}
 		var pgErr *pgconn.PgError
-		if !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07") {
+		if !errors.As(err, &pgErr) || (pgErr.Code != "23505" && pgErr.Code != "42P07" && pgErr.Code != "42710") {
 			break
 		}
 	}
