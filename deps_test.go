@@ -48,6 +48,9 @@ func TestDependencies(t *testing.T) {
 		{"store/sqlite", []string{mod + "httpapi", mod + "store/postgres", "github.com/jackc/pgx", "net/http"}},
 		{"store/postgres", []string{mod + "httpapi", mod + "store/sqlite", "modernc.org/sqlite", "net/http"}},
 		{"httpapi", append([]string{mod + "store/", mod + "cmd/"}, drivers...)},
+		// A bank adapter speaks to its bank; it knows nothing of fincore's storage, HTTP API or
+		// ledger (the payment service does the bookkeeping).
+		{"bank", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		{"bench", append([]string{mod + "store/", mod + "httpapi"}, drivers...)},
 		// The outbox knows neither the ledger nor the bus (it publishes through an interface),
 		// so that storage adapters can implement its Store.
