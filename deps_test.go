@@ -51,6 +51,8 @@ func TestDependencies(t *testing.T) {
 		// A bank adapter speaks to its bank; it knows nothing of fincore's storage, HTTP API or
 		// ledger (the payment service does the bookkeeping).
 		{"bank", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
+		// The router is pure computation over what it is told.
+		{"payment/route", append([]string{"net/http", mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		{"bench", append([]string{mod + "store/", mod + "httpapi"}, drivers...)},
 		// The outbox knows neither the ledger nor the bus (it publishes through an interface),
 		// so that storage adapters can implement its Store.

@@ -4,8 +4,11 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"runtime/debug"
+	"slices"
+	"strings"
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; otherwise it comes from
@@ -19,10 +22,17 @@ Usage:
   fincore migrate (--postgres URL | --data DIR)
   fincore ledger verify (--data DIR | --postgres URL)
   fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
+  fincore bench routing [--rate N] [--duration D] [--drop-at D] [--seed N]
   fincore version
 
 Run 'fincore COMMAND -h' for a command's flags.
 `
+
+// benchCommands are the `fincore bench NAME` scenarios.
+var benchCommands = map[string]func(args []string) error{
+	"ledger":  cmdBenchLedger,
+	"routing": cmdBenchRouting,
+}
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -46,11 +56,15 @@ func run(args []string) int {
 		}
 		return cmdVerify(args[2:])
 	case "bench":
-		if len(args) < 2 || args[1] != "ledger" {
-			fmt.Fprint(os.Stderr, "usage: fincore bench ledger [flags]\n")
+		var cmd func([]string) error
+		if len(args) >= 2 {
+			cmd = benchCommands[args[1]]
+		}
+		if cmd == nil {
+			fmt.Fprintf(os.Stderr, "usage: fincore bench %s [flags]\n", strings.Join(slices.Sorted(maps.Keys(benchCommands)), "|"))
 			return 2
 		}
-		err = cmdBenchLedger(args[2:])
+		err = cmd(args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("fincore", versionString())
 		return 0

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestBenchRoutingPrintsJSON(t *testing.T) {
+	out, err := exec.Command(binPath, "bench", "routing", "--rate", "100", "--duration", "90s", "--drop-at", "30s").Output()
+	if err != nil {
+		t.Fatalf("bench routing: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var res struct {
+		Payments int     `json:"payments"`
+		Rate     float64 `json:"success_rate"`
+		Oracle   float64 `json:"oracle_rate"`
+		GapPP    float64 `json:"gap_pp"`
+		Shift    float64 `json:"shift_s"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+	}
+	if res.Payments != 9000 || res.Rate <= 0 || res.Oracle < 0.9 || res.Shift < 0 {
+		t.Errorf("result %+v", res)
+	}
+	if err := exec.Command(binPath, "bench", "routing", "--drop-at", "10m", "--duration", "1m").Run(); err == nil {
+		t.Error("a drop after the end of the run was accepted")
+	}
+}
