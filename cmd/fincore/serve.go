@@ -98,6 +98,14 @@ func cmdServe(args []string) error {
 	metrics.WatchOutbox(relay.Lag)
 	relay.Start()
 	defer relay.Stop() // before the bus closes; what it leaves unpublished goes out on the next start
+	timers, err := newTimerService(ctx, st, b, log)
+	if err != nil {
+		return fmt.Errorf("timers: %w", err)
+	}
+	if err := timers.Start(context.Background()); err != nil {
+		return err
+	}
+	defer timers.Stop() // first: its handlers use the engine and the bus
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

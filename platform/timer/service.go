@@ -281,16 +281,19 @@ func (s *Service) Start(ctx context.Context) error {
 	for range s.cfg.Workers {
 		go func() { defer s.wg.Done(); s.worker(ctx) }()
 	}
+	s.cfg.Logger.Info("timer service started", "window_max", s.cfg.WindowMax, "lookahead", s.cfg.Lookahead, "workers", s.cfg.Workers)
 	return nil
 }
 
 // Stop stops the service and waits for its goroutines. Deliveries in progress are
 // abandoned; their timers fire again on the next start.
 func (s *Service) Stop() {
-	if s.cancel != nil {
-		s.cancel()
+	if s.cancel == nil {
+		return
 	}
+	s.cancel()
 	s.wg.Wait()
+	s.cfg.Logger.Info("timer service stopped", "fired", s.fired.Load(), "failed", s.failed.Load())
 }
 
 func (s *Service) signal() {

@@ -63,6 +63,12 @@ type Store interface {
 	Purge(ctx context.Context, doneBefore time.Time, limit int) (int, error)
 }
 
+// Provider is implemented by storage handles (such as a ledger store) that also hold timers:
+// it returns the timer store of the same database.
+type Provider interface {
+	Timers() Store
+}
+
 // SameContent reports whether a and b have the same handler, fire time and payload: the
 // comparison Store.Schedule makes for an existing ID.
 func SameContent(a, b Timer) bool {

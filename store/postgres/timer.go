@@ -21,6 +21,9 @@ var _ timer.Store = (*TimerStore)(nil)
 // Timers returns the timer store of d.
 func (d *DB) Timers() *TimerStore { return &TimerStore{db: d} }
 
+// Timers returns the timer store of the database the ledger store lives in.
+func (o ownedLedger) Timers() timer.Store { return o.db.Timers() }
+
 const timerCols = `id, handler, fire_at, payload, next_at, attempts, last_error, done_at`
 
 // Schedule inserts t unless its id exists; see timer.Store.

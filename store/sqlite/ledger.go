@@ -21,6 +21,8 @@ type LedgerStore struct {
 	closeStatus     *sql.Stmt
 	// insert statements for chunks of outbox rows, by rows per statement
 	insertEvents map[int]*sql.Stmt
+	// timers is the timer store of the same database.
+	timers *TimerStore
 }
 
 var _ ledger.Store = (*LedgerStore)(nil)
@@ -69,6 +71,9 @@ func (d *DB) Ledger() (*LedgerStore, error) {
 		return nil, err
 	}
 	if s.closeStatus, err = d.write.Prepare(`UPDATE transfers SET status = ? WHERE id = ? AND status = 'pending'`); err != nil {
+		return nil, err
+	}
+	if s.timers, err = d.Timers(); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -44,6 +44,9 @@ func (d *DB) Timers() (*TimerStore, error) {
 	return s, nil
 }
 
+// Timers returns the timer store of the database the ledger store lives in.
+func (o ownedLedger) Timers() timer.Store { return o.timers }
+
 const timerCols = `id, handler, fire_at, payload, next_at, attempts, last_error, done_at`
 
 func nonNil(b []byte) []byte {

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/bus"
+	"github.com/fincore/fincore/platform/timer"
+	"github.com/fincore/fincore/store/sqlite"
+)
+
+// waitFor polls cond until it holds or a 10-second deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// The timer service as serve wires it, on embedded storage and the embedded bus: in-process
+// handlers by name, bus timers published on their subject with a de-duplication id, and a
+// timer that came due while the service was down firing at the next start.
+func TestTimerServiceWiring(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	b, err := bus.Start(ctx, bus.Options{DataDir: filepath.Join(dir, "nats"), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fired := make(chan string, 16)
+	start := func() (ledger.Store, *timer.Service) {
+		t.Helper()
+		st, err := sqlite.OpenLedger(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := newTimerService(ctx, st, b, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Register("test", func(_ context.Context, tm timer.Timer) error { fired <- tm.ID; return nil })
+		if err := svc.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return st, svc
+	}
+	st, svc := start()
+	now := time.Now()
+	for _, tm := range []timer.Timer{
+		{ID: "h1", Handler: "test", FireAt: now},
+		{ID: "b1", Handler: timer.BusPrefix + "timer.test", FireAt: now, Payload: []byte("hello")},
+	} {
+		if err := svc.Schedule(ctx, tm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id := <-fired; id != "h1" {
+		t.Fatalf("fired %s, want h1", id)
+	}
+	stream, err := b.JetStream().Stream(ctx, timerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bus timer published", func() bool {
+		m, err := stream.GetLastMsgForSubject(ctx, "timer.test")
+		if err != nil {
+			return false
+		}
+		if string(m.Data) != "hello" || m.Header.Get("Nats-Msg-Id") != fmt.Sprintf("timer:b1:%d", now.UnixNano()) {
+			t.Fatalf("published %q with header %v", m.Data, m.Header)
+		}
+		return true
+	})
+
+	// h2 comes due a second from now, while the service is stopped.
+	due := time.Now().Add(time.Second)
+	if err := svc.Schedule(ctx, timer.Timer{ID: "h2", Handler: "test", FireAt: due}); err != nil {
+		t.Fatal(err)
+	}
+	svc.Stop()
+	st.Close()
+	time.Sleep(time.Until(due))
+	select {
+	case id := <-fired:
+		t.Fatalf("%s fired while the service was stopped", id)
+	default:
+	}
+	st, svc = start()
+	defer st.Close()
+	defer svc.Stop()
+	select {
+	case id := <-fired:
+		if id != "h2" {
+			t.Fatalf("fired %s, want h2", id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("overdue timer did not fire after the restart")
+	}
+	ts := st.(timer.Provider).Timers()
+	waitFor(t, "h2 marked done", func() bool {
+		r, ok, err := ts.Get(ctx, "h2")
+		return err == nil && ok && !r.Pending()
+	})
+}
