@@ -3,6 +3,7 @@ package bank
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,25 @@ func TestStatusFinal(t *testing.T) {
 			t.Errorf("%s.Final() = %v", s, !want)
 		}
 	}
+}
+
+// TestCodesDocumented keeps docs/channels.md's table in step with the code table.
+func TestCodesDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/channels.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range Codes() {
+		row := fmt.Sprintf("| `%s` |%s|%s|", c.Code, cell(c.Retriable), cell(c.Unknown))
+		if !strings.Contains(string(doc), row) {
+			t.Errorf("docs/channels.md lacks the row %q", row)
+		}
+	}
+}
+
+func cell(b bool) string {
+	if b {
+		return " yes "
+	}
+	return " "
 }

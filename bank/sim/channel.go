@@ -47,6 +47,24 @@ func unknown(now time.Time) bank.Result {
 	return bank.Result{Status: bank.Unknown, Code: bank.CodeTimeout, Message: "no answer from the bank in time", At: now}
 }
 
+// process runs one request through the simulated network: the request travels for half the
+// drawn latency, the bank acts on it, and the answer travels back for the other half. It
+// reports false when no answer reaches the caller (the request or the answer was lost, or ctx
+// ended first).
+func (b *Bank) process(ctx context.Context, canDecline bool, act func(fate) (bank.Result, bool)) (bank.Result, bool) {
+	b.mu.Lock()
+	f := b.draw(canDecline)
+	b.mu.Unlock()
+	if !sleep(ctx, f.latency/2) {
+		return bank.Result{}, false
+	}
+	res, answered := act(f)
+	if !answered || !sleep(ctx, f.latency-f.latency/2) {
+		return bank.Result{}, false
+	}
+	return res, true
+}
+
 func sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
@@ -61,22 +79,14 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// call runs one request through the simulated network: travel in, act, travel out.
+// call runs one request through the simulated network, turning a missing answer into an
+// unknown outcome.
 func (c *Channel) call(ctx context.Context, canDecline bool, act func(fate) (bank.Result, bool)) bank.Result {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
-	c.bank.mu.Lock()
-	f := c.bank.draw(canDecline)
-	c.bank.mu.Unlock()
-	if !sleep(ctx, f.latency/2) {
-		return unknown(c.bank.now())
-	}
-	res, answered := act(f)
+	res, answered := c.bank.process(ctx, canDecline, act)
 	if !answered {
-		<-ctx.Done()
-		return unknown(c.bank.now())
-	}
-	if !sleep(ctx, f.latency-f.latency/2) {
+		<-ctx.Done() // a lost answer: the caller waits until it gives up
 		return unknown(c.bank.now())
 	}
 	return res

@@ -23,6 +23,7 @@ Usage:
   fincore ledger verify (--data DIR | --postgres URL)
   fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
   fincore bench routing [--rate N] [--duration D] [--drop-at D] [--seed N]
+  fincore bank-sim [--addr 127.0.0.1:9090] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
   fincore version
 
 Run 'fincore COMMAND -h' for a command's flags.
@@ -49,6 +50,8 @@ func run(args []string) int {
 		err = cmdServe(args[1:])
 	case "migrate":
 		err = cmdMigrate(args[1:])
+	case "bank-sim":
+		err = cmdBankSim(args[1:])
 	case "ledger":
 		if len(args) < 2 || args[1] != "verify" {
 			fmt.Fprint(os.Stderr, "usage: fincore ledger verify (--data DIR | --postgres URL)\n")
