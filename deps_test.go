@@ -59,6 +59,8 @@ func TestDependencies(t *testing.T) {
 		{"platform/outbox", append([]string{"net/http", mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// timer delivers to the bus through its own Publisher interface, never the package.
 		{"platform/timer", append([]string{"net/http", mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
+		// credit is a domain package: it reaches storage and the bus only through interfaces.
+		{"credit", append([]string{"net/http", mod + "httpapi", mod + "store/", mod + "cmd/", mod + "platform/bus"}, drivers...)},
 		{"platform/bus", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// obs sees the ledger through its Store interface and hooks, never an adapter or a
 		// driver (database/sql itself comes in with client_golang's collectors).

@@ -13,6 +13,7 @@ func TestStrayArguments(t *testing.T) {
 		{[]string{"migrate", "--data", dir, "extra"}, 1},
 		{[]string{"ledger", "verify", "--data", dir, "extra"}, 2},
 		{[]string{"bench", "ledger", "--duration", "1ms", "extra"}, 1},
+		{[]string{"credit", "schedule", "--principal", "100", "--periods", "1", "--method", "flat_fee", "--fee-rate", "0", "--start", "2026-01-01", "extra"}, 1},
 		{[]string{"serve", "--data", dir, "extra"}, 1},
 		{[]string{"migrate", "--data", dir}, 0},
 	} {

@@ -21,6 +21,7 @@ Usage:
   fincore serve   [--addr 127.0.0.1:8080] [--data DIR | --postgres URL [--migrate]] [--demo]
   fincore migrate (--postgres URL | --data DIR)
   fincore ledger verify (--data DIR | --postgres URL)
+  fincore credit schedule --principal N --periods N --method annuity|equal_principal|flat_fee (--annual-rate R | --fee-rate F) --start YYYY-MM-DD
   fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
   fincore bench routing [--rate N] [--duration D] [--drop-at D] [--seed N]
   fincore bank-sim [--addr 127.0.0.1:9090] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
@@ -58,6 +59,8 @@ func run(args []string) int {
 			return 2
 		}
 		return cmdVerify(args[2:])
+	case "credit":
+		return cmdCredit(args[1:])
 	case "bench":
 		var cmd func([]string) error
 		if len(args) >= 2 {

@@ -1,0 +1,72 @@
+package credit
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestParseDate(t *testing.T) {
+	for _, ok := range []string{"2026-01-31", "2024-02-29", "2000-02-29", "1900-01-01", "2999-12-31"} {
+		d, err := ParseDate(ok)
+		if err != nil || d.String() != ok {
+			t.Errorf("ParseDate(%q) = %v, %v", ok, d, err)
+		}
+	}
+	for _, bad := range []string{"", "2026-1-31", "2026-02-29", "2100-02-29", "1900-02-29", "2026-13-01", "2026-00-10", "2026-04-31",
+		"2026-01-00", "1899-12-31", "3000-01-01", "2026/01/31", "+026-01-31", "2026-01-3a", "20260131", "2026-01-31T00:00:00Z", "-026-01-31"} {
+		if d, err := ParseDate(bad); err == nil {
+			t.Errorf("ParseDate(%q) = %v, want an error", bad, d)
+		}
+	}
+}
+
+func TestAddMonths(t *testing.T) {
+	for _, tc := range []struct {
+		start string
+		k     int
+		want  string
+	}{
+		{"2026-01-31", 1, "2026-02-28"},
+		{"2026-01-31", 2, "2026-03-31"}, // from the start, not from the clamped Feb 28
+		{"2026-01-31", 3, "2026-04-30"},
+		{"2023-01-31", 13, "2024-02-29"},
+		{"2024-02-29", 12, "2025-02-28"},
+		{"2024-02-29", 48, "2028-02-29"},
+		{"2026-08-31", 6, "2027-02-28"},
+		{"2026-12-15", 1, "2027-01-15"},
+		{"2026-12-15", 0, "2026-12-15"},
+		{"2026-03-31", -1, "2026-02-28"},
+		{"2026-01-15", -13, "2024-12-15"},
+		{"2026-05-10", 360, "2056-05-10"},
+	} {
+		if got := MustDate(tc.start).AddMonths(tc.k).String(); got != tc.want {
+			t.Errorf("%s + %d months = %s, want %s", tc.start, tc.k, got, tc.want)
+		}
+	}
+}
+
+func TestDateArithmetic(t *testing.T) {
+	a, b := MustDate("2024-02-28"), MustDate("2024-03-01")
+	if a.DaysSince(b) != -2 || b.DaysSince(a) != 2 || a.AddDays(2) != b || b.AddDays(-2) != a {
+		t.Errorf("leap-year day arithmetic: %d %d %s", a.DaysSince(b), b.DaysSince(a), a.AddDays(2))
+	}
+	if !a.Before(b) || !b.After(a) || a.Compare(a) != 0 || MustDate("2025-01-01").Compare(MustDate("2024-12-31")) != 1 {
+		t.Error("Compare")
+	}
+	if MustDate("2027-01-01").DaysSince(MustDate("2026-01-01")) != 365 {
+		t.Error("DaysSince over a year")
+	}
+	var v struct{ D Date }
+	if err := json.Unmarshal([]byte(`{"D":"2024-02-29"}`), &v); err != nil || v.D != MustDate("2024-02-29") {
+		t.Errorf("unmarshal: %v %v", v.D, err)
+	}
+	b2, _ := json.Marshal(v)
+	if string(b2) != `{"D":"2024-02-29"}` {
+		t.Errorf("marshal: %s", b2)
+	}
+	for _, bad := range []string{`{"D":"2023-02-29"}`, `{"D":20240229}`, `{"D":null}`} {
+		if err := json.Unmarshal([]byte(bad), &v); err == nil {
+			t.Errorf("unmarshal %s: no error", bad)
+		}
+	}
+}
