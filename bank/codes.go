@@ -19,6 +19,7 @@ const (
 	CodeTimeout            Code = "timeout"
 	CodeChannelUnavailable Code = "channel_unavailable"
 	CodeBankSystemError    Code = "bank_system_error"
+	CodeReversed           Code = "reversed"
 )
 
 // CodeInfo describes a unified code.
@@ -46,6 +47,7 @@ var codeInfo = map[Code]CodeInfo{
 	CodeTimeout:            {Unknown: true, Description: "no answer in time after the request may have reached the bank; resolve by query"},
 	CodeChannelUnavailable: {Retriable: true, Description: "the channel could not be reached; the request certainly never reached the bank"},
 	CodeBankSystemError:    {Retriable: true, Description: "the bank answered that it failed before charging (system error, maintenance)"},
+	CodeReversed:           {Retriable: true, Description: "the request was reversed after a timeout: the bank holds no charge"},
 }
 
 // Info returns the description of c; unknown codes are treated as Unknown outcomes, the safe
@@ -66,7 +68,7 @@ func (c Code) Retriable() bool { return c.Info().Retriable }
 func Codes() []CodeInfo {
 	order := []Code{CodeApproved, CodeDeclined, CodeInsufficientFunds, CodeCardInvalid, CodeCardExpired,
 		CodeLimitExceeded, CodeSuspectedFraud, CodeInvalidAmount, CodeNotFound, CodeDuplicate, CodeTimeout,
-		CodeChannelUnavailable, CodeBankSystemError}
+		CodeChannelUnavailable, CodeBankSystemError, CodeReversed}
 	out := make([]CodeInfo, len(order))
 	for i, c := range order {
 		out[i] = c.Info()

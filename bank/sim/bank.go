@@ -94,6 +94,7 @@ const (
 	RawPending      = "09"
 	RawDuplicate    = "94"
 	RawBadRequest   = "30"
+	RawReversed     = "R0" // the status of a payment or refund that was reversed
 )
 
 var rawCodes = map[string]bank.Code{
@@ -105,6 +106,7 @@ var rawCodes = map[string]bank.Code{
 	RawNotFound:     bank.CodeNotFound,
 	RawDuplicate:    bank.CodeDuplicate,
 	RawBadRequest:   bank.CodeInvalidAmount,
+	RawReversed:     bank.CodeReversed,
 }
 
 // Map maps the simulated bank's raw code onto the unified table; an unknown code reads as an
@@ -151,8 +153,7 @@ type Bank struct {
 	timers   sync.WaitGroup
 	closed   bool
 
-	// counters, for tests: what the bank actually did
-	charges, requests uint64
+	requests uint64 // requests that arrived or were dropped, for tests
 }
 
 // Options configure a Bank.
@@ -293,7 +294,6 @@ func (b *Bank) pay(req bank.PayRequest, f fate) (bank.Result, bool) {
 		b.scheduleDecision(r, f.raw, f.decide)
 	case f.raw == RawApproved:
 		r.status = bank.Succeeded
-		b.charges++
 		b.payments[req.PaymentID] = r
 	default:
 		r.status = bank.Failed
@@ -318,9 +318,6 @@ func (b *Bank) scheduleDecision(r *record, raw string, d time.Duration) {
 		r.raw = raw
 		if raw == RawApproved {
 			r.status = bank.Succeeded
-			if r.kind == "payment" {
-				b.charges++
-			}
 		} else {
 			r.status = bank.Failed
 			if r.kind == "refund" {
@@ -417,6 +414,35 @@ func (b *Bank) refund(req bank.RefundRequest, f fate) (bank.Result, bool) {
 	return r.result(), !f.lost
 }
 
+// reverse undoes a payment or refund (an ISO 8583 0400 reversal): a succeeded or pending one
+// becomes failed with RawReversed, so it is not charged (or not refunded). Reversing what the
+// bank never received answers RawNotFound; reversing twice answers the same.
+func (b *Bank) reverse(kind, id string, f fate) (bank.Result, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.requests++
+	if f.drop {
+		return bank.Result{}, false
+	}
+	m := b.payments
+	if kind == "refund" {
+		m = b.refunds
+	}
+	r, ok := m[id]
+	if !ok {
+		return bank.Result{Status: bank.Failed, Code: Map(RawNotFound), RawCode: RawNotFound, At: b.now()}, !f.lost
+	}
+	if r.status != bank.Failed {
+		if kind == "refund" {
+			b.refunded[r.payment] -= r.amount
+		}
+		r.status = bank.Failed
+		r.raw = RawReversed
+		r.at = b.now()
+	}
+	return r.result(), !f.lost
+}
+
 // Statement returns the bank's final records of the day (UTC), payments then refunds, each in
 // time order. Pending records are not on a statement.
 func (b *Bank) Statement(day time.Time) []bank.StatementLine {
@@ -448,7 +474,7 @@ func (b *Bank) Statement(day time.Time) []bank.StatementLine {
 // Stats are what the bank has done, for tests and the chaos check.
 type Stats struct {
 	Requests uint64 // payment and refund requests that arrived or were dropped
-	Charges  uint64 // payments charged (each PaymentID at most once)
+	Charges  uint64 // payments charged and not reversed (each PaymentID at most once)
 	Charged  int64  // sum of succeeded payment amounts
 	Refunded int64  // sum of succeeded refund amounts
 }
@@ -457,9 +483,10 @@ type Stats struct {
 func (b *Bank) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := Stats{Requests: b.requests, Charges: b.charges}
+	s := Stats{Requests: b.requests}
 	for _, r := range b.payments {
 		if r.status == bank.Succeeded {
+			s.Charges++
 			s.Charged += r.amount
 		}
 	}

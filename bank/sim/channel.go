@@ -81,10 +81,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // call runs one request through the simulated network, turning a missing answer into an
 // unknown outcome.
-func (c *Channel) call(ctx context.Context, canDecline bool, act func(fate) (bank.Result, bool)) bank.Result {
+func (c *Channel) call(ctx context.Context, op func(context.Context) (bank.Result, bool)) bank.Result {
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
-	res, answered := c.bank.process(ctx, canDecline, act)
+	res, answered := op(ctx)
 	if !answered {
 		<-ctx.Done() // a lost answer: the caller waits until it gives up
 		return unknown(c.bank.now())
@@ -97,7 +97,7 @@ func (c *Channel) Pay(ctx context.Context, req bank.PayRequest) (bank.Result, er
 	if req.PaymentID == "" || req.Amount <= 0 || req.Currency == "" {
 		return bank.Result{}, fmt.Errorf("%w: payment id, a positive amount and a currency are required", bank.ErrInvalidRequest)
 	}
-	return c.call(ctx, true, func(f fate) (bank.Result, bool) { return c.bank.pay(req, f) }), nil
+	return c.call(ctx, func(ctx context.Context) (bank.Result, bool) { return c.bank.HandlePay(ctx, req) }), nil
 }
 
 // Refund implements bank.Channel.
@@ -105,25 +105,45 @@ func (c *Channel) Refund(ctx context.Context, req bank.RefundRequest) (bank.Resu
 	if req.RefundID == "" || req.PaymentID == "" || req.Amount <= 0 {
 		return bank.Result{}, fmt.Errorf("%w: refund id, payment id and a positive amount are required", bank.ErrInvalidRequest)
 	}
-	return c.call(ctx, false, func(f fate) (bank.Result, bool) { return c.bank.refund(req, f) }), nil
+	return c.call(ctx, func(ctx context.Context) (bank.Result, bool) { return c.bank.HandleRefund(ctx, req) }), nil
 }
 
 // Query implements bank.Channel. Queries travel like requests (and may be dropped), but
 // never change anything at the bank.
 func (c *Channel) Query(ctx context.Context, paymentID string) (bank.Result, error) {
-	return c.call(ctx, false, func(f fate) (bank.Result, bool) {
-		return c.bank.query("payment", paymentID), !f.drop
-	}), nil
+	return c.call(ctx, func(ctx context.Context) (bank.Result, bool) { return c.bank.HandleQuery(ctx, "payment", paymentID) }), nil
 }
 
 // QueryRefund implements bank.Channel.
 func (c *Channel) QueryRefund(ctx context.Context, refundID string) (bank.Result, error) {
-	return c.call(ctx, false, func(f fate) (bank.Result, bool) {
-		return c.bank.query("refund", refundID), !f.drop
-	}), nil
+	return c.call(ctx, func(ctx context.Context) (bank.Result, bool) { return c.bank.HandleQuery(ctx, "refund", refundID) }), nil
 }
 
 // Statement implements bank.Channel.
 func (c *Channel) Statement(ctx context.Context, day time.Time) ([]bank.StatementLine, error) {
 	return c.bank.Statement(day), ctx.Err()
+}
+
+// The bank's operations through the simulated network, for servers that front the bank with
+// their own protocol (the HTTP handler here, the ISO 8583 host). Each reports false when no
+// answer reaches the caller.
+
+// HandlePay charges a card.
+func (b *Bank) HandlePay(ctx context.Context, req bank.PayRequest) (bank.Result, bool) {
+	return b.process(ctx, true, func(f fate) (bank.Result, bool) { return b.pay(req, f) })
+}
+
+// HandleRefund refunds part of a payment.
+func (b *Bank) HandleRefund(ctx context.Context, req bank.RefundRequest) (bank.Result, bool) {
+	return b.process(ctx, false, func(f fate) (bank.Result, bool) { return b.refund(req, f) })
+}
+
+// HandleQuery tells where a payment or refund (kind "payment" or "refund") stands.
+func (b *Bank) HandleQuery(ctx context.Context, kind, id string) (bank.Result, bool) {
+	return b.process(ctx, false, func(f fate) (bank.Result, bool) { return b.query(kind, id), !f.drop })
+}
+
+// HandleReverse reverses a payment or refund.
+func (b *Bank) HandleReverse(ctx context.Context, kind, id string) (bank.Result, bool) {
+	return b.process(ctx, false, func(f fate) (bank.Result, bool) { return b.reverse(kind, id, f) })
 }

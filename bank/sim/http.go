@@ -62,10 +62,10 @@ const SignatureHeader = "Sim-Signature"
 // (at most two minutes) and then closed.
 func Handler(b *Bank) http.Handler {
 	mux := http.NewServeMux()
-	answer := func(w http.ResponseWriter, r *http.Request, canDecline bool, act func(fate) (bank.Result, bool)) {
+	answer := func(w http.ResponseWriter, r *http.Request, op func(context.Context) (bank.Result, bool)) {
 		ctx, cancel := context.WithTimeout(r.Context(), maxHold)
 		defer cancel()
-		res, ok := b.process(ctx, canDecline, act)
+		res, ok := op(ctx)
 		if !ok {
 			<-ctx.Done()
 			panic(http.ErrAbortHandler) // close the connection without an answer
@@ -93,7 +93,7 @@ func Handler(b *Bank) http.Handler {
 		}
 		req := bank.PayRequest{PaymentID: p.PaymentID, Amount: p.Amount, Currency: p.Currency, Description: p.Description,
 			Card: bank.Card{PAN: p.PAN, Holder: p.Holder, ExpiryMonth: p.ExpiryMonth, ExpiryYear: p.ExpiryYear, BankCode: p.BankCode}}
-		answer(w, r, true, func(f fate) (bank.Result, bool) { return b.pay(req, f) })
+		answer(w, r, func(ctx context.Context) (bank.Result, bool) { return b.HandlePay(ctx, req) })
 	})
 	mux.HandleFunc("POST /v1/refunds", func(w http.ResponseWriter, r *http.Request) {
 		var p refundBody
@@ -105,12 +105,12 @@ func Handler(b *Bank) http.Handler {
 			return
 		}
 		req := bank.RefundRequest{RefundID: p.RefundID, PaymentID: p.PaymentID, ChannelRef: p.ChannelRef, Amount: p.Amount, Currency: p.Currency}
-		answer(w, r, false, func(f fate) (bank.Result, bool) { return b.refund(req, f) })
+		answer(w, r, func(ctx context.Context) (bank.Result, bool) { return b.HandleRefund(ctx, req) })
 	})
 	for _, kind := range []string{"payment", "refund"} {
 		mux.HandleFunc("GET /v1/"+kind+"s/{id}", func(w http.ResponseWriter, r *http.Request) {
 			id := r.PathValue("id")
-			answer(w, r, false, func(f fate) (bank.Result, bool) { return b.query(kind, id), !f.drop })
+			answer(w, r, func(ctx context.Context) (bank.Result, bool) { return b.HandleQuery(ctx, kind, id) })
 		})
 	}
 	mux.HandleFunc("GET /v1/statements/{day}", func(w http.ResponseWriter, r *http.Request) {

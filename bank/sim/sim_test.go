@@ -232,3 +232,36 @@ func TestLatencyDistribution(t *testing.T) {
 		t.Errorf("%.4f above p99", f)
 	}
 }
+
+func TestReversalUndoesCharge(t *testing.T) {
+	ch := newChannel(t, Profile{}, nil)
+	b := ch.Bank()
+	ctx := context.Background()
+	ch.Pay(ctx, pay("p1", 900))
+	res, ok := b.HandleReverse(ctx, "payment", "p1")
+	if !ok || res.Status != bank.Failed || res.Code != bank.CodeReversed || !res.Code.Retriable() {
+		t.Fatalf("reverse = %+v, %v", res, ok)
+	}
+	if again, _ := b.HandleReverse(ctx, "payment", "p1"); again.Code != bank.CodeReversed {
+		t.Fatalf("second reversal = %+v", again)
+	}
+	if q, _ := ch.Query(ctx, "p1"); q.Status != bank.Failed || q.Code != bank.CodeReversed {
+		t.Fatalf("Query after reversal = %+v", q)
+	}
+	if s := b.Stats(); s.Charges != 0 || s.Charged != 0 {
+		t.Fatalf("stats after reversal %+v", s)
+	}
+	if res, _ := b.HandleReverse(ctx, "payment", "never"); res.Code != bank.CodeNotFound {
+		t.Fatalf("reversing an unknown payment = %+v", res)
+	}
+	// A reversed refund gives its amount back to what may be refunded.
+	ch.Pay(ctx, pay("p2", 100))
+	ch.Refund(ctx, bank.RefundRequest{RefundID: "r1", PaymentID: "p2", Amount: 100, Currency: "CNY"})
+	b.HandleReverse(ctx, "refund", "r1")
+	if r, _ := ch.Refund(ctx, bank.RefundRequest{RefundID: "r2", PaymentID: "p2", Amount: 100, Currency: "CNY"}); r.Status != bank.Succeeded {
+		t.Fatalf("refund after the reversal of the first = %+v", r)
+	}
+	if s := b.Stats(); s.Refunded != 100 {
+		t.Fatalf("refunded %d, want 100", s.Refunded)
+	}
+}
