@@ -59,8 +59,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // observe wraps a request: request id (from X-Request-Id or generated, echoed in the
-// response), panic recovery, one log line with method, route pattern, status and duration,
-// and the Options.Observe hook.
+// response), a server span (a child of the client's when it sent traceparent), panic
+// recovery, one log line with method, route pattern, status and duration, and the
+// Options.Observe hook.
 func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.HandlerFunc) {
 	start := time.Now()
 	id := r.Header.Get("X-Request-Id")
@@ -68,12 +69,15 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handl
 		id = newRequestID()
 	}
 	w.Header().Set("X-Request-Id", id)
-	ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+	ctx, span := s.startSpan(r, id)
+	ctx = context.WithValue(ctx, requestIDKey{}, id)
 	r = r.WithContext(ctx)
 	sw := &statusWriter{ResponseWriter: w}
 	defer func() {
-		if p := recover(); p != nil {
+		p := recover()
+		if p != nil {
 			if p == http.ErrAbortHandler {
+				span.End()
 				panic(p)
 			}
 			s.log.ErrorContext(ctx, "panic serving request", "panic", p, "request_id", id, "stack", string(debug.Stack()))
@@ -86,13 +90,14 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handl
 			route = "unmatched"
 		}
 		d := time.Since(start)
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK // what net/http sends for a handler that wrote nothing
+		}
 		if s.onDone != nil {
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK // what net/http sends for a handler that wrote nothing
-			}
 			s.onDone(r.Method, route, status, d)
 		}
+		endSpan(span, r.Pattern, status, sw.code, p)
 		level := slog.LevelInfo
 		if sw.status >= 500 {
 			level = slog.LevelWarn

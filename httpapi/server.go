@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/ledger"
 )
@@ -31,6 +33,10 @@ type Options struct {
 	// status answered and the time taken. It is how metrics see requests without this
 	// package depending on a metrics library.
 	Observe func(method, route string, status int, d time.Duration)
+	// TracerProvider makes a server span for every request (default: the global provider, a
+	// no-op unless the program installs an SDK). A W3C traceparent header from the client
+	// makes the span a child of the client's.
+	TracerProvider trace.TracerProvider
 }
 
 // Server is the HTTP API. It is an http.Handler; more routes (from other modules) are added
@@ -42,6 +48,7 @@ type Server struct {
 	maxBody int64
 	mux     *http.ServeMux
 	onDone  func(method, route string, status int, d time.Duration)
+	tracer  trace.Tracer
 
 	mu      sync.Mutex
 	routes  []string          // registered patterns, "METHOD /path"
@@ -61,7 +68,8 @@ func NewServer(eng *ledger.Engine, opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	s := &Server{eng: eng, log: opts.Logger, maxBody: opts.MaxBodyBytes, mux: http.NewServeMux(), onDone: opts.Observe}
+	s := &Server{eng: eng, log: opts.Logger, maxBody: opts.MaxBodyBytes, mux: http.NewServeMux(), onDone: opts.Observe,
+		tracer: newTracer(opts.TracerProvider)}
 	s.HandleFunc("GET /healthz", s.healthz)
 	s.HandleFunc("GET /openapi.json", serveOpenAPI)
 	s.registerLedger()

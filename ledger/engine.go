@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fincore/fincore/apierror"
 )
 
@@ -40,6 +42,8 @@ type Config struct {
 	// engine's commit goroutine: it must not block (the outbox relay's Notify is a
 	// non-blocking channel send).
 	Committed func()
+	// TracerProvider makes the engine's spans (default: none are made).
+	TracerProvider trace.TracerProvider
 }
 
 // Observer receives the outcome of every group commit the engine hands to storage. It is
@@ -106,6 +110,7 @@ type Stats struct {
 type Engine struct {
 	store  Store
 	cfg    Config
+	tracer trace.Tracer
 	token  int64
 	queue  chan *request
 	stop   chan struct{}
@@ -138,6 +143,10 @@ type request struct {
 	tres    []TransferResult
 	err     error
 	done    chan struct{}
+
+	span        trace.SpanContext // the submitter's span
+	commit      trace.SpanContext // the span of the commit that wrote it
+	commitChild bool              // the commit span is a child of span
 }
 
 func (r *request) size() int { return len(r.accounts) + len(r.transfers) + len(r.expire) }
@@ -156,6 +165,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	e := &Engine{
 		store:    st,
 		cfg:      cfg,
+		tracer:   newTracer(cfg.TracerProvider),
 		token:    token,
 		queue:    make(chan *request, cfg.QueueMax),
 		stop:     make(chan struct{}),
@@ -250,10 +260,12 @@ func (e *Engine) CreateTransfer(ctx context.Context, in TransferInput) (*Transfe
 	return res[0].Transfer, res[0].Created, res[0].Err
 }
 
-func (e *Engine) submit(ctx context.Context, r *request) error {
+func (e *Engine) submit(ctx context.Context, r *request) (err error) {
 	if err := e.failed.Load(); err != nil {
 		return err
 	}
+	ctx, span := e.startWrite(ctx, r)
+	defer func() { endWrite(span, r, err) }()
 	r.done = make(chan struct{})
 	select {
 	case <-e.stop:
@@ -389,9 +401,11 @@ func (e *Engine) commit(g *group) {
 	defer close(g.done)
 	b := &g.batch
 	if len(b.NewAccounts)+len(b.Transfers)+len(b.Closed) > 0 {
+		ctx, span := e.startCommit(g)
 		t0 := time.Now()
-		err := e.store.Commit(context.Background(), e.token, b)
+		err := e.store.Commit(ctx, e.token, b)
 		d := time.Since(t0)
+		endCommit(span, err)
 		e.commitNanos.Add(int64(d))
 		if o := e.cfg.Observer; o != nil {
 			o.GroupCommitted(GroupCommit{

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/bus"
 	"github.com/fincore/fincore/platform/outbox"
@@ -23,5 +25,5 @@ func newLedgerRelay(ctx context.Context, st ledger.Store, b *bus.Bus, log *slog.
 	if err := b.EnsureStream(ctx, ledgerStream, []string{"ledger.>"}); err != nil {
 		return nil, err
 	}
-	return outbox.NewRelay(p.Outbox(), b, outbox.Config{Logger: log}), nil
+	return outbox.NewRelay(p.Outbox(), b, outbox.Config{Logger: log, TracerProvider: otel.GetTracerProvider()}), nil
 }

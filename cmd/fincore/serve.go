@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/bus"
@@ -28,9 +30,9 @@ func newLogger(level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+		return slog.New(obs.LogHandler(slog.NewJSONHandler(os.Stderr, opts))), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+		return slog.New(obs.LogHandler(slog.NewTextHandler(os.Stderr, opts))), nil
 	}
 	return nil, fmt.Errorf("--log-format must be json or text")
 }
@@ -57,6 +59,8 @@ func cmdServe(args []string) error {
 	natsListen := fs.String("nats-listen", "", "also let other processes reach the embedded NATS server on this address (default: no TCP listener)")
 	var sf storeFlags
 	sf.register(fs, true)
+	var tf traceFlags
+	tf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -65,6 +69,11 @@ func cmdServe(args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	stopTracing, err := tf.start(log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -90,7 +99,7 @@ func cmdServe(args []string) error {
 		return fmt.Errorf("event outbox: %w", err)
 	}
 	metrics := obs.New()
-	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify})
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify, TracerProvider: otel.GetTracerProvider()})
 	if err != nil {
 		return err
 	}

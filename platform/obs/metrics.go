@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
 )
 
@@ -129,9 +130,7 @@ func (m *Metrics) ObserveHTTP(method, route string, status int, d time.Duration)
 }
 
 func boundedMethod(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	if httpapi.StandardMethod(m) {
 		return m
 	}
 	return "OTHER"

@@ -7,6 +7,11 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Defaults of Config.
@@ -38,6 +43,9 @@ type Config struct {
 	PruneInterval time.Duration
 	Now           func() time.Time
 	Logger        *slog.Logger
+	// TracerProvider makes the relay's spans, one per page published (default: none are
+	// made).
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) defaults() {
@@ -59,6 +67,9 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = noop.NewTracerProvider()
+	}
 }
 
 // Relay publishes the outbox's rows to the bus in Seq order. One goroutine does the work
@@ -67,6 +78,7 @@ type Relay struct {
 	st     Store
 	pub    Publisher
 	cfg    Config
+	tracer trace.Tracer
 	notify chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -76,7 +88,8 @@ type Relay struct {
 // NewRelay returns a relay from st to pub. It does nothing until Start.
 func NewRelay(st Store, pub Publisher, cfg Config) *Relay {
 	cfg.defaults()
-	return &Relay{st: st, pub: pub, cfg: cfg, notify: make(chan struct{}, 1)}
+	return &Relay{st: st, pub: pub, cfg: cfg, notify: make(chan struct{}, 1),
+		tracer: cfg.TracerProvider.Tracer("github.com/fincore/fincore/platform/outbox")}
 }
 
 // Notify tells the relay that rows may have been committed. It never blocks: a signal already
@@ -163,28 +176,48 @@ func (r *Relay) Drain(ctx context.Context, after int64) (int64, error) {
 		if len(recs) == 0 {
 			return after, nil
 		}
-		for i := range recs {
-			rec := &recs[i]
-			if rec.Seq <= after {
-				return after, errors.New("outbox: store returned rows out of order")
-			}
-			if err := r.pub.Publish(ctx, rec.Subject, rec.MsgID, rec.Payload); err != nil {
-				// Mark what went out, so that a restart repeats as little as possible.
-				if i > 0 {
-					if merr := r.st.MarkPublished(ctx, recs[i-1].Seq); merr == nil {
-						after = recs[i-1].Seq
-					}
-				}
-				return after, err
-			}
+		if after, err = r.publishPage(ctx, after, recs); err != nil {
+			return after, err
 		}
-		last := recs[len(recs)-1].Seq
-		if err := r.st.MarkPublished(ctx, last); err != nil {
-			return after, fmt.Errorf("mark outbox published: %w", err)
-		}
-		after = last
 		if len(recs) < r.cfg.PageMax {
 			return after, nil
 		}
 	}
+}
+
+// publishPage publishes recs, rows after after in Seq order, and marks them published. It
+// returns the last Seq marked.
+func (r *Relay) publishPage(ctx context.Context, after int64, recs []Record) (_ int64, err error) {
+	ctx, span := r.tracer.Start(ctx, "outbox.publish", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
+		attribute.Int("outbox.events", len(recs)),
+		attribute.Int64("outbox.first_seq", recs[0].Seq),
+		attribute.Int64("outbox.last_seq", recs[len(recs)-1].Seq),
+	))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "")
+		}
+		span.End()
+	}()
+	for i := range recs {
+		rec := &recs[i]
+		if rec.Seq <= after {
+			return after, errors.New("outbox: store returned rows out of order")
+		}
+		if err := r.pub.Publish(ctx, rec.Subject, rec.MsgID, rec.Payload); err != nil {
+			// Mark what went out, so that a restart repeats as little as possible.
+			if i > 0 {
+				if merr := r.st.MarkPublished(ctx, recs[i-1].Seq); merr == nil {
+					after = recs[i-1].Seq
+				}
+			}
+			return after, err
+		}
+	}
+	last := recs[len(recs)-1].Seq
+	if err := r.st.MarkPublished(ctx, last); err != nil {
+		return after, fmt.Errorf("mark outbox published: %w", err)
+	}
+	return last, nil
 }
