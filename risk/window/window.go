@@ -1,0 +1,508 @@
+// Package window keeps sliding-window aggregates for one feature and one key value: count,
+// sum, min, max, avg and distinct over the events of the last window.
+//
+// Semantics (DESIGN.md R2, tested against a brute-force computation):
+//
+//   - A State holds the counted events e with e.ts > H − w, where H is the newest timestamp
+//     counted so far and w the window. An event older than that when it arrives is not
+//     stored (Add reports false).
+//   - Value(t) aggregates the stored events with timestamps in (t − w, t]. For an event
+//     counted at t = H this is exactly the events of (t − w, t], the current one included.
+//     For an event that arrives late (t < H), events at or before H − w have already left the
+//     state, so its window is cut at H − w.
+//   - Windows up to 24 hours are exact: every event is kept. Longer windows keep 60 time
+//     buckets of w/60 each: Value(t) aggregates the buckets (B(t) − 60, B(t)], where B(x) is
+//     x's bucket, so the window's edges move in steps of w/60.
+//   - distinct is exact (a 64-bit hash per value; a collision needs billions of values).
+//   - An empty aggregate is 0, for every aggregation.
+//
+// Memory is bounded per state: at most MaxEntries events (exact windows) or distinct values
+// (bucketed windows); past that the oldest are dropped and Truncated counts them, so the value
+// becomes a lower bound rather than the process growing without limit.
+package window
+
+import (
+	"math"
+	"sort"
+	"time"
+)
+
+// Agg is an aggregation.
+type Agg uint8
+
+// Aggregations.
+const (
+	Count Agg = iota
+	Sum
+	Min
+	Max
+	Avg
+	Distinct
+)
+
+// ParseAgg returns the aggregation named s.
+func ParseAgg(s string) (Agg, bool) {
+	switch s {
+	case "count":
+		return Count, true
+	case "sum":
+		return Sum, true
+	case "min":
+		return Min, true
+	case "max":
+		return Max, true
+	case "avg":
+		return Avg, true
+	case "distinct":
+		return Distinct, true
+	}
+	return 0, false
+}
+
+// ExactMax is the longest window kept exactly; longer windows are bucketed.
+const ExactMax = 24 * time.Hour
+
+// Buckets is the number of time buckets of a bucketed window.
+const Buckets = 60
+
+// MaxEntries bounds one state: events kept by an exact window, distinct values by a bucketed
+// one.
+var MaxEntries = 100_000
+
+// Spec says what a state aggregates.
+type Spec struct {
+	Agg    Agg
+	Window time.Duration
+}
+
+// Bucketed reports whether the window is kept in time buckets.
+func (s Spec) Bucketed() bool { return s.Window > ExactMax }
+
+// State is the window of one feature for one key value. It is not safe for concurrent use:
+// the engine gives each key's states to one writer.
+type State struct {
+	agg    Agg
+	w      int64 // window, ns
+	newest int64 // H: newest timestamp counted
+	any    bool  // whether anything was ever counted
+	ex     *exact
+	bk     *bucketed
+	// Truncated counts events (or values) dropped because the state was full.
+	Truncated int64
+}
+
+// New returns an empty state.
+func New(s Spec) *State {
+	st := &State{agg: s.Agg, w: int64(s.Window)}
+	if s.Bucketed() {
+		st.bk = newBucketed(st.w, s.Agg)
+	} else {
+		st.ex = &exact{agg: s.Agg}
+	}
+	return st
+}
+
+// Newest is the newest timestamp counted (H), in Unix nanoseconds; 0 when empty.
+func (s *State) Newest() int64 { return s.newest }
+
+// Add counts an event at ts (Unix nanoseconds) with value v (used by sum, min, max, avg) and
+// hash h of its distinct value (used by distinct). It reports false if the event is older
+// than the state keeps (ts <= H − w) and was not counted.
+func (s *State) Add(ts int64, v float64, h uint64) bool {
+	if s.any && ts <= s.newest-s.w {
+		return false
+	}
+	if !s.any || ts > s.newest {
+		s.newest, s.any = ts, true
+	}
+	if s.ex != nil {
+		s.Truncated += s.ex.add(ts, v, h, s.newest-s.w)
+	} else {
+		s.Truncated += s.bk.add(ts, v, h, s.newest)
+	}
+	return true
+}
+
+// Value is the aggregate for an event at t (Unix nanoseconds).
+func (s *State) Value(t int64) float64 {
+	if !s.any {
+		return 0
+	}
+	if s.ex != nil {
+		return s.ex.value(t-s.w, t, s.newest)
+	}
+	return s.bk.value(t, s.newest)
+}
+
+// Idle reports whether the state can no longer change the value or the storage of any event
+// newer than floor: then it may be dropped (its key evicted) without changing any result.
+// The engine passes the oldest time it still accepts.
+func (s *State) Idle(floor int64) bool { return !s.any || s.newest <= floor-s.w }
+
+// Len is the number of events (exact) or distinct values and buckets (bucketed) held.
+func (s *State) Len() int {
+	if s.ex != nil {
+		return len(s.ex.ts) - s.ex.head
+	}
+	return len(s.bk.last) + Buckets
+}
+
+// Bytes estimates the memory the state holds.
+func (s *State) Bytes() int {
+	const base = 96
+	if s.ex != nil {
+		per := 8
+		if s.ex.vals != nil {
+			per += 8
+		}
+		if s.ex.hs != nil {
+			per += 8 + 24 // the hash, and its share of the reference-count map
+		}
+		return base + cap(s.ex.ts)*per
+	}
+	return base + Buckets*40 + len(s.bk.last)*40
+}
+
+// exact keeps every event of the window, sorted by time, with running aggregates over the
+// whole state (H − w, H].
+type exact struct {
+	agg  Agg
+	head int
+	ts   []int64
+	vals []float64 // sum, min, max, avg
+	hs   []uint64  // distinct
+	refs map[uint64]int32
+
+	sum      float64
+	min, max float64
+	mmDirty  bool // min/max need a rescan (an extreme left the window)
+}
+
+func (e *exact) needVals() bool { return e.agg == Sum || e.agg == Min || e.agg == Max || e.agg == Avg }
+
+// add inserts the event and drops events at or before floor; it returns how many events it
+// dropped because the state was full.
+func (e *exact) add(ts int64, v float64, h uint64, floor int64) int64 {
+	n := len(e.ts)
+	// Events mostly arrive in time order: append; a late one is inserted in place.
+	i := n
+	if n > e.head && e.ts[n-1] > ts {
+		i = e.head + sort.Search(n-e.head, func(k int) bool { return e.ts[e.head+k] > ts })
+	}
+	e.ts = insert(e.ts, i, ts)
+	if e.needVals() {
+		e.vals = insert(e.vals, i, v)
+		e.sum += v
+		if e.live() == 1 {
+			e.min, e.max, e.mmDirty = v, v, false
+		} else if !e.mmDirty {
+			e.min, e.max = math.Min(e.min, v), math.Max(e.max, v)
+		}
+	}
+	if e.agg == Distinct {
+		e.hs = insert(e.hs, i, h)
+		if e.refs == nil {
+			e.refs = make(map[uint64]int32)
+		}
+		e.refs[h]++
+	}
+	e.expire(floor)
+	var dropped int64
+	for e.live() > MaxEntries {
+		e.pop()
+		dropped++
+	}
+	return dropped
+}
+
+func (e *exact) live() int { return len(e.ts) - e.head }
+
+// expire drops events at or before floor.
+func (e *exact) expire(floor int64) {
+	for e.head < len(e.ts) && e.ts[e.head] <= floor {
+		e.pop()
+	}
+}
+
+// pop drops the oldest event.
+func (e *exact) pop() {
+	i := e.head
+	if e.needVals() {
+		v := e.vals[i]
+		e.sum -= v
+		if v <= e.min || v >= e.max {
+			e.mmDirty = true
+		}
+	}
+	if e.agg == Distinct {
+		h := e.hs[i]
+		if e.refs[h]--; e.refs[h] <= 0 {
+			delete(e.refs, h)
+		}
+	}
+	e.head++
+	if e.head == len(e.ts) {
+		e.head = 0
+		e.ts = e.ts[:0]
+		e.vals = e.vals[:0:cap(e.vals)]
+		e.hs = e.hs[:0:cap(e.hs)]
+		e.sum = 0 // no rounding residue survives an empty window
+		return
+	}
+	// Compact when the dead prefix is half the slice, so memory follows the window.
+	if e.head >= 1024 && e.head*2 >= len(e.ts) {
+		e.ts = compact(e.ts, e.head)
+		if e.vals != nil {
+			e.vals = compact(e.vals, e.head)
+		}
+		if e.hs != nil {
+			e.hs = compact(e.hs, e.head)
+		}
+		e.head = 0
+	}
+}
+
+func insert[T any](s []T, i int, v T) []T {
+	var zero T
+	s = append(s, zero)
+	copy(s[i+1:], s[i:])
+	s[i] = v
+	return s
+}
+
+func compact[T any](s []T, head int) []T {
+	n := copy(s, s[head:])
+	return s[:n]
+}
+
+// value aggregates the events in (lo, hi]; newest is H (every stored event is <= H).
+func (e *exact) value(lo, hi, newest int64) float64 {
+	n := len(e.ts)
+	if e.head == n {
+		return 0
+	}
+	if hi >= newest && (e.ts[e.head] > lo) {
+		// The whole state: the running aggregates answer.
+		return e.running()
+	}
+	i := e.head + sort.Search(n-e.head, func(k int) bool { return e.ts[e.head+k] > lo })
+	j := n
+	if hi < newest {
+		j = e.head + sort.Search(n-e.head, func(k int) bool { return e.ts[e.head+k] > hi })
+	} else if p := i - e.head; p < n-i && (e.agg == Count || e.agg == Sum || e.agg == Avg) {
+		// A suffix of the state, longer than the prefix it leaves out: subtract the prefix.
+		if e.agg == Count {
+			return float64(n - i)
+		}
+		s := e.sum
+		for _, v := range e.vals[e.head:i] {
+			s -= v
+		}
+		if e.agg == Avg {
+			return s / float64(n-i)
+		}
+		return s
+	}
+	return e.scan(i, j)
+}
+
+func (e *exact) running() float64 {
+	n := float64(e.live())
+	switch e.agg {
+	case Count:
+		return n
+	case Sum:
+		return e.sum
+	case Avg:
+		return e.sum / n
+	case Min, Max:
+		if e.mmDirty {
+			e.min, e.max = minMax(e.vals[e.head:])
+			e.mmDirty = false
+		}
+		if e.agg == Min {
+			return e.min
+		}
+		return e.max
+	case Distinct:
+		return float64(len(e.refs))
+	}
+	return 0
+}
+
+// scan aggregates the events at indexes [i, j).
+func (e *exact) scan(i, j int) float64 {
+	if j <= i {
+		return 0
+	}
+	switch e.agg {
+	case Count:
+		return float64(j - i)
+	case Sum, Avg:
+		s := 0.0
+		for _, v := range e.vals[i:j] {
+			s += v
+		}
+		if e.agg == Avg {
+			return s / float64(j-i)
+		}
+		return s
+	case Min, Max:
+		lo, hi := minMax(e.vals[i:j])
+		if e.agg == Min {
+			return lo
+		}
+		return hi
+	case Distinct:
+		seen := make(map[uint64]struct{}, j-i)
+		for _, h := range e.hs[i:j] {
+			seen[h] = struct{}{}
+		}
+		return float64(len(seen))
+	}
+	return 0
+}
+
+func minMax(vs []float64) (float64, float64) {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range vs {
+		lo, hi = math.Min(lo, v), math.Max(hi, v)
+	}
+	return lo, hi
+}
+
+// bucketed keeps 60 buckets of w/60: the buckets (B(H) − 60, B(H)].
+type bucketed struct {
+	agg  Agg
+	size int64 // bucket length, ns
+	bs   [Buckets]bucket
+	// last maps a distinct value's hash to the newest bucket it was seen in.
+	last map[uint64]int64
+}
+
+type bucket struct {
+	idx      int64 // which bucket this slot holds; valid when n > 0 or distinct values point here
+	n        int64
+	sum      float64
+	min, max float64
+	nd       int64    // distinct: how many values have this as their newest bucket
+	hashes   []uint64 // distinct: values whose newest bucket was this one when added
+}
+
+func (b *bucketed) at(idx int64) *bucket { return &b.bs[int(((idx%Buckets)+Buckets)%Buckets)] }
+
+func newBucketed(w int64, agg Agg) *bucketed {
+	b := &bucketed{agg: agg, size: w / Buckets}
+	for i := range b.bs {
+		b.bs[i].idx = math.MinInt64
+	}
+	return b
+}
+
+func (b *bucketed) index(ts int64) int64 {
+	q := ts / b.size
+	if ts%b.size < 0 {
+		q-- // floor for times before 1970
+	}
+	return q
+}
+
+// slot returns the slot for bucket idx, clearing it if it held an older bucket.
+func (b *bucketed) slot(idx int64) *bucket {
+	s := b.at(idx)
+	if s.idx != idx {
+		if b.last != nil {
+			for _, h := range s.hashes {
+				if b.last[h] == s.idx {
+					delete(b.last, h)
+				}
+			}
+		}
+		*s = bucket{idx: idx, hashes: s.hashes[:0]}
+	}
+	return s
+}
+
+func (b *bucketed) add(ts int64, v float64, h uint64, newest int64) int64 {
+	bi, top := b.index(ts), b.index(newest)
+	if bi <= top-Buckets {
+		return 0 // its bucket already left the window
+	}
+	// Slots of buckets that left the window are cleared when reused; value ignores them.
+	s := b.slot(bi)
+	if s.n == 0 {
+		s.min, s.max = v, v
+	} else {
+		s.min, s.max = math.Min(s.min, v), math.Max(s.max, v)
+	}
+	s.n++
+	s.sum += v
+	if b.agg == Distinct {
+		if b.last == nil {
+			b.last = make(map[uint64]int64)
+		}
+		prev, ok := b.last[h]
+		if !ok || bi > prev {
+			if !ok && len(b.last) >= MaxEntries {
+				return 1
+			}
+			if ok {
+				if ps := b.at(prev); ps.idx == prev {
+					ps.nd--
+				}
+			}
+			b.last[h] = bi
+			s.nd++
+			s.hashes = append(s.hashes, h)
+		}
+	}
+	return 0
+}
+
+func (b *bucketed) value(t, newest int64) float64 {
+	// The buckets (B(t) − 60, B(t)] that the state still holds, (B(H) − 60, B(H)].
+	hi, top := b.index(t), b.index(newest)
+	lo := max(hi, top) - Buckets // exclusive
+	var n, nd int64
+	sum, mn, mx := 0.0, math.Inf(1), math.Inf(-1)
+	for i := range b.bs {
+		s := &b.bs[i]
+		if s.idx <= lo || s.idx > hi {
+			continue
+		}
+		nd += s.nd
+		if s.n == 0 {
+			continue
+		}
+		n += s.n
+		sum += s.sum
+		mn, mx = math.Min(mn, s.min), math.Max(mx, s.max)
+	}
+	switch b.agg {
+	case Count:
+		return float64(n)
+	case Sum:
+		return sum
+	case Avg:
+		if n == 0 {
+			return 0
+		}
+		return sum / float64(n)
+	case Min:
+		if n == 0 {
+			return 0
+		}
+		return mn
+	case Max:
+		if n == 0 {
+			return 0
+		}
+		return mx
+	case Distinct:
+		// A value counts if its newest bucket is in the window. For a late event (t < H)
+		// a value seen both before and after t counts only by its newest bucket, so this is
+		// a lower bound there.
+		return float64(nd)
+	}
+	return 0
+}

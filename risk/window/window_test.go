@@ -1,0 +1,203 @@
+package window
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// model is the brute-force definition of a state: every counted event, aggregated from
+// scratch for each query.
+type model struct {
+	spec   Spec
+	events []mev
+	newest int64
+	any    bool
+}
+
+type mev struct {
+	ts int64
+	v  float64
+	h  uint64
+}
+
+func (m *model) size() int64 { return int64(m.spec.Window) / Buckets }
+
+func (m *model) bucket(ts int64) int64 { return int64(math.Floor(float64(ts) / float64(m.size()))) }
+
+func (m *model) add(ts int64, v float64, h uint64) bool {
+	w := int64(m.spec.Window)
+	if m.any && ts <= m.newest-w {
+		return false
+	}
+	if !m.any || ts > m.newest {
+		m.newest, m.any = ts, true
+	}
+	if m.spec.Bucketed() && m.bucket(ts) <= m.bucket(m.newest)-Buckets {
+		return true // accepted, but its bucket has left the window
+	}
+	m.events = append(m.events, mev{ts, v, h})
+	return true
+}
+
+func (m *model) value(t int64) float64 {
+	w := int64(m.spec.Window)
+	var in []mev
+	newestBucket := map[uint64]int64{}
+	lo, hi := int64(0), int64(0)
+	if m.spec.Bucketed() {
+		hi = m.bucket(t)
+		lo = max(hi, m.bucket(m.newest)) - Buckets
+	}
+	for _, e := range m.events {
+		if m.spec.Bucketed() {
+			b := m.bucket(e.ts)
+			if b > m.bucket(m.newest)-Buckets && b > newestBucket[e.h] {
+				newestBucket[e.h] = b
+			}
+			if b > lo && b <= hi {
+				in = append(in, e)
+			}
+			continue
+		}
+		if e.ts > m.newest-w && e.ts > t-w && e.ts <= t {
+			in = append(in, e)
+		}
+	}
+	if len(in) == 0 && m.spec.Agg != Distinct {
+		return 0
+	}
+	switch m.spec.Agg {
+	case Count:
+		return float64(len(in))
+	case Sum, Avg:
+		s := 0.0
+		for _, e := range in {
+			s += e.v
+		}
+		if m.spec.Agg == Avg {
+			return s / float64(len(in))
+		}
+		return s
+	case Min, Max:
+		lo, hi := minMax(vals(in))
+		if m.spec.Agg == Min {
+			return lo
+		}
+		return hi
+	case Distinct:
+		if m.spec.Bucketed() {
+			n := 0
+			for _, b := range newestBucket {
+				if b > lo && b <= hi {
+					n++
+				}
+			}
+			return float64(n)
+		}
+		seen := map[uint64]bool{}
+		for _, e := range in {
+			seen[e.h] = true
+		}
+		return float64(len(seen))
+	}
+	panic("agg")
+}
+
+func vals(es []mev) []float64 {
+	out := make([]float64, len(es))
+	for i, e := range es {
+		out[i] = e.v
+	}
+	return out
+}
+
+// TestAgainstBruteForce drives random event streams (mostly in order, some late, some too
+// late) through a State and the model, and compares every value: at each counted event's
+// time, and at the time of an event of another type that only reads the feature.
+func TestAgainstBruteForce(t *testing.T) {
+	windows := []time.Duration{time.Minute, 5 * time.Minute, time.Hour, 24 * time.Hour, 25 * time.Hour, 7 * 24 * time.Hour, 90 * 24 * time.Hour}
+	for _, w := range windows {
+		for agg := Count; agg <= Distinct; agg++ {
+			for seed := uint64(1); seed <= 6; seed++ {
+				t.Run(fmt.Sprintf("%s/%d/%d", w, agg, seed), func(t *testing.T) {
+					rng := rand.New(rand.NewPCG(seed, uint64(w)))
+					spec := Spec{Agg: agg, Window: w}
+					st, m := New(spec), &model{spec: spec}
+					now := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC).UnixNano()
+					// The stream spans about three windows, in steps of about w/50.
+					step := int64(w) / 50
+					for i := range 400 {
+						now += rng.Int64N(2*step + 1)
+						ts := now
+						switch r := rng.IntN(20); {
+						case r == 0:
+							ts -= rng.Int64N(2 * int64(w)) // late, possibly too late to count
+						case r < 3:
+							ts -= rng.Int64N(step * 5) // a little late
+						}
+						v := float64(rng.IntN(2001) - 1000)
+						h := rng.Uint64N(40)
+						if got, want := st.Add(ts, v, h), m.add(ts, v, h); got != want {
+							t.Fatalf("event %d at %d: Add %v, model %v", i, ts, got, want)
+						}
+						if got, want := st.Value(ts), m.value(ts); got != want {
+							t.Fatalf("event %d at %d: value %v, model %v", i, ts, got, want)
+						}
+						// A reader at another time, before or after the newest event.
+						q := now + rng.Int64N(2*step) - step
+						if got, want := st.Value(q), m.value(q); got != want {
+							t.Fatalf("event %d, read at %d: value %v, model %v", i, q, got, want)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestIdle(t *testing.T) {
+	st := New(Spec{Agg: Count, Window: time.Hour})
+	if !st.Idle(0) {
+		t.Fatal("empty state not idle")
+	}
+	st.Add(int64(10*time.Hour), 1, 0)
+	if st.Idle(int64(10*time.Hour + 59*time.Minute)) {
+		t.Fatal("idle within its window")
+	}
+	if !st.Idle(int64(11 * time.Hour)) {
+		t.Fatal("not idle a window after its newest event")
+	}
+}
+
+func TestMaxEntries(t *testing.T) {
+	defer func(n int) { MaxEntries = n }(MaxEntries)
+	MaxEntries = 10
+	st := New(Spec{Agg: Count, Window: time.Hour})
+	for i := range 25 {
+		st.Add(int64(i)*int64(time.Second), 1, 0)
+	}
+	if st.Value(int64(24*time.Second)) != 10 || st.Truncated != 15 || st.Len() != 10 {
+		t.Fatalf("value %v truncated %d len %d", st.Value(int64(24*time.Second)), st.Truncated, st.Len())
+	}
+}
+
+// TestMemoryFollowsWindow checks that an exact state's storage shrinks back as events leave
+// its window.
+func TestMemoryFollowsWindow(t *testing.T) {
+	st := New(Spec{Agg: Sum, Window: time.Minute})
+	for i := range 100_000 {
+		st.Add(int64(i)*int64(time.Millisecond), 1, 0)
+	}
+	if st.Len() != 60_000 {
+		t.Fatalf("len %d", st.Len())
+	}
+	for i := range 1000 {
+		st.Add(int64(200*time.Second)+int64(i)*int64(time.Second), 1, 0)
+	}
+	if st.Len() != 60 || st.Bytes() > 96+2*60_000*16 {
+		t.Fatalf("len %d bytes %d", st.Len(), st.Bytes())
+	}
+}
