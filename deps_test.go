@@ -61,6 +61,8 @@ func TestDependencies(t *testing.T) {
 		{"platform/timer", append([]string{"net/http", mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// credit is a domain package: it reaches storage and the bus only through interfaces.
 		{"credit", append([]string{"net/http", mod + "httpapi", mod + "store/", mod + "cmd/", mod + "platform/bus"}, drivers...)},
+		// auth decides (keys, scopes, limits, switches, audit); HTTP and SQL are the adapters'.
+		{"platform/auth", append([]string{"net/http", mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		{"platform/bus", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// obs sees the ledger through its Store interface and hooks, never an adapter or a
 		// driver (database/sql itself comes in with client_golang's collectors).

@@ -62,6 +62,10 @@ func (e *Error) Type() string { return TypeOf(e.Status()) }
 // TypeOf names the class of errors with an HTTP status.
 func TypeOf(status int) string {
 	switch {
+	case status == 401:
+		return "authentication_error"
+	case status == 403:
+		return "permission_error"
 	case status == 404:
 		return "not_found_error"
 	case status == 409:

@@ -24,6 +24,12 @@ const (
 	AmountExceedsPending Code = "amount_exceeds_pending"
 	BalanceOverflow      Code = "balance_overflow"
 	BatchTooLarge        Code = "batch_too_large"
+	Unauthenticated      Code = "unauthenticated"
+	Forbidden            Code = "forbidden"
+	KeyNotFound          Code = "key_not_found"
+	KeyLimitReached      Code = "key_limit_reached"
+	RateLimited          Code = "rate_limited"
+	Degraded             Code = "degraded"
 	Overloaded           Code = "overloaded"
 	NotLeader            Code = "not_leader"
 	Unavailable          Code = "unavailable"
@@ -50,6 +56,12 @@ var registry = []Def{
 	{AmountExceedsPending, 422, "The amount to post exceeds the pending amount."},
 	{BalanceOverflow, 422, "The transfer would overflow an account balance."},
 	{BatchTooLarge, 400, "The batch holds more transfers than the limit (8190)."},
+	{Unauthenticated, 401, "The request has no API key, or its key is invalid or revoked (Authorization: Bearer <key>)."},
+	{Forbidden, 403, "The API key lacks the scope this route needs."},
+	{KeyNotFound, 404, "The API key does not exist."},
+	{KeyLimitReached, 422, "The number of active API keys is at the limit (10,000); revoke unused keys."},
+	{RateLimited, 429, "The API key's rate limit is exhausted; retry after the Retry-After header's seconds."},
+	{Degraded, 503, "The feature is switched off or degraded by an operator; retry later."},
 	{Overloaded, 503, "The ledger queue is full; retry with backoff."},
 	{NotLeader, 503, "This instance lost ledger leadership (its fencing token was superseded)."},
 	{Unavailable, 503, "The service is shutting down or its storage is unreachable; retry."},
