@@ -145,8 +145,11 @@ type Channel interface {
 	Code() string
 	Capabilities() Capabilities
 	Pay(ctx context.Context, req PayRequest) (Result, error)
-	// Query asks the bank where the payment with this PaymentID stands. A payment the bank
-	// never received is Failed with CodeNotFound, which is final: the bank did not charge.
+	// Query resolves a payment whose outcome is unknown: it asks the bank where the payment
+	// with this PaymentID stands, or — for protocols without an inquiry message, like ISO
+	// 8583 — reverses it, so that the answer is final either way. Call it only for payments
+	// whose outcome is unknown. A payment the bank never received is Failed with
+	// CodeNotFound, which is final: the bank did not charge.
 	Query(ctx context.Context, paymentID string) (Result, error)
 	Refund(ctx context.Context, req RefundRequest) (Result, error)
 	// QueryRefund asks where a refund stands, like Query.

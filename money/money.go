@@ -24,6 +24,32 @@ var iso4217 = map[string]int{
 	"THB": 2, "TND": 3, "TRY": 2, "TWD": 2, "USD": 2, "VND": 0, "ZAR": 2,
 }
 
+// iso4217Numeric holds the numeric codes of the currencies above (as card networks and ISO
+// 8583 field 49 carry them).
+var iso4217Numeric = map[string]string{
+	"AED": "784", "AUD": "036", "BHD": "048", "BRL": "986", "CAD": "124", "CHF": "756", "CNY": "156", "CZK": "203",
+	"DKK": "208", "EUR": "978", "GBP": "826", "HKD": "344", "HUF": "348", "IDR": "360", "ILS": "376", "INR": "356",
+	"JOD": "400", "JPY": "392", "KRW": "410", "KWD": "414", "MOP": "446", "MXN": "484", "MYR": "458", "NOK": "578",
+	"NZD": "554", "OMR": "512", "PHP": "608", "PLN": "985", "RUB": "643", "SAR": "682", "SEK": "752", "SGD": "702",
+	"THB": "764", "TND": "788", "TRY": "949", "TWD": "901", "USD": "840", "VND": "704", "ZAR": "710",
+}
+
+// NumericCode returns the ISO 4217 numeric code ("156") of an alphabetic one ("CNY").
+func NumericCode(code string) (string, bool) {
+	n, ok := iso4217Numeric[code]
+	return n, ok
+}
+
+// AlphaCode returns the alphabetic ISO 4217 code of a numeric one.
+func AlphaCode(numeric string) (string, bool) {
+	for a, n := range iso4217Numeric {
+		if n == numeric {
+			return a, true
+		}
+	}
+	return "", false
+}
+
 // assetCode is the shape of a non-ISO asset code (fund units, points): 4 to 16 characters,
 // so it can never be mistaken for a three-letter ISO code.
 var assetCode = regexp.MustCompile(`^[A-Z][A-Z0-9_]{3,15}$`)

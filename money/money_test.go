@@ -30,3 +30,29 @@ func TestValidAmount(t *testing.T) {
 		t.Fatalf("Lookup(JPY) = %v, %v", c, ok)
 	}
 }
+
+func TestNumericCodes(t *testing.T) {
+	if len(iso4217Numeric) != len(iso4217) {
+		t.Fatalf("%d numeric codes for %d currencies", len(iso4217Numeric), len(iso4217))
+	}
+	seen := map[string]string{}
+	for a := range iso4217 {
+		n, ok := NumericCode(a)
+		if !ok || len(n) != 3 {
+			t.Errorf("NumericCode(%s) = %q, %v", a, n, ok)
+		}
+		if other, dup := seen[n]; dup {
+			t.Errorf("%s and %s share numeric code %s", a, other, n)
+		}
+		seen[n] = a
+		if back, ok := AlphaCode(n); !ok || back != a {
+			t.Errorf("AlphaCode(%s) = %q, want %s", n, back, a)
+		}
+	}
+	if n, _ := NumericCode("CNY"); n != "156" {
+		t.Errorf("CNY is %s", n)
+	}
+	if _, ok := AlphaCode("999"); ok {
+		t.Error("AlphaCode(999) found")
+	}
+}

@@ -12,13 +12,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fincore/fincore/bank/iso8583"
 	"github.com/fincore/fincore/bank/sim"
 )
 
 // cmdBankSim serves a simulated bank over HTTP until SIGINT or SIGTERM.
 func cmdBankSim(args []string) error {
 	fs := flag.NewFlagSet("bank-sim", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:9090", "address to listen on")
+	addr := fs.String("addr", "127.0.0.1:9090", "address to listen on (HTTP interface)")
+	isoAddr := fs.String("iso-addr", "", "also serve the bank as an ISO 8583 host on this TCP address (its async rate must be 0)")
 	name := fs.String("name", "SIM", "bank name, the prefix of its references")
 	seed := fs.Uint64("seed", 0, "random seed (0: random)")
 	var p sim.Profile
@@ -52,6 +54,19 @@ func cmdBankSim(args []string) error {
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
+	}
+	if *isoAddr != "" {
+		if p.AsyncRate > 0 {
+			return errors.New("--iso-addr needs --async 0: an ISO 8583 host answers in line")
+		}
+		isoLn, err := net.Listen("tcp", *isoAddr)
+		if err != nil {
+			return err
+		}
+		host := iso8583.NewHost(b, nil)
+		defer host.Close()
+		go host.Serve(isoLn)
+		fmt.Fprintf(os.Stderr, "simulated bank %s: ISO 8583 host on %s\n", *name, isoLn.Addr())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

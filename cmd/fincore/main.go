@@ -24,7 +24,7 @@ Usage:
   fincore credit schedule --principal N --periods N --method annuity|equal_principal|flat_fee (--annual-rate R | --fee-rate F) --start YYYY-MM-DD
   fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
   fincore bench routing [--rate N] [--duration D] [--drop-at D] [--seed N]
-  fincore bank-sim [--addr 127.0.0.1:9090] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
+  fincore bank-sim [--addr 127.0.0.1:9090] [--iso-addr ADDR] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
   fincore version
 
 Run 'fincore COMMAND -h' for a command's flags.
