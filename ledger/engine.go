@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fincore/fincore/apierror"
+	"github.com/fincore/fincore/platform/timer"
 )
 
 // Config tunes the engine. Zero values take the defaults.
@@ -30,8 +30,11 @@ type Config struct {
 	GroupMax int
 	// CacheMax bounds the accounts the writer keeps in memory (default 1,000,000).
 	CacheMax int
-	// ExpiryInterval is how often pending transfers past their timeout are expired
-	// (default 100ms).
+	// ExpiryInterval, if positive, makes the engine sweep storage for pending transfers past
+	// their timeout, at start and then every ExpiryInterval, and expire them. It is off by
+	// default: each pending transfer with a timeout commits with a durable expiry timer
+	// (Batch.Timers) whose handler, ExpireTimer, expires it on time. The sweep is for an
+	// engine run without a timer service (docs/adr/0012-ledger-expiry-on-timers.md).
 	ExpiryInterval time.Duration
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
@@ -44,6 +47,10 @@ type Config struct {
 	Committed func()
 	// TracerProvider makes the engine's spans (default: none are made).
 	TracerProvider trace.TracerProvider
+	// TimersCommitted, if set, is given the timers of every group commit that wrote some
+	// (Batch.Timers), on the engine's commit goroutine, after the commit: it must not block
+	// and must not keep the slice. (*timer.Service).Committed fits.
+	TimersCommitted func([]timer.Timer)
 }
 
 // Observer receives the outcome of every group commit the engine hands to storage. It is
@@ -74,9 +81,6 @@ func (c *Config) defaults() {
 	}
 	if c.CacheMax <= 0 {
 		c.CacheMax = 1_000_000
-	}
-	if c.ExpiryInterval <= 0 {
-		c.ExpiryInterval = 100 * time.Millisecond
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -137,6 +141,7 @@ type request struct {
 	transfers []TransferInput
 	expire    []string
 	atomic    bool
+	outcomes  []expireOutcome // per expire input
 
 	invalid []*apierror.Error // per input, found before queueing (non-atomic only)
 	ares    []AccountResult
@@ -176,9 +181,12 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	}
 	e.bufs[0].init()
 	e.bufs[1].init()
-	e.wg.Add(2)
+	e.wg.Add(1)
 	go e.run()
-	go e.expireLoop()
+	if cfg.ExpiryInterval > 0 {
+		e.wg.Add(1)
+		go e.expireLoop()
+	}
 	cfg.Logger.Info("ledger engine started", "token", token, "head_timestamp", int64(head.Timestamp))
 	return e, nil
 }
@@ -432,6 +440,9 @@ func (e *Engine) commit(g *group) {
 		if f := e.cfg.Committed; f != nil && len(b.Events) > 0 {
 			f()
 		}
+		if f := e.cfg.TimersCommitted; f != nil && len(b.Timers) > 0 {
+			f(b.Timers)
+		}
 	}
 	for _, r := range g.reqs {
 		close(r.done)
@@ -446,59 +457,6 @@ func (e *Engine) drain() {
 			close(r.done)
 		default:
 			return
-		}
-	}
-}
-
-// expireLoop finds pending transfers past their timeout and expires them through the writer.
-// It runs on start too, so transfers that came due while the process was down expire promptly.
-func (e *Engine) expireLoop() {
-	defer e.wg.Done()
-	t := time.NewTicker(e.cfg.ExpiryInterval)
-	defer t.Stop()
-	for {
-		e.ExpireDue(context.Background())
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// ExpireDue expires every pending transfer whose timeout has passed and returns how many it
-// expired.
-func (e *Engine) ExpireDue(ctx context.Context) (int, error) {
-	const page = 1000
-	total := 0
-	for {
-		if e.failed.Load() != nil {
-			return total, nil
-		}
-		ids, err := e.store.DuePending(ctx, Timestamp(e.cfg.Now().UnixNano()), page)
-		if err != nil {
-			e.cfg.Logger.Warn("scan due pending transfers", "err", err)
-			return total, err
-		}
-		if len(ids) == 0 {
-			return total, nil
-		}
-		r := &request{expire: ids}
-		if err := e.submit(ctx, r); err != nil {
-			return total, err
-		}
-		if r.err != nil {
-			return total, r.err
-		}
-		n := 0
-		for _, res := range r.tres {
-			if res.Created {
-				n++
-			}
-		}
-		total += n
-		if len(ids) < page || n == 0 {
-			return total, nil
 		}
 	}
 }
@@ -531,6 +489,7 @@ func (g *group) reset() {
 	g.batch = Batch{
 		NewAccounts: g.batch.NewAccounts[:0],
 		Transfers:   g.batch.Transfers[:0], Closed: g.batch.Closed[:0], Events: g.batch.Events[:0],
+		Timers: g.batch.Timers[:0],
 	}
 	g.undo = g.undo[:0]
 	g.acctIDs = g.acctIDs[:0]
@@ -561,14 +520,14 @@ type undoRec struct {
 }
 
 type savepoint struct {
-	undo, newAccounts, transfers, closed int
-	lastTs                               Timestamp
-	lastHash                             []byte
+	undo, newAccounts, transfers, closed, timers int
+	lastTs                                       Timestamp
+	lastHash                                     []byte
 }
 
 func (e *Engine) save() savepoint {
 	g := e.g
-	return savepoint{len(g.undo), len(g.batch.NewAccounts), len(g.batch.Transfers), len(g.batch.Closed), e.lastTs, e.lastHash}
+	return savepoint{len(g.undo), len(g.batch.NewAccounts), len(g.batch.Transfers), len(g.batch.Closed), len(g.batch.Timers), e.lastTs, e.lastHash}
 }
 
 // rollback undoes everything applied since sp.
@@ -592,6 +551,7 @@ func (e *Engine) rollback(sp savepoint) {
 	}
 	g.batch.Transfers = g.batch.Transfers[:sp.transfers]
 	g.batch.Closed = g.batch.Closed[:sp.closed]
+	g.batch.Timers = g.batch.Timers[:sp.timers]
 	e.lastTs, e.lastHash = sp.lastTs, sp.lastHash
 }
 
@@ -753,11 +713,14 @@ func (e *Engine) apply(r *request) {
 		}
 	case len(r.expire) > 0:
 		r.tres = make([]TransferResult, len(r.expire))
+		r.outcomes = make([]expireOutcome, len(r.expire))
 		for i, id := range r.expire {
-			if t := e.applyExpire(id); t != nil {
+			t, o := e.applyExpire(id)
+			if t != nil {
 				cp := *t
 				r.tres[i] = TransferResult{Transfer: &cp, Created: true}
 			}
+			r.outcomes[i] = o
 		}
 	default:
 		r.tres = make([]TransferResult, len(r.transfers))
@@ -897,6 +860,9 @@ func (e *Engine) applyTransfer(in *TransferInput) (*Transfer, bool, *apierror.Er
 		t.PostedDelta = amt
 	}
 	e.appendRecord(t, dr, cr)
+	if t.ExpiresAt != 0 {
+		e.g.batch.Timers = append(e.g.batch.Timers, ExpiryTimer(t))
+	}
 	return t, true, nil
 }
 
@@ -947,34 +913,6 @@ func (e *Engine) applyClose(in *TransferInput, fp []byte) (*Transfer, bool, *api
 	e.closePending(p, status)
 	e.appendRecord(t, dr, cr)
 	return t, true, nil
-}
-
-// ExpiryID is the id of the record that expires pending transfer id. '#' never appears in a
-// client id, so it cannot collide.
-func ExpiryID(pendingID string) string { return pendingID + "#expire" }
-
-// IsExpiryID reports whether id names an expiry record.
-func IsExpiryID(id string) bool { return strings.HasSuffix(id, "#expire") }
-
-func (e *Engine) applyExpire(id string) *Transfer {
-	g := e.g
-	p := g.lookup(id)
-	if p == nil || !p.Pending || p.Status != StatusPending || p.ExpiresAt == 0 || p.ExpiresAt > g.now {
-		return nil
-	}
-	dr, cr := e.cache[p.DebitAccountID], e.cache[p.CreditAccountID]
-	if dr == nil || cr == nil {
-		e.cfg.Logger.Error("accounts of pending transfer missing", "id", p.ID)
-		return nil
-	}
-	t := &Transfer{
-		ID: ExpiryID(p.ID), DebitAccountID: p.DebitAccountID, CreditAccountID: p.CreditAccountID,
-		Amount: p.Amount, Currency: p.Currency, Code: p.Code, PendingID: p.ID, Status: StatusExpired,
-		PendingDelta: -p.Amount, ReqHash: []byte{},
-	}
-	e.closePending(p, StatusExpired)
-	e.appendRecord(t, dr, cr)
-	return t
 }
 
 func (e *Engine) closePending(p *Transfer, status Status) {

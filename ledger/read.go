@@ -21,8 +21,8 @@ func (e *Engine) Account(ctx context.Context, id string) (*Account, error) {
 	return a, err
 }
 
-// Transfer returns a transfer. A pending transfer past its timeout that the expiry loop has
-// not reached yet already reads as expired: it can no longer be posted.
+// Transfer returns a transfer. A pending transfer past its timeout whose expiry timer has
+// not fired yet already reads as expired: it can no longer be posted.
 func (e *Engine) Transfer(ctx context.Context, id string) (*Transfer, error) {
 	t, err := e.store.GetTransfer(ctx, id)
 	if errors.Is(err, ErrNotFound) {

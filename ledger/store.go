@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/fincore/fincore/platform/timer"
 )
 
 // ErrNotFound is returned by Store reads for a missing account or transfer.
@@ -31,6 +33,11 @@ type Batch struct {
 	// appends them to the outbox in this order, in the same transaction (the engine fills
 	// them; every movement of money is announced).
 	Events []Event
+	// Timers are the expiry timers of the pending transfers with a timeout among Transfers
+	// (ExpiryTimer). Commit schedules them in the same transaction, each unless a timer with
+	// its ID exists (as timer.Store.ScheduleMany does), so that a pending transfer commits
+	// if and only if its expiry timer does.
+	Timers []timer.Timer
 }
 
 // Closed records the new status of a pending transfer.
@@ -73,7 +80,8 @@ type Store interface {
 	// LastTransferAt returns the latest journal record touching the account with a timestamp
 	// at or before at, or ErrNotFound.
 	LastTransferAt(ctx context.Context, accountID string, at Timestamp) (*Transfer, error)
-	// DuePending returns ids of pending transfers whose expiry is at or before now.
+	// DuePending returns ids of pending transfers whose expiry is at or before now (for the
+	// optional sweep, Config.ExpiryInterval).
 	DuePending(ctx context.Context, now Timestamp, limit int) ([]string, error)
 	// ScanTransfers returns up to limit journal records with timestamps after after, oldest first.
 	ScanTransfers(ctx context.Context, after Timestamp, limit int) ([]*Transfer, error)

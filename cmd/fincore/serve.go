@@ -98,8 +98,13 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return fmt.Errorf("event outbox: %w", err)
 	}
+	timers, err := newTimerService(ctx, st, b, log)
+	if err != nil {
+		return fmt.Errorf("timers: %w", err)
+	}
 	metrics := obs.New()
-	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify, TracerProvider: otel.GetTracerProvider()})
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify, TracerProvider: otel.GetTracerProvider(),
+		TimersCommitted: timers.Committed})
 	if err != nil {
 		return err
 	}
@@ -107,10 +112,7 @@ func cmdServe(args []string) error {
 	metrics.WatchOutbox(relay.Lag)
 	relay.Start()
 	defer relay.Stop() // before the bus closes; what it leaves unpublished goes out on the next start
-	timers, err := newTimerService(ctx, st, b, log)
-	if err != nil {
-		return fmt.Errorf("timers: %w", err)
-	}
+	timers.Register(ledger.ExpiryHandler, eng.ExpireTimer)
 	if err := timers.Start(context.Background()); err != nil {
 		return err
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -110,4 +112,58 @@ func TestTimerServiceWiring(t *testing.T) {
 		r, ok, err := ts.Get(ctx, "h2")
 		return err == nil && ok && !r.Pending()
 	})
+}
+
+// Through `fincore serve`: a pending transfer expires on its timer while the server runs,
+// and one that comes due while the server is down (killed with SIGKILL) expires promptly
+// after the restart; both release the reserved amount.
+func TestServeExpiresPendingOnTimers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the server as a separate process")
+	}
+	srv := startServer(t, "--data", t.TempDir())
+	defer func() {
+		if srv.cmd.ProcessState == nil {
+			srv.kill()
+		}
+	}()
+	post := func(path string, body map[string]any) {
+		t.Helper()
+		if st, b, err := doJSON("POST", srv.url(path), body); err != nil || st != 201 {
+			t.Fatalf("POST %s: %d %s %v", path, st, b, err)
+		}
+	}
+	pending := func() int64 {
+		t.Helper()
+		st, b, err := doJSON("GET", srv.url("/v1/accounts/a"), nil)
+		var acct ledger.Account
+		if err != nil || st != 200 || json.Unmarshal(b, &acct) != nil {
+			t.Fatalf("GET account: %d %s %v", st, b, err)
+		}
+		return acct.Balances.DebitsPending
+	}
+	hold := func(id string, amount int64, timeout int) time.Time {
+		t.Helper()
+		post("/v1/transfers", map[string]any{"id": id, "debit_account_id": "a", "credit_account_id": "b",
+			"amount": amount, "currency": "CNY", "pending": true, "timeout_seconds": timeout})
+		return time.Now().Add(time.Duration(timeout) * time.Second)
+	}
+	post("/v1/accounts", map[string]any{"id": "a", "currency": "CNY"})
+	post("/v1/accounts", map[string]any{"id": "b", "currency": "CNY"})
+
+	hold("p1", 10, 1)
+	if got := pending(); got != 10 {
+		t.Fatalf("debits pending %d after the hold", got)
+	}
+	waitFor(t, "p1 expired by its timer", func() bool { return pending() == 0 })
+	if st, b, err := doJSON("GET", srv.url("/v1/transfers/"+url.PathEscape(ledger.ExpiryID("p1"))), nil); err != nil || st != 200 {
+		t.Fatalf("expiry record of p1: %d %s %v", st, b, err)
+	}
+
+	due := hold("p2", 20, 1)
+	srv.kill()
+	time.Sleep(time.Until(due.Add(100 * time.Millisecond)))
+	srv.start()
+	waitFor(t, "p2 expired after the restart", func() bool { return pending() == 0 })
+	srv.kill()
 }

@@ -234,6 +234,27 @@ func (s *Service) Schedule(ctx context.Context, t Timer) error {
 	return nil
 }
 
+// Committed tells the service about timers that another component wrote to its Store in
+// its own transaction (as Store.ScheduleMany would), once that transaction has committed: a
+// ledger commit writes the expiry timers of its pending transfers this way. Those due within
+// the window are put in memory; the others are loaded when their time nears, as are all of
+// them if Committed is never called. It only takes the service's lock, so a commit
+// goroutine may call it; it does not keep ts.
+func (s *Service) Committed(ts []Timer) {
+	if len(ts) == 0 {
+		return
+	}
+	s.mu.Lock()
+	for _, t := range ts {
+		if old := s.byID[t.ID]; old != nil && !old.cancelled && old.t.FireAt.Equal(t.FireAt) {
+			continue // already loaded by a refill that saw the committed row
+		}
+		s.offerLocked(&entry{t: t, due: t.FireAt, index: -1})
+	}
+	s.mu.Unlock()
+	s.signal()
+}
+
 // Cancel deletes the pending timer with this ID and reports whether there was one. A
 // delivery already running is not interrupted; its result is then ignored.
 func (s *Service) Cancel(ctx context.Context, id string) (bool, error) {

@@ -44,6 +44,12 @@ type Store interface {
 	// handler, fire time and payload is left alone (false, nil); one with different content
 	// gives ErrConflict.
 	Schedule(ctx context.Context, t Timer) (bool, error)
+	// ScheduleMany inserts, in one transaction, every timer of ts whose ID does not exist
+	// yet, as pending and due at its FireAt, and returns how many it inserted. An existing
+	// ID is left alone whatever its content (no ErrConflict): it is for callers that make
+	// their IDs unique, such as bulk loads. Storage adapters whose domain transactions
+	// schedule timers (a ledger commit) write them the same way. The caller validates ts.
+	ScheduleMany(ctx context.Context, ts []Timer) (int, error)
 	// Cancel deletes the pending timer with this ID and reports whether there was one. A
 	// done timer is left alone (false).
 	Cancel(ctx context.Context, id string) (bool, error)

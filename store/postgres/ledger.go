@@ -25,7 +25,7 @@ type LedgerStore struct {
 var _ ledger.Store = (*LedgerStore)(nil)
 
 // ledgerSchemaVersion is the migration that creates the ledger's tables.
-const ledgerSchemaVersion = 2 // 0002 adds the outbox that Commit writes events to
+const ledgerSchemaVersion = 8 // 0002 adds the outbox, 0003 the timers, 0008 expiry timers for older pendings
 
 const transferCols = `timestamp, id, debit_account_id, credit_account_id, amount, currency, code, pending,
 	pending_id, timeout_seconds, expires_at, status, metadata, pending_delta, posted_delta,
@@ -208,6 +208,9 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 		if len(b.Events) > 0 {
 			batch.Queue(sqlInsertEvents, eventArrays(b.Events)...)
 		}
+		if len(b.Timers) > 0 {
+			batch.Queue(sqlInsertTimers, timerArrays(b.Timers)...)
+		}
 		batch.Queue("commit")
 	}
 	if err := runCommitBatch(ctx, conn, &batch); err != nil {
@@ -229,6 +232,11 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	if len(b.Events) > 0 {
 		if _, err := conn.PgConn().CopyFrom(ctx, copyEvents(b.Events), sqlCopyEvents); err != nil {
 			return fmt.Errorf("insert outbox rows: %w", err)
+		}
+	}
+	if len(b.Timers) > 0 {
+		if _, err := conn.Exec(ctx, sqlInsertTimers, timerArrays(b.Timers)...); err != nil {
+			return fmt.Errorf("insert timers: %w", err)
 		}
 	}
 	tag, err := conn.Exec(ctx, "commit")

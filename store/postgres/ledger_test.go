@@ -33,3 +33,10 @@ func TestLedgerConformanceCopy(t *testing.T) {
 	smallCommitMax = 0
 	storetest.TestLedger(t, Factory)
 }
+
+func TestExpiryTimerBackfill(t *testing.T) {
+	storetest.TestExpiryTimerBackfill(t, Factory, Migrations, func(st ledger.Store, q string) error {
+		_, err := st.(ownedLedger).db.pool.Exec(context.Background(), q)
+		return err
+	})
+}

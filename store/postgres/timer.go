@@ -28,10 +28,7 @@ const timerCols = `id, handler, fire_at, payload, next_at, attempts, last_error,
 
 // Schedule inserts t unless its id exists; see timer.Store.
 func (s *TimerStore) Schedule(ctx context.Context, t timer.Timer) (bool, error) {
-	payload := t.Payload
-	if payload == nil {
-		payload = []byte{}
-	}
+	payload := nonNil(t.Payload)
 	// A timer cancelled between the insert and the read is gone: try again, a bounded
 	// number of times.
 	for range 3 {
@@ -57,6 +54,48 @@ func (s *TimerStore) Schedule(ctx context.Context, t timer.Timer) (bool, error) 
 		return false, nil
 	}
 	return false, fmt.Errorf("schedule timer %s: cancelled concurrently, three times", t.ID)
+}
+
+// sqlInsertTimers inserts timers from one array per column, skipping existing ids.
+const sqlInsertTimers = `INSERT INTO timers (id, handler, fire_at, payload, next_at)
+	SELECT id, handler, fire_at, payload, fire_at
+	FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[]) AS t(id, handler, fire_at, payload)
+	ON CONFLICT (id) DO NOTHING`
+
+// timerArrays is sqlInsertTimers' arguments.
+func timerArrays(ts []timer.Timer) []any {
+	ids, handlers := make([]string, len(ts)), make([]string, len(ts))
+	fires, payloads := make([]int64, len(ts)), make([][]byte, len(ts))
+	for i, t := range ts {
+		ids[i], handlers[i], fires[i], payloads[i] = t.ID, t.Handler, t.FireAt.UnixNano(), nonNil(t.Payload)
+	}
+	return []any{ids, handlers, fires, payloads}
+}
+
+// scheduleManyChunk bounds the timers one statement of ScheduleMany sends.
+const scheduleManyChunk = 10_000
+
+// ScheduleMany inserts the timers of ts whose ids do not exist yet, in one transaction.
+func (s *TimerStore) ScheduleMany(ctx context.Context, ts []timer.Timer) (int, error) {
+	if len(ts) == 0 {
+		return 0, nil
+	}
+	tx, err := s.db.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	inserted := 0
+	for len(ts) > 0 {
+		n := min(len(ts), scheduleManyChunk)
+		tag, err := tx.Exec(ctx, sqlInsertTimers, timerArrays(ts[:n])...)
+		if err != nil {
+			return 0, fmt.Errorf("insert timers: %w", err)
+		}
+		inserted += int(tag.RowsAffected())
+		ts = ts[n:]
+	}
+	return inserted, tx.Commit(ctx)
 }
 
 // Cancel deletes the pending timer id.

@@ -52,6 +52,17 @@ LEFT JOIN transfers c ON c.timestamp = (SELECT MAX(timestamp) FROM transfers WHE
 // parameters per statement.
 var insertChunks = []int{512, 64, 8, 1}
 
+// chunkRows is the rows of the next multi-row insert when left rows remain: the largest of
+// insertChunks that fits.
+func chunkRows(left int) int {
+	for _, c := range insertChunks {
+		if left >= c {
+			return c
+		}
+	}
+	return 1
+}
+
 // Ledger returns the ledger store of d.
 func (d *DB) Ledger() (*LedgerStore, error) {
 	s := &LedgerStore{db: d, insertTransfers: map[int]*sql.Stmt{}, insertEvents: map[int]*sql.Stmt{}}
@@ -168,6 +179,9 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	if err := s.insertEventRows(ctx, tx, b.Events); err != nil {
 		return err
 	}
+	if _, err := s.timers.insertRows(ctx, tx, b.Timers); err != nil {
+		return err
+	}
 	cl := tx.Stmt(s.closeStatus)
 	for _, c := range b.Closed {
 		if _, err := cl.ExecContext(ctx, string(c.Status), c.ID); err != nil {
@@ -180,13 +194,7 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 func (s *LedgerStore) insertRecords(ctx context.Context, tx *sql.Tx, ts []*ledger.Transfer) error {
 	args := make([]any, 0, insertChunks[0]*transferColCount)
 	for len(ts) > 0 {
-		n := 1
-		for _, c := range insertChunks {
-			if len(ts) >= c {
-				n = c
-				break
-			}
-		}
+		n := chunkRows(len(ts))
 		args = args[:0]
 		for _, t := range ts[:n] {
 			args = appendTransferArgs(args, t)
@@ -205,13 +213,7 @@ func (s *LedgerStore) insertEventRows(ctx context.Context, tx *sql.Tx, evs []led
 	args := make([]any, 0, insertChunks[0]*4)
 	now := time.Now().UnixNano()
 	for len(evs) > 0 {
-		n := 1
-		for _, c := range insertChunks {
-			if len(evs) >= c {
-				n = c
-				break
-			}
-		}
+		n := chunkRows(len(evs))
 		args = args[:0]
 		for i := range evs[:n] {
 			e := &evs[i]

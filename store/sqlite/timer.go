@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fincore/fincore/platform/timer"
@@ -14,13 +15,24 @@ import (
 type TimerStore struct {
 	db                                *DB
 	insert, due, done, fail, cancelSt *sql.Stmt
+	// insertMany holds multi-row inserts that skip existing ids, by rows per statement
+	// (insertChunks).
+	insertMany map[int]*sql.Stmt
 }
 
 var _ timer.Store = (*TimerStore)(nil)
 
 // Timers returns the timer store of d, with its statements prepared.
 func (d *DB) Timers() (*TimerStore, error) {
-	s := &TimerStore{db: d}
+	s := &TimerStore{db: d, insertMany: map[int]*sql.Stmt{}}
+	for _, n := range insertChunks {
+		q := `INSERT INTO timers (id, handler, fire_at, payload, next_at) VALUES ` +
+			strings.Repeat("(?,?,?,?,?),", n-1) + "(?,?,?,?,?) ON CONFLICT (id) DO NOTHING"
+		var err error
+		if s.insertMany[n], err = d.write.Prepare(q); err != nil {
+			return nil, fmt.Errorf("prepare timer insert: %w", err)
+		}
+	}
 	for _, p := range []struct {
 		db *sql.DB
 		st **sql.Stmt
@@ -83,6 +95,49 @@ func (s *TimerStore) Schedule(ctx context.Context, t timer.Timer) (bool, error) 
 		return false, nil
 	}
 	return false, fmt.Errorf("schedule timer %s: cancelled concurrently, three times", t.ID)
+}
+
+// ScheduleMany inserts the timers of ts whose ids do not exist yet, in one transaction.
+func (s *TimerStore) ScheduleMany(ctx context.Context, ts []timer.Timer) (int, error) {
+	if len(ts) == 0 {
+		return 0, nil
+	}
+	tx, err := s.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	n, err := s.insertRows(ctx, tx, ts)
+	if err != nil {
+		return 0, err
+	}
+	return n, tx.Commit()
+}
+
+// insertRows inserts timers in tx, skipping existing ids, in multi-row statements; the
+// ledger's Commit uses it for the expiry timers of its pending transfers.
+func (s *TimerStore) insertRows(ctx context.Context, tx *sql.Tx, ts []timer.Timer) (int, error) {
+	args := make([]any, 0, 5*min(len(ts), insertChunks[0]))
+	inserted := 0
+	for len(ts) > 0 {
+		n := chunkRows(len(ts))
+		args = args[:0]
+		for _, t := range ts[:n] {
+			at := t.FireAt.UnixNano()
+			args = append(args, t.ID, t.Handler, at, nonNil(t.Payload), at)
+		}
+		res, err := tx.StmtContext(ctx, s.insertMany[n]).ExecContext(ctx, args...)
+		if err != nil {
+			return inserted, fmt.Errorf("insert timers: %w", err)
+		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return inserted, err
+		}
+		inserted += int(k)
+		ts = ts[n:]
+	}
+	return inserted, nil
 }
 
 // Cancel deletes the pending timer id.

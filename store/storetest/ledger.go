@@ -9,6 +9,7 @@ import (
 
 	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/timer"
 )
 
 // TestLedger runs every ledger behaviour against a backend.
@@ -23,6 +24,9 @@ func TestLedger(t *testing.T, f Factory) {
 		{"TwoPhase", testTwoPhase},
 		{"Expiry", testExpiry},
 		{"ExpiryAcrossRestart", testExpiryAcrossRestart},
+		{"ExpiryTimerCommitted", testExpiryTimerCommitted},
+		{"ExpiryOnTimers", testExpiryOnTimers},
+		{"ExpiryTimersAcrossRestart", testExpiryTimersAcrossRestart},
 		{"AtomicBatch", testAtomicBatch},
 		{"NonAtomicBatch", testNonAtomicBatch},
 		{"HotAccount", testHotAccount},
@@ -46,6 +50,10 @@ type fixture struct {
 	st    ledger.Store
 	eng   *ledger.Engine
 	clock *Clock
+	// With timed set, the engine runs without the expiry sweep and a timer service on the
+	// same storage and clock (timers) expires pending transfers, as in fincore serve.
+	timed  bool
+	timers *timer.Service
 }
 
 func newFixture(t *testing.T, f Factory) *fixture {
@@ -56,19 +64,47 @@ func newFixture(t *testing.T, f Factory) *fixture {
 
 func (fx *fixture) start() {
 	fx.st = fx.open()
-	e, err := ledger.Open(ctx, fx.st, ledger.Config{Now: fx.clock.Now, ExpiryInterval: time.Hour, Logger: QuietLogger()})
+	cfg := ledger.Config{Now: fx.clock.Now, ExpiryInterval: time.Hour, Logger: QuietLogger()}
+	var svc *timer.Service
+	if fx.timed {
+		p, ok := fx.st.(timer.Provider)
+		if !ok {
+			fx.t.Fatalf("storage %T has no timers", fx.st)
+		}
+		var err error
+		svc, err = timer.New(timer.Config{Store: p.Timers(), Clock: fx.clock, Logger: QuietLogger()})
+		if err != nil {
+			fx.t.Fatal(err)
+		}
+		cfg.ExpiryInterval, cfg.TimersCommitted = 0, svc.Committed
+	}
+	e, err := ledger.Open(ctx, fx.st, cfg)
 	if err != nil {
 		fx.t.Fatalf("open engine: %v", err)
 	}
-	fx.eng = e
+	if svc != nil {
+		svc.Register(ledger.ExpiryHandler, e.ExpireTimer)
+		if err := svc.Start(ctx); err != nil {
+			fx.t.Fatal(err)
+		}
+	}
+	fx.eng, fx.timers = e, svc
 	st := fx.st
-	fx.t.Cleanup(func() { e.Close(); st.Close() })
+	fx.t.Cleanup(func() { fx.stop(svc, e, st) })
+}
+
+// stop stops what start started: the timer service first, since its handler uses the engine.
+func (fx *fixture) stop(svc *timer.Service, e *ledger.Engine, st ledger.Store) {
+	if svc != nil {
+		svc.Stop()
+	}
+	e.Close()
+	st.Close()
 }
 
 // restart closes the engine and store and opens them again, as a restarted process would.
 func (fx *fixture) restart() {
-	fx.eng.Close()
-	fx.st.Close()
+	fx.stop(fx.timers, fx.eng, fx.st)
 	fx.start()
 }
 

@@ -6,11 +6,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/clock"
 )
 
 // Factory creates fresh, empty storage for one test and returns a function that opens it. Each
@@ -18,28 +18,11 @@ import (
 // the caller closes the previous handle first.
 type Factory func(t testing.TB) (open func() ledger.Store)
 
-// Clock is a settable clock for tests, safe for concurrent use.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// Clock is the settable clock of the ledger tests.
+type Clock = clock.Fake
 
 // NewClock returns a clock at a fixed instant.
-func NewClock() *Clock { return &Clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// Advance moves the clock forward.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func NewClock() *Clock { return clock.NewFake(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) }
 
 // OpenEngine opens an engine on st with the clock and closes both when the test ends.
 func OpenEngine(t testing.TB, st ledger.Store, clock func() time.Time) *ledger.Engine {

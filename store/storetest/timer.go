@@ -73,6 +73,48 @@ func TestTimerStore(t *testing.T, open func(t testing.TB) timer.Store) {
 		}
 	})
 
+	t.Run("ScheduleMany", func(t *testing.T) {
+		s := open(t)
+		_, err := s.Schedule(ctx, tm("old", 0, "kept"))
+		must(t, err)
+		n, err := s.ScheduleMany(ctx, []timer.Timer{tm("x", time.Second, "px"), tm("old", time.Hour, "other"), tm("y", 0, ""), tm("x", time.Second, "px")})
+		if err != nil || n != 2 {
+			t.Fatalf("ScheduleMany = %d, %v; want 2 inserted", n, err)
+		}
+		if n, err := s.ScheduleMany(ctx, nil); err != nil || n != 0 {
+			t.Fatalf("ScheduleMany(nil) = %d, %v", n, err)
+		}
+		r, _, err := s.Get(ctx, "old")
+		must(t, err)
+		if string(r.Payload) != "kept" || !r.FireAt.Equal(base) {
+			t.Fatalf("existing timer changed: %+v", r)
+		}
+		r, ok, err := s.Get(ctx, "x")
+		must(t, err)
+		if !ok || !r.Pending() || !r.FireAt.Equal(base.Add(time.Second)) || !r.NextAt.Equal(r.FireAt) || string(r.Payload) != "px" || r.Handler != "h" {
+			t.Fatalf("inserted %+v %v", r, ok)
+		}
+		rs, err := s.Due(ctx, base, base.Add(time.Minute), 10)
+		must(t, err)
+		eq(t, ids(rs), []string{"old", "y", "x"})
+		// Many at once, beyond any one statement's size.
+		many := make([]timer.Timer, 3000)
+		for i := range many {
+			many[i] = tm(fmt.Sprintf("m%04d", i), time.Duration(i)*time.Millisecond, "")
+		}
+		if n, err := s.ScheduleMany(ctx, many); err != nil || n != len(many) {
+			t.Fatalf("ScheduleMany(3000) = %d, %v", n, err)
+		}
+		rs, err = s.Due(ctx, base.Add(time.Hour), base.Add(2*time.Hour), 10)
+		must(t, err)
+		if len(rs) != 0 {
+			t.Fatalf("due later: %v", ids(rs))
+		}
+		rs, err = s.Due(ctx, base.Add(2999*time.Millisecond), base.Add(time.Hour), 10)
+		must(t, err)
+		eq(t, ids(rs), []string{"m2999"})
+	})
+
 	t.Run("DueOrderAndWindow", func(t *testing.T) {
 		s := open(t)
 		for i, id := range []string{"c", "a", "b", "d", "e"} {
