@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -17,10 +18,11 @@ import (
 
 var bg = context.Background()
 
-// eventually polls cond until it holds or a 10-second deadline passes.
+// eventually polls cond until it holds or a 30-second deadline passes (generous: the
+// machine may be shared with other jobs).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -111,6 +113,9 @@ func (h *harness) start(cfg timer.Config) {
 	}
 	h.store = store
 	cfg.Store, cfg.Clock = h.store, h.clock
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	svc, err := timer.New(cfg)
 	if err != nil {
 		h.t.Fatal(err)
