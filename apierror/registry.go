@@ -34,6 +34,8 @@ const (
 	NotLeader            Code = "not_leader"
 	Unavailable          Code = "unavailable"
 	Internal             Code = "internal_error"
+
+	PeriodsNotOffered Code = "periods_not_offered"
 )
 
 // registry: code, HTTP status, default message. Order is the order of docs/errors.md.
@@ -65,5 +67,6 @@ var registry = []Def{
 	{Overloaded, 503, "The ledger queue is full; retry with backoff."},
 	{NotLeader, 503, "This instance lost ledger leadership (its fencing token was superseded)."},
 	{Unavailable, 503, "The service is shutting down or its storage is unreachable; retry."},
+	{PeriodsNotOffered, 422, "The credit product does not offer this number of installments."},
 	{Internal, 500, "An internal error occurred; it has been logged."},
 }
