@@ -63,6 +63,9 @@ func TestDependencies(t *testing.T) {
 		{"credit", append([]string{"net/http", mod + "httpapi", mod + "store/", mod + "cmd/", mod + "platform/bus"}, drivers...)},
 		// auth decides (keys, scopes, limits, switches, audit); HTTP and SQL are the adapters'.
 		{"platform/auth", append([]string{"net/http", mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
+		// lock knows no storage, driver or bus; its backends live in the adapters and natskv.
+		{"platform/lock", append([]string{"net/http", mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/", "github.com/nats-io"}, drivers...)},
+		{"platform/lock/natskv", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		{"platform/bus", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// obs sees the ledger through its Store interface and hooks, never an adapter or a
 		// driver (database/sql itself comes in with client_golang's collectors).

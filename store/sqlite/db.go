@@ -57,6 +57,10 @@ func Open(dir string) (*DB, error) {
 		d.Close()
 		return nil, err
 	}
+	if err := d.releaseDeadLeases(context.Background()); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("release the leases of earlier processes: %w", err)
+	}
 	if d.read, err = sql.Open("sqlite", dsn+"&_pragma=query_only(ON)"); err != nil {
 		d.Close()
 		return nil, err

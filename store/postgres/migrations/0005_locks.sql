@@ -1,0 +1,16 @@
+-- Locks with fencing tokens (platform/lock). One row per lock name. token counts the lock's
+-- grants and is kept when the lock is released (holder ''), so a lock's tokens only grow.
+-- expires_at and acquired_at are Unix nanoseconds by the database server's clock, the one
+-- clock every contender shares.
+CREATE TABLE locks (
+    name        TEXT COLLATE "C" PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    token       BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    acquired_at BIGINT NOT NULL
+);
+
+-- The highest lock token a ledger writer has been started under (0: none yet). The ledger
+-- refuses to start a writer under a token that is not above it, and starting one increments
+-- the writer token that every commit checks, so a writer whose lease was taken over is fenced.
+ALTER TABLE ledger_writer ADD COLUMN lease_token BIGINT NOT NULL DEFAULT 0;
