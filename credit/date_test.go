@@ -70,3 +70,19 @@ func TestDateArithmetic(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseDate: a date that parses writes back as the same text.
+func FuzzParseDate(f *testing.F) {
+	for _, s := range []string{"2026-01-31", "2024-02-29", "2023-02-29", "2026-1-31", "+026-01-31", "9999-99-99"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDate(s)
+		if err != nil {
+			return
+		}
+		if d.String() != s || d.IsZero() {
+			t.Fatalf("%q parsed as %v", s, d)
+		}
+	})
+}

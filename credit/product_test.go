@@ -130,3 +130,25 @@ func TestProductValidation(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLoadProducts: any bytes either load into valid products or fail with an error; never a
+// panic, never an invalid product.
+func FuzzLoadProducts(f *testing.F) {
+	data, err := os.ReadFile("products.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(data)
+	f.Add([]byte(`{"products":[{"id":"x","name":"x","currency":"CNY","interest_free_days":1,"statement_day":1,"due_day":2}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ps, err := LoadProducts(strings.NewReader(string(b)))
+		if err != nil {
+			return
+		}
+		for i := range ps {
+			if verr := ps[i].Validate(); verr != nil {
+				t.Fatalf("loaded an invalid product: %v", verr)
+			}
+		}
+	})
+}

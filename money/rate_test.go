@@ -117,3 +117,21 @@ func TestMulRateMatchesBigRat(t *testing.T) {
 		}
 	})
 }
+
+// FuzzParseRate: whatever the text, a rate that parses writes back to text that parses to
+// the same rate, within the bounds.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"0", "0.12", "0.0005", "1000", "007.50", "1e3", "-1", ".5", "0.00000000001"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRate(s)
+		if err != nil {
+			return
+		}
+		back, err := ParseRate(r.String())
+		if err != nil || back != r || r.Cmp(Rate{RateMax, 1}) > 0 || r.Num() < 0 || r.Den() < 1 {
+			t.Fatalf("%q -> %v (%d/%d) -> %v, %v", s, r, r.Num(), r.Den(), back, err)
+		}
+	})
+}
