@@ -32,7 +32,10 @@ func TestLedgerConformanceCopy(t *testing.T) {
 	defer func(old int) { smallCommitMax = old }(smallCommitMax)
 	smallCommitMax = 0
 	storetest.TestLedger(t, Factory)
+	storetest.TestLedgerExpiryTimers(t, Factory)
 }
+
+func TestLedgerExpiryTimers(t *testing.T) { storetest.TestLedgerExpiryTimers(t, Factory) }
 
 func TestExpiryTimerBackfill(t *testing.T) {
 	storetest.TestExpiryTimerBackfill(t, Factory, Migrations, func(st ledger.Store, q string) error {

@@ -21,6 +21,8 @@ func Factory(t testing.TB) func() ledger.Store {
 
 func TestLedgerConformance(t *testing.T) { storetest.TestLedger(t, Factory) }
 
+func TestLedgerExpiryTimers(t *testing.T) { storetest.TestLedgerExpiryTimers(t, Factory) }
+
 func TestExpiryTimerBackfill(t *testing.T) {
 	storetest.TestExpiryTimerBackfill(t, Factory, Migrations, func(st ledger.Store, q string) error {
 		_, err := st.(ownedLedger).db.write.Exec(q)

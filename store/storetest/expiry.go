@@ -12,7 +12,21 @@ import (
 	"github.com/fincore/fincore/store/migration"
 )
 
-// Pending-transfer expiry on durable timers (docs/adr/0012-ledger-expiry-on-timers.md).
+// TestLedgerExpiryTimers runs the behaviours of pending-transfer expiry on durable timers
+// (docs/adr/0012-ledger-expiry-on-timers.md) against a backend whose ledger store also holds
+// the timers (timer.Provider), as every store fincore serve runs on must.
+func TestLedgerExpiryTimers(t *testing.T, f Factory) {
+	for _, tc := range []struct {
+		name string
+		fn   func(t *testing.T, f Factory)
+	}{
+		{"Committed", testExpiryTimerCommitted},
+		{"Fire", testExpiryOnTimers},
+		{"AcrossRestart", testExpiryTimersAcrossRestart},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
+	}
+}
 
 func newTimedFixture(t *testing.T, f Factory) *fixture {
 	fx := &fixture{t: t, open: f(t), clock: NewClock(), timed: true}
