@@ -16,6 +16,7 @@ const (
 	PendingNotFound      Code = "pending_not_found"
 	IDConflict           Code = "id_conflict"
 	IdempotencyConflict  Code = "idempotency_conflict"
+	RecordConflict       Code = "record_conflict"
 	CurrencyMismatch     Code = "currency_mismatch"
 	SameAccount          Code = "same_account"
 	ExceedsCredits       Code = "exceeds_credits"
@@ -50,6 +51,7 @@ var registry = []Def{
 	{PendingNotFound, 404, "The pending transfer does not exist, or the transfer is not pending."},
 	{IDConflict, 409, "An object with this id already exists with a different body."},
 	{IdempotencyConflict, 409, "This Idempotency-Key was used with a different request body."},
+	{RecordConflict, 409, "The object was changed by another request at the same time; read it again and retry."},
 	{CurrencyMismatch, 422, "The currencies of the transfer and its accounts differ."},
 	{SameAccount, 422, "The debit and credit accounts are the same."},
 	{ExceedsCredits, 422, "The transfer would make the debit account's debits exceed its credits."},

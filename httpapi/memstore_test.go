@@ -219,3 +219,14 @@ func TestMemStoreConformance(t *testing.T) {
 		return func() ledger.Store { return st }
 	})
 }
+
+// Records are not used by the API tests.
+func (m *memStore) LoadRecords(context.Context, []ledger.RecordKey) ([]*ledger.Record, error) {
+	return nil, nil
+}
+func (m *memStore) GetRecord(context.Context, string, string) (*ledger.Record, error) {
+	return nil, ledger.ErrNotFound
+}
+func (m *memStore) ListRecords(context.Context, ledger.RecordQuery) ([]*ledger.Record, bool, error) {
+	return nil, false, nil
+}

@@ -141,6 +141,7 @@ type request struct {
 	transfers []TransferInput
 	expire    []string
 	atomic    bool
+	unit      *Unit           // for Commit: records, events and timers written with the transfers
 	outcomes  []expireOutcome // per expire input
 
 	invalid []*apierror.Error // per input, found before queueing (non-atomic only)
@@ -154,7 +155,13 @@ type request struct {
 	commitChild bool              // the commit span is a child of span
 }
 
-func (r *request) size() int { return len(r.accounts) + len(r.transfers) + len(r.expire) }
+func (r *request) size() int {
+	n := len(r.accounts) + len(r.transfers) + len(r.expire)
+	if r.unit != nil {
+		n += len(r.unit.Records)
+	}
+	return n
+}
 
 // Open makes a new engine the writer of st and starts it.
 func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
@@ -408,7 +415,7 @@ func (e *Engine) commit(g *group) {
 	defer e.wg.Done()
 	defer close(g.done)
 	b := &g.batch
-	if len(b.NewAccounts)+len(b.Transfers)+len(b.Closed) > 0 {
+	if len(b.NewAccounts)+len(b.Transfers)+len(b.Closed)+len(b.Records)+len(b.Events)+len(b.Timers) > 0 {
 		ctx, span := e.startCommit(g)
 		t0 := time.Now()
 		err := e.store.Commit(ctx, e.token, b)
@@ -476,20 +483,31 @@ type group struct {
 	acctIDs   []string
 	trIDs     []string
 	eventBuf  []byte // the encoded payloads of batch.Events, reused across commits
+
+	records       map[RecordKey]*Record // records written in this group
+	loadedRecords map[RecordKey]*Record // current versions loaded for this group
+	recKeys       []RecordKey
+	moduleEvents  []Event // events of units, appended after the ledger's own
 }
 
 func (g *group) init() {
 	g.transfers = make(map[string]*Transfer)
 	g.existing = make(map[string]*Transfer)
+	g.records = make(map[RecordKey]*Record)
+	g.loadedRecords = make(map[RecordKey]*Record)
 }
 
 func (g *group) reset() {
 	clear(g.transfers)
 	clear(g.existing)
+	clear(g.records)
+	clear(g.loadedRecords)
+	g.recKeys = g.recKeys[:0]
+	g.moduleEvents = g.moduleEvents[:0]
 	g.batch = Batch{
 		NewAccounts: g.batch.NewAccounts[:0],
 		Transfers:   g.batch.Transfers[:0], Closed: g.batch.Closed[:0], Events: g.batch.Events[:0],
-		Timers: g.batch.Timers[:0],
+		Timers: g.batch.Timers[:0], Records: g.batch.Records[:0],
 	}
 	g.undo = g.undo[:0]
 	g.acctIDs = g.acctIDs[:0]
@@ -589,6 +607,7 @@ func (e *Engine) prepare(g *group) bool {
 	// Encoded here, on the writer, while the previous group commits: the commit path, which
 	// bounds throughput, only writes the bytes.
 	g.eventBuf = encodeEvents(&g.batch, g.eventBuf)
+	g.batch.Events = append(g.batch.Events, g.moduleEvents...)
 	return true
 }
 
@@ -628,6 +647,14 @@ func (e *Engine) load(ctx context.Context, reqs []*request) error {
 			}
 		}
 		g.trIDs = append(g.trIDs, r.expire...)
+		if r.unit != nil {
+			for i := range r.unit.Records {
+				g.recKeys = append(g.recKeys, r.unit.Records[i].Record.Key())
+			}
+		}
+	}
+	if err := e.loadRecords(ctx); err != nil {
+		return err
 	}
 	if len(g.trIDs) > 0 {
 		ids := dedupe(g.trIDs)
@@ -723,6 +750,12 @@ func (e *Engine) apply(r *request) {
 			r.outcomes[i] = o
 		}
 	default:
+		if r.unit != nil {
+			if err := e.checkRecords(r.unit); err != nil {
+				r.err = err
+				return
+			}
+		}
 		r.tres = make([]TransferResult, len(r.transfers))
 		sp := e.save()
 		for i := range r.transfers {
@@ -749,6 +782,9 @@ func (e *Engine) apply(r *request) {
 				cp.Status = StatusExpired // as reads show it: it can no longer be posted
 			}
 			r.tres[i] = TransferResult{Transfer: &cp, Created: created}
+		}
+		if r.unit != nil {
+			e.appendUnit(r.unit)
 		}
 	}
 }

@@ -38,6 +38,10 @@ type Batch struct {
 	// its ID exists (as timer.Store.ScheduleMany does), so that a pending transfer commits
 	// if and only if its expiry timer does.
 	Timers []timer.Timer
+	// Records are new versions of other modules' records (Engine.Commit), written in the
+	// same transaction: inserted, or replacing the previous version. The engine has checked
+	// their versions; a store simply writes them.
+	Records []*Record
 }
 
 // Closed records the new status of a pending transfer.
@@ -87,6 +91,14 @@ type Store interface {
 	ScanTransfers(ctx context.Context, after Timestamp, limit int) ([]*Transfer, error)
 	// ScanAccounts returns up to limit accounts with ids greater than after, in id order.
 	ScanAccounts(ctx context.Context, after string, limit int) ([]*Account, error)
+	// LoadRecords returns the current versions of the records among keys that exist (in any
+	// order).
+	LoadRecords(ctx context.Context, keys []RecordKey) ([]*Record, error)
+	// GetRecord returns one record or ErrNotFound.
+	GetRecord(ctx context.Context, kind, id string) (*Record, error)
+	// ListRecords returns up to q.Limit records matching q, newest first, and whether more
+	// follow. A StartingAfter naming no record of the kind gives ErrNotFound.
+	ListRecords(ctx context.Context, q RecordQuery) ([]*Record, bool, error)
 	// Close releases the store.
 	Close() error
 }

@@ -25,7 +25,7 @@ type LedgerStore struct {
 var _ ledger.Store = (*LedgerStore)(nil)
 
 // ledgerSchemaVersion is the migration that creates the ledger's tables.
-const ledgerSchemaVersion = 8 // 0002 adds the outbox, 0003 the timers, 0008 expiry timers for older pendings
+const ledgerSchemaVersion = 10 // 0002 adds the outbox, 0003 the timers, 0008 expiry timers for older pendings, 0010 module records
 
 const transferCols = `timestamp, id, debit_account_id, credit_account_id, amount, currency, code, pending,
 	pending_id, timeout_seconds, expires_at, status, metadata, pending_delta, posted_delta,
@@ -211,6 +211,9 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 		if len(b.Timers) > 0 {
 			batch.Queue(sqlInsertTimers, timerArrays(b.Timers)...)
 		}
+		if len(b.Records) > 0 {
+			batch.Queue(sqlUpsertRecords, recordArrays(b.Records)...)
+		}
 		batch.Queue("commit")
 	}
 	if err := runCommitBatch(ctx, conn, &batch); err != nil {
@@ -237,6 +240,11 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	if len(b.Timers) > 0 {
 		if _, err := conn.Exec(ctx, sqlInsertTimers, timerArrays(b.Timers)...); err != nil {
 			return fmt.Errorf("insert timers: %w", err)
+		}
+	}
+	if len(b.Records) > 0 {
+		if _, err := conn.Exec(ctx, sqlUpsertRecords, recordArrays(b.Records)...); err != nil {
+			return fmt.Errorf("write records: %w", err)
 		}
 	}
 	tag, err := conn.Exec(ctx, "commit")

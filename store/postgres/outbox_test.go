@@ -14,3 +14,4 @@ func TestOutboxConformanceCopy(t *testing.T) {
 	smallCommitMax = 0
 	storetest.TestOutbox(t, Factory)
 }
+func TestRecordsConformance(t *testing.T) { storetest.TestRecords(t, Factory) }

@@ -182,6 +182,9 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	if _, err := s.timers.insertRows(ctx, tx, b.Timers); err != nil {
 		return err
 	}
+	if err := insertRecordRows(ctx, tx, b.Records); err != nil {
+		return err
+	}
 	cl := tx.Stmt(s.closeStatus)
 	for _, c := range b.Closed {
 		if _, err := cl.ExecContext(ctx, string(c.Status), c.ID); err != nil {

@@ -6,4 +6,5 @@ import (
 	"github.com/fincore/fincore/store/storetest"
 )
 
-func TestOutboxConformance(t *testing.T) { storetest.TestOutbox(t, Factory) }
+func TestOutboxConformance(t *testing.T)  { storetest.TestOutbox(t, Factory) }
+func TestRecordsConformance(t *testing.T) { storetest.TestRecords(t, Factory) }

