@@ -230,6 +230,8 @@ func (s EngineSubmitter) Submit(ctx context.Context, ins []ledger.TransferInput)
 type HTTPSubmitter struct {
 	BaseURL string
 	Client  *http.Client
+	// APIKey, if set, is sent as Authorization: Bearer.
+	APIKey string
 }
 
 type wireTransfer struct {
@@ -261,6 +263,9 @@ func (s HTTPSubmitter) Submit(ctx context.Context, ins []ledger.TransferInput) (
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+s.APIKey)
+	}
 	resp, err := s.Client.Do(req)
 	if err != nil {
 		return 0, err

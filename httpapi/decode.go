@@ -27,8 +27,18 @@ func invalid(param, format string, args ...any) *apierror.Error {
 	return apierror.Newf(apierror.InvalidRequest, clip(param), format, args...)
 }
 
-// readBody checks the request's Content-Type and reads its body within the size limit.
+// readBody checks the request's Content-Type and reads its body within the size limit; an
+// empty body is an error.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apierror.Error) {
+	body, e := s.readOptionalBody(w, r)
+	if e == nil && len(bytes.TrimSpace(body)) == 0 {
+		return nil, invalid("", "The request body is empty; send a JSON object.")
+	}
+	return body, e
+}
+
+// readOptionalBody is readBody for routes whose body may be empty.
+func (s *Server) readOptionalBody(w http.ResponseWriter, r *http.Request) ([]byte, *apierror.Error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || !isJSONMediaType(mt) {
@@ -47,9 +57,6 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apie
 			return nil, s.tooLarge()
 		}
 		return nil, invalid("", "The request body could not be read: %v.", err)
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, invalid("", "The request body is empty; send a JSON object.")
 	}
 	return body, nil
 }

@@ -221,19 +221,9 @@ type transferList struct {
 }
 
 func (s *Server) listAccountTransfers(w http.ResponseWriter, r *http.Request) {
-	q, e := query(r, "limit", "starting_after")
-	if e != nil {
-		s.Error(w, r, e)
+	q, limit, ok := s.listQuery(w, r, listLimitMax)
+	if !ok {
 		return
-	}
-	limit := listLimitDefault
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > listLimitMax || v[0] == '+' {
-			s.Error(w, r, invalid("limit", "limit must be an integer between 1 and %d.", listLimitMax))
-			return
-		}
-		limit = n
 	}
 	ts, more, err := s.eng.AccountTransfers(r.Context(), r.PathValue("id"), q.Get("starting_after"), limit)
 	if err != nil {

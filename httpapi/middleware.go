@@ -37,6 +37,7 @@ type statusWriter struct {
 	status int
 	bytes  int64
 	code   apierror.Code // error code, if the response is an error
+	actor  string        // the authenticated caller, if any
 }
 
 func (w *statusWriter) WriteHeader(status int) {
@@ -111,6 +112,9 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request, next http.Handl
 		}
 		if sw.code != "" {
 			attrs = append(attrs, slog.String("code", string(sw.code)))
+		}
+		if sw.actor != "" {
+			attrs = append(attrs, slog.String("actor", sw.actor))
 		}
 		s.log.LogAttrs(ctx, level, "http request", attrs...)
 	}()

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fincore/fincore/platform/auth"
 )
 
 // TestOpenAPIDescribesEveryRoute checks that openapi.json describes exactly the routes the
@@ -35,8 +37,9 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 			}
 		}
 	}
-	// The ledger engine is not used while registering routes.
+	// The ledger engine and the key store are not used while registering routes.
 	s := NewServer(nil, Options{Logger: slog.New(slog.DiscardHandler)})
+	s.UseAuth(Guard{Keys: auth.NewService(nil, auth.Config{})})
 	registered := map[string]bool{}
 	for _, r := range s.Routes() {
 		registered[r] = true

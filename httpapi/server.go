@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -49,6 +50,7 @@ type Server struct {
 	mux     *http.ServeMux
 	onDone  func(method, route string, status int, d time.Duration)
 	tracer  trace.Tracer
+	guard   atomic.Pointer[Guard] // nil: authentication off (UseAuth turns it on)
 
 	mu      sync.Mutex
 	routes  []string          // registered patterns, "METHOD /path"
@@ -132,7 +134,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := s.mux.Handler(r); pattern != "" {
 		// Matched (or a redirect to the canonical path of a match): let the mux serve it so
-		// that it sets the path values and r.Pattern.
+		// that it sets the path values and r.Pattern. r.Pattern is set here already so that
+		// the log, metrics and span name the route of a request the guard refuses.
+		r.Pattern = pattern
+		if g := s.guard.Load(); g != nil {
+			if scope := s.Scope(pattern); scope != "" {
+				var ok bool
+				if r, ok = s.gate(w, r, g, scope); !ok {
+					return
+				}
+			}
+		}
 		s.mux.ServeHTTP(w, r)
 		return
 	}

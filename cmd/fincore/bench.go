@@ -72,11 +72,16 @@ func cmdBenchLedger(args []string) error {
 		if err != nil {
 			return err
 		}
-		srv := &http.Server{Handler: newHandler(eng, st, metrics, quiet), ReadHeaderTimeout: 10 * time.Second}
+		api := newHandler(eng, st, metrics, quiet)
+		token, err := benchKey(ctx, api, st, metrics)
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
 		tr := &http.Transport{MaxIdleConnsPerHost: cfg.Clients + 8, MaxConnsPerHost: cfg.Clients + 8, DisableCompression: true}
-		sub = bench.HTTPSubmitter{BaseURL: "http://" + ln.Addr().String(), Client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+		sub = bench.HTTPSubmitter{BaseURL: "http://" + ln.Addr().String(), Client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, APIKey: token}
 		transport = "http"
 	}
 	if *cpuProfile != "" {

@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		binPath = filepath.Join(dir, "fincore")
+		// Every server the tests start takes this admin key, and client sends it.
+		os.Setenv(envAPIKey, testAPIKey)
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build fincore: %v\n%s", err, out)
@@ -57,7 +59,8 @@ type server struct {
 	args []string
 	addr string
 	cmd  *exec.Cmd
-	logs *bytes.Buffer
+	logs *lockedBuffer
+	env  []string // the process environment; nil: this one's
 }
 
 func startServer(t testing.TB, storeArgs ...string) *server {
@@ -68,9 +71,10 @@ func startServer(t testing.TB, storeArgs ...string) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	s.logs = &bytes.Buffer{}
+	s.logs = &lockedBuffer{}
 	args := append([]string{"serve", "--addr", s.addr, "--log-level", "warn"}, s.args...)
 	s.cmd = exec.Command(binPath, args...)
+	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -100,7 +104,7 @@ func (s *server) kill() {
 
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
-var client = &http.Client{Timeout: 10 * time.Second}
+var client = &http.Client{Timeout: 10 * time.Second, Transport: bearerTransport{testAPIKey}}
 
 func doJSON(method, url string, body any) (int, []byte, error) {
 	var r io.Reader

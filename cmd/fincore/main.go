@@ -20,6 +20,7 @@ const usage = `fincore — a consumer-finance core: double-entry ledger and the 
 Usage:
   fincore serve   [--addr 127.0.0.1:8080] [--data DIR | --postgres URL [--migrate]] [--demo]
   fincore migrate (--postgres URL | --data DIR)
+  fincore keys    create --name NAME --scopes S,S... | list | revoke KEY_ID   [--data DIR | --postgres URL | --url URL]
   fincore ledger verify (--data DIR | --postgres URL)
   fincore credit schedule --principal N --periods N --method annuity|equal_principal|flat_fee (--annual-rate R | --fee-rate F) --start YYYY-MM-DD
   fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
@@ -51,6 +52,8 @@ func run(args []string) int {
 		err = cmdServe(args[1:])
 	case "migrate":
 		err = cmdMigrate(args[1:])
+	case "keys":
+		err = cmdKeys(args[1:], os.Stdout)
 	case "bank-sim":
 		err = cmdBankSim(args[1:])
 	case "ledger":

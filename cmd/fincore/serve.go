@@ -39,7 +39,7 @@ func newLogger(level, format string) (*slog.Logger, error) {
 
 // newHandler returns the API on eng with the operational routes: GET /metrics from m (which
 // should also be eng's ledger.Config.Observer) and GET /readyz on eng and st.
-func newHandler(eng *ledger.Engine, st ledger.Store, m *obs.Metrics, log *slog.Logger) http.Handler {
+func newHandler(eng *ledger.Engine, st ledger.Store, m *obs.Metrics, log *slog.Logger) *httpapi.Server {
 	m.WatchEngine(eng)
 	api := httpapi.NewServer(eng, httpapi.Options{Logger: log, Observe: m.ObserveHTTP})
 	api.Handle("GET /metrics", m.Handler())
@@ -59,6 +59,8 @@ func cmdServe(args []string) error {
 	natsListen := fs.String("nats-listen", "", "also let other processes reach the embedded NATS server on this address (default: no TCP listener)")
 	var sf storeFlags
 	sf.register(fs, true)
+	var af authFlags
+	af.register(fs)
 	var tf traceFlags
 	tf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -122,8 +124,14 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	api := newHandler(eng, st, metrics, log)
+	keys, authSettings, err := af.enableAuth(ctx, api, st, metrics, log, os.Stderr)
+	if err != nil {
+		return err
+	}
+	_ = authSettings // adapter point: the config center's watcher applies its ratelimit.* and switch.* keys here
 	srv := &http.Server{
-		Handler:           newHandler(eng, st, metrics, log),
+		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -143,7 +151,9 @@ func cmdServe(args []string) error {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 		go demoTraffic(ctx, eng, log)
-		fmt.Fprintf(os.Stderr, "demo: accounts seeded, traffic running; try curl http://%s/v1/accounts/demo:merchant:1\n", ln.Addr())
+		if err := printDemo(ctx, keys, ln.Addr().String()); err != nil {
+			return fmt.Errorf("demo key: %w", err)
+		}
 	}
 	select {
 	case err := <-errc:
