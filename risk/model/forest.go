@@ -20,6 +20,9 @@ const (
 	flagInSetRight
 )
 
+// walk's branch-free child choice reads the default direction as bit 0.
+const _ uint8 = 1 - flagDefaultLeft
+
 // zeroThreshold is LightGBM's kZeroThreshold, a float constant 1e-35f widened to double.
 var zeroThreshold = float64(float32(1e-35))
 
@@ -160,45 +163,82 @@ func (f *forest) addTree(raw []rawNode) error {
 	return nil
 }
 
-// margin sums the trees' leaves for x, which has at least nFeatures entries.
+// lanes is how many trees margin walks at once. One walk is a chain of dependent loads (node,
+// input, child); interleaving independent walks lets the processor overlap them. On the
+// 300-tree, depth-6 benchmark eight lanes cut the time per prediction by about 2.5 times
+// against walking one tree at a time (BENCHMARKS.md).
+const lanes = 8
+
+// margin sums the trees' leaves for x, which has at least nFeatures entries, in tree order
+// (so that the float sums round exactly as the training tool's do).
 func (f *forest) margin(x []float64) float64 {
+	var buf [lanes]int32
+	r := f.roots
 	if f.f32 {
 		s := float32(f.base)
-		for _, r := range f.roots {
-			s += float32(f.leaf(r, x))
+		for k := 0; k < len(r); k += lanes {
+			cur := buf[:min(lanes, len(r)-k)]
+			f.walk(x, r[k:], cur)
+			for _, i := range cur {
+				s += float32(f.leaves[^i])
+			}
 		}
 		return float64(s)
 	}
 	s := f.base
-	for _, r := range f.roots {
-		s += f.leaf(r, x)
+	for k := 0; k < len(r); k += lanes {
+		cur := buf[:min(lanes, len(r)-k)]
+		f.walk(x, r[k:], cur)
+		for _, i := range cur {
+			s += f.leaves[^i]
+		}
 	}
 	if f.average {
-		s /= float64(len(f.roots))
+		s /= float64(len(r))
 	}
 	return s
 }
 
-// leaf walks one tree from node i to its leaf and returns the leaf's value.
-func (f *forest) leaf(i int32, x []float64) float64 {
-	for i >= 0 {
-		n := &f.nodes[i]
-		v := x[n.feature]
-		left := false
-		if n.flags&(flagCategorical|flagZeroMissing) != 0 {
-			left = f.decide(n, v)
-		} else if v <= n.threshold {
-			left = true
-		} else if v != v { // NaN
-			left = n.flags&flagDefaultLeft != 0
+// walk takes len(cur) trees from roots down to their leaves, one level of every tree per
+// round, and leaves each tree's leaf (as ^index) in cur.
+func (f *forest) walk(x []float64, roots []int32, cur []int32) {
+	copy(cur, roots)
+	for {
+		live := 0
+		for j, i := range cur {
+			if i < 0 {
+				continue
+			}
+			n := &f.nodes[i]
+			v := x[n.feature]
+			if n.flags&(flagCategorical|flagZeroMissing) != 0 {
+				if f.decide(n, v) {
+					i = n.left
+				} else {
+					i = n.right
+				}
+			} else {
+				// Left when v <= threshold, or when v is NaN and the default is left; chosen
+				// without a branch, since the direction is a coin toss for the predictor.
+				c := int32((b2u(v <= n.threshold) | b2u(v != v)&n.flags) & flagDefaultLeft)
+				i = n.right + c*(n.left-n.right)
+			}
+			cur[j] = i
+			live += int(uint32(^i) >> 31) // 1 while i >= 0
 		}
-		if left {
-			i = n.left
-		} else {
-			i = n.right
+		if live == 0 {
+			return
 		}
 	}
-	return f.leaves[^i]
+}
+
+// b2u is 1 for true, 0 for false; the compiler turns it into a flag read, not a jump.
+func b2u(b bool) uint8 {
+	var u uint8
+	if b {
+		u = 1
+	}
+	return u
 }
 
 // decide handles the rarer splits: categorical ones and numeric ones where zero is missing.

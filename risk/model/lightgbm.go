@@ -224,8 +224,8 @@ func lgbTree(b map[string]lgbLine, treeAt int) ([]rawNode, [][]uint32, error) {
 	if err != nil || nLeaves < 1 {
 		return nil, nil, &lineError{h.line, fmt.Errorf("num_leaves %q is not a positive integer", clip(h.value))}
 	}
-	if 2*nLeaves-1 > MaxTreeNodes {
-		return nil, nil, &lineError{h.line, limitErr("node count", 2*nLeaves-1, "MaxTreeNodes", MaxTreeNodes)}
+	if nLeaves > (MaxTreeNodes+1)/2 { // compared before doubling, which could overflow
+		return nil, nil, &lineError{h.line, limitErr("leaf count", nLeaves, "MaxTreeNodes/2 (leaves of a tree)", (MaxTreeNodes+1)/2)}
 	}
 	if v, ok := b["is_linear"]; ok && v.value != "0" {
 		return nil, nil, &lineError{v.line, errors.New("linear trees (is_linear=1) are not supported")}
