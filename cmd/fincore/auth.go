@@ -49,7 +49,11 @@ func (f *authFlags) register(fs *flag.FlagSet) {
 
 // controls builds the limiter and the switches from the flags.
 func (f *authFlags) controls() (*auth.Limiter, *auth.Switches, error) {
-	def, err := auth.ParseLimit(f.rateLimit)
+	def := auth.Limit{} // no limit unless --rate-limit says otherwise
+	var err error
+	if f.rateLimit != "" {
+		def, err = auth.ParseLimit(f.rateLimit)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("--rate-limit: %w", err)
 	}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
@@ -11,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/obs"
+	"github.com/fincore/fincore/store/sqlite"
 )
 
 // testAPIKey is the admin key every server started by the tests takes from FINCORE_API_KEY
@@ -298,5 +304,47 @@ func TestKeysCommand(t *testing.T) {
 	}
 	if out, err := run(nil, "revoke", "--url", srv.url("")); err == nil {
 		t.Fatalf("revoke without an id: %s", out)
+	}
+}
+
+// TestEveryServedRouteNeedsAKey builds the API as serve does (the routes of every module
+// wired here included) and checks that each /v1 route has a scope and refuses a request
+// without a key, and that the operational routes do not.
+func TestEveryServedRouteNeedsAKey(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.OpenLedger(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	quiet := slog.New(slog.DiscardHandler)
+	metrics := obs.New()
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, Observer: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	api := newHandler(eng, st, metrics, quiet)
+	var af authFlags
+	if _, _, err := af.enableAuth(ctx, api, st, metrics, quiet, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, pattern := range api.Routes() {
+		method, path, _ := strings.Cut(pattern, " ")
+		w := httptest.NewRecorder()
+		api.ServeHTTP(w, httptest.NewRequest(method, regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x"), nil))
+		switch {
+		case strings.HasPrefix(path, "/v1/"):
+			n++
+			if api.Scope(pattern) == "" || w.Code != 401 {
+				t.Errorf("%s: scope %q, answered %d without a key", pattern, api.Scope(pattern), w.Code)
+			}
+		case w.Code == 401 || w.Code == 403:
+			t.Errorf("operational route %s answered %d", pattern, w.Code)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no /v1 route")
 	}
 }

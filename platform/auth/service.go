@@ -27,8 +27,10 @@ const (
 
 // Audit actions written by this package.
 const (
-	ActionKeyCreate = "key.create"
-	ActionKeyRevoke = "key.revoke"
+	ActionKeyCreate    = "key.create"
+	ActionKeyRevoke    = "key.revoke"
+	ActionConfigSet    = "config.set"
+	ActionConfigDelete = "config.delete"
 )
 
 // Config configures a Service. Zero values take the defaults.
@@ -327,6 +329,18 @@ func (s *Service) Record(ctx context.Context, o Origin, action, target string, b
 		return fmt.Errorf("audit %s %s: %w", action, target, err)
 	}
 	return nil
+}
+
+// RecordConfigChange audits a change of configuration key: set to value (JSON) from old
+// (nil if the key was not set), or deleted (value nil). The target is "config:<key>". It is
+// the adapter point for the config center's Auditor: its AuditConfigChange maps a change onto
+// this call.
+func (s *Service) RecordConfigChange(ctx context.Context, o Origin, key string, old, value json.RawMessage) error {
+	action := ActionConfigSet
+	if value == nil {
+		action = ActionConfigDelete
+	}
+	return s.Record(ctx, o, action, "config:"+key, old, value)
 }
 
 // AuditValueMax bounds the JSON of an audit entry's before or after value.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -419,9 +420,23 @@ func TestAuthService(t *testing.T, open AuthFactory) {
 		t.Fatal("a revoked operator key was accepted")
 	}
 
-	// The audit trail: bootstrap, operator key, reader created and revoked, operator revoked.
+	// Configuration changes, as the config center reports them.
+	mustT(t, a.RecordConfigChange(ctx, auth.Origin{Actor: k.ID, RequestID: "req_cfg"}, "switch.ledger", nil, []byte(`"degraded"`)))
+	mustT(t, a.RecordConfigChange(ctx, auth.Origin{Actor: k.ID}, "switch.ledger", []byte(`"degraded"`), nil))
+	if err := a.RecordConfigChange(ctx, sys, "big", nil, bytes.Repeat([]byte("1"), auth.AuditValueMax+1)); err == nil {
+		t.Fatal("an oversized audit value was accepted")
+	}
+	cfg, _, err := a.ListAudit(ctx, "", k.ID, "", 10)
+	mustT(t, err)
+	if len(cfg) < 2 || cfg[0].Action != auth.ActionConfigDelete || cfg[0].Target != "config:switch.ledger" || string(cfg[0].Before) != `"degraded"` || cfg[0].After != nil ||
+		cfg[1].Action != auth.ActionConfigSet || cfg[1].Before != nil || string(cfg[1].After) != `"degraded"` || cfg[1].RequestID != "req_cfg" {
+		t.Fatalf("config audit entries %+v", cfg[:min(2, len(cfg))])
+	}
+
+	// The key trail: bootstrap, operator key, reader created and revoked, operator revoked.
 	es, _, err := a.ListAudit(ctx, "", "", "", 100)
 	mustT(t, err)
+	es = slices.DeleteFunc(es, func(e auth.AuditEntry) bool { return strings.HasPrefix(e.Action, "config.") })
 	var got []string
 	for _, e := range es {
 		got = append(got, e.Action+" by "+e.Actor)
