@@ -66,6 +66,9 @@ func TestDependencies(t *testing.T) {
 		// lock knows no storage, driver or bus; its backends live in the adapters and natskv.
 		{"platform/lock", append([]string{"net/http", mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/", "github.com/nats-io"}, drivers...)},
 		{"platform/lock/natskv", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
+		// config works on a JetStream connection, not the bus package, and knows no module (net/http
+		// comes in with the NATS client).
+		{"platform/config", append([]string{mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		{"platform/bus", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// obs sees the ledger through its Store interface and hooks, never an adapter or a
 		// driver (database/sql itself comes in with client_golang's collectors).

@@ -36,7 +36,11 @@ const (
 	Unavailable          Code = "unavailable"
 	Internal             Code = "internal_error"
 
-	PeriodsNotOffered Code = "periods_not_offered"
+	PeriodsNotOffered  Code = "periods_not_offered"
+	ConfigKeyUnknown   Code = "config_key_unknown"
+	ConfigNotSet       Code = "config_not_set"
+	ConfigValueInvalid Code = "config_value_invalid"
+	ConfigConflict     Code = "config_conflict"
 )
 
 // registry: code, HTTP status, default message. Order is the order of docs/errors.md.
@@ -71,4 +75,9 @@ var registry = []Def{
 	{Unavailable, 503, "The service is shutting down or its storage is unreachable; retry."},
 	{PeriodsNotOffered, 422, "The credit product does not offer this number of installments."},
 	{Internal, 500, "An internal error occurred; it has been logged."},
+
+	{ConfigKeyUnknown, 404, "No registered configuration key matches this name (docs/config.md lists them)."},
+	{ConfigNotSet, 404, "The configuration key is valid but has no value."},
+	{ConfigValueInvalid, 422, "The value does not have the configuration key's type; nothing was stored."},
+	{ConfigConflict, 409, "The configuration key is not at the expected version; read it again."},
 }

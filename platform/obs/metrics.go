@@ -9,6 +9,7 @@ package obs
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,9 @@ type Metrics struct {
 
 	engine atomic.Pointer[ledger.Engine] // read by the gauges; nil until WatchEngine
 	outbox *outboxCollector
+
+	configOnce sync.Once
+	config     *configMetrics // nil until ConfigObserver
 }
 
 // New returns a registry with the HTTP, ledger, Go runtime and process metrics registered.
