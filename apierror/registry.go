@@ -25,6 +25,10 @@ const (
 	AmountExceedsPending Code = "amount_exceeds_pending"
 	BalanceOverflow      Code = "balance_overflow"
 	BatchTooLarge        Code = "batch_too_large"
+	RuleSetNotFound      Code = "risk_ruleset_not_found"
+	RuleSetInvalid       Code = "risk_ruleset_invalid"
+	RuleSetInactive      Code = "risk_ruleset_inactive"
+	RiskOverloaded       Code = "risk_overloaded"
 	Unauthenticated      Code = "unauthenticated"
 	Forbidden            Code = "forbidden"
 	KeyNotFound          Code = "key_not_found"
@@ -64,6 +68,10 @@ var registry = []Def{
 	{AmountExceedsPending, 422, "The amount to post exceeds the pending amount."},
 	{BalanceOverflow, 422, "The transfer would overflow an account balance."},
 	{BatchTooLarge, 400, "The batch holds more transfers than the limit (8190)."},
+	{RuleSetNotFound, 404, "The risk rule set, or the version of it, does not exist."},
+	{RuleSetInvalid, 422, "The rule set is invalid; the message names each problem with its line."},
+	{RuleSetInactive, 409, "The rule set has no active version; activate one first."},
+	{RiskOverloaded, 503, "The risk engine's decision log queue is full; retry with backoff."},
 	{Unauthenticated, 401, "The request has no API key, or its key is invalid or revoked (Authorization: Bearer <key>)."},
 	{Forbidden, 403, "The API key lacks the scope this route needs."},
 	{KeyNotFound, 404, "The API key does not exist."},

@@ -40,6 +40,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	// The ledger engine and the key store are not used while registering routes.
 	s := NewServer(nil, Options{Logger: slog.New(slog.DiscardHandler)})
 	s.UseAuth(Guard{Keys: auth.NewService(nil, auth.Config{})})
+	s.RegisterRisk(nil)
 	registered := map[string]bool{}
 	for _, r := range s.Routes() {
 		registered[r] = true

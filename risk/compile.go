@@ -55,7 +55,8 @@ type Compiled struct {
 	Rules    []*compiledRule
 	Decision DecisionDef
 
-	env envLayout
+	env      envLayout
+	stateIDs []int // the engine's state id of each feature
 }
 
 // Feature is a compiled feature definition.
@@ -72,6 +73,17 @@ type Feature struct {
 // Matches reports whether an event of type typ is one the feature counts (before where).
 func (f *Feature) Matches(typ string) bool {
 	return f.allTypes || slices.Contains(f.On, typ)
+}
+
+// passes reports whether ev passes the feature's where filter (true without one). An
+// expression that fails at run time (a missing field compared with a number) does not pass.
+func (f *Feature) passes(ev *Event) bool {
+	if f.where == nil {
+		return true
+	}
+	out, err := vm.Run(f.where, eventOnlyEnv{Event: ev.Fields})
+	b, _ := out.(bool)
+	return err == nil && b
 }
 
 type compiledModel struct {

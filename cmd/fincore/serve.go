@@ -120,11 +120,17 @@ func cmdServe(args []string) error {
 	}
 	defer timers.Stop() // first: its handlers use the engine and the bus
 
+	riskEng, err := newRiskEngine(ctx, st, log)
+	if err != nil {
+		return fmt.Errorf("risk engine: %w", err)
+	}
+	defer riskEng.Close()
+
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	api := newHandler(eng, st, metrics, log)
+	api := withRisk(newHandler(eng, st, metrics, log), riskEng)
 	keys, authSettings, err := af.enableAuth(ctx, api, st, metrics, log, os.Stderr)
 	if err != nil {
 		return err

@@ -506,3 +506,5 @@ func (b *bucketed) value(t, newest int64) float64 {
 	}
 	return 0
 }
+
+func durationOf(ns int64) time.Duration { return time.Duration(ns) }

@@ -201,3 +201,33 @@ func TestMemoryFollowsWindow(t *testing.T) {
 		t.Fatalf("len %d bytes %d", st.Len(), st.Bytes())
 	}
 }
+
+// TestSnapshotRoundTrip checks that a state rebuilt from its snapshot answers as the original
+// does, now and after more events.
+func TestSnapshotRoundTrip(t *testing.T) {
+	for _, w := range []time.Duration{time.Hour, 7 * 24 * time.Hour} {
+		for agg := Count; agg <= Distinct; agg++ {
+			rng := rand.New(rand.NewPCG(7, uint64(agg)))
+			a := New(Spec{Agg: agg, Window: w})
+			now := int64(1e18)
+			step := int64(w) / 40
+			for range 200 {
+				now += rng.Int64N(step)
+				a.Add(now, float64(rng.IntN(100)), rng.Uint64N(30))
+			}
+			b, ok := FromSnapshot(a.Snapshot())
+			if !ok {
+				t.Fatalf("%v %v: snapshot rejected", w, agg)
+			}
+			for range 100 {
+				now += rng.Int64N(step)
+				v, h := float64(rng.IntN(100)), rng.Uint64N(30)
+				a.Add(now, v, h)
+				b.Add(now, v, h)
+				if a.Value(now) != b.Value(now) {
+					t.Fatalf("%v %v: %v != %v", w, agg, a.Value(now), b.Value(now))
+				}
+			}
+		}
+	}
+}

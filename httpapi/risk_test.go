@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/risk"
+	"github.com/fincore/fincore/store/sqlite"
+)
+
+const riskRules = `features:
+  - {name: user_count_1h, on: [payment], key: user_id, agg: count, window: 1h}
+lists: [device_black]
+rules:
+  - {id: R1, when: features.user_count_1h > 2, score: 50, reason: velocity}
+  - {id: R2, when: 'in_list("device_black", event.device_id)', action: reject, reason: black_device}
+decision: {review_at: 40, reject_at: 80}
+`
+
+func newRiskAPI(t *testing.T) *testAPI {
+	t.Helper()
+	st, err := sqlite.OpenLedger(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newTestAPIOn(t, st, ledger.Config{})
+	eng, err := risk.Open(context.Background(), st.(risk.Provider).Risk(), risk.Config{Logger: slog.New(slog.DiscardHandler), SnapshotEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	a.api.RegisterRisk(eng)
+	return a
+}
+
+func (a *testAPI) putRuleSet(name, src, contentType string) response {
+	a.t.Helper()
+	req, err := http.NewRequest("PUT", a.srv.URL+"/v1/risk/rulesets/"+name, strings.NewReader(src))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	return a.send(req)
+}
+
+func TestRiskAPI(t *testing.T) {
+	a := newRiskAPI(t)
+	ev := func(id, user, device string) string {
+		return `{"id":"` + id + `","type":"payment","timestamp":"2026-12-04T10:00:00Z","user_id":"` + user + `","device_id":"` + device + `","amount":100}`
+	}
+	a.do("POST", "/v1/risk/decisions", `{"ruleset":"pay","event":`+ev("e0", "u1", "d1")+`}`).wantError(t, 404, "risk_ruleset_not_found", "ruleset")
+
+	var v struct {
+		Name    string `json:"name"`
+		Version int    `json:"version"`
+		Rules   int    `json:"rules"`
+	}
+	a.putRuleSet("pay", riskRules, "application/yaml").wantStatus(t, 201).decode(t, &v)
+	if v.Name != "pay" || v.Version != 1 || v.Rules != 2 {
+		t.Fatalf("put: %+v", v)
+	}
+	a.putRuleSet("pay", riskRules, "application/yaml").wantStatus(t, 200)
+	bad := a.putRuleSet("pay", strings.Replace(riskRules, "user_count_1h > 2", "user_count_2h > 2", 1), "application/yaml").wantError(t, 422, "risk_ruleset_invalid", "")
+	if !strings.Contains(bad.Message, "line 5") || !strings.Contains(bad.Message, `unknown feature "user_count_2h"`) {
+		t.Fatalf("bad rule set message: %s", bad.Message)
+	}
+	a.putRuleSet("Bad Name", riskRules, "application/yaml").wantError(t, 400, "invalid_request", "name")
+	a.putRuleSet("pay", riskRules, "image/png").wantError(t, 415, "unsupported_media_type", "")
+
+	a.do("POST", "/v1/risk/decisions", `{"ruleset":"pay","event":`+ev("e0", "u1", "d1")+`}`).wantError(t, 409, "risk_ruleset_inactive", "ruleset")
+	a.do("POST", "/v1/risk/rulesets/pay/activate", `{"version":7}`).wantError(t, 404, "risk_ruleset_not_found", "version")
+	a.do("POST", "/v1/risk/rulesets/pay/activate", `{}`).wantError(t, 400, "invalid_request", "version")
+	a.do("POST", "/v1/risk/rulesets/pay/activate", `{"version":1}`).wantStatus(t, 200)
+	var h headResponse
+	a.do("GET", "/v1/risk/rulesets/pay", "").wantStatus(t, 200).decode(t, &h)
+	if h.Version != 1 || h.LatestVersion != 1 || h.ShadowVersion != 0 {
+		t.Fatalf("head %+v", h)
+	}
+
+	var lc struct{ Changed, Size int }
+	a.do("PUT", "/v1/risk/lists/device_black/items", `{"items":["d-bad","d-worse"]}`).wantStatus(t, 200).decode(t, &lc)
+	if lc.Changed != 2 || lc.Size != 2 {
+		t.Fatalf("list add: %+v", lc)
+	}
+	a.do("DELETE", "/v1/risk/lists/device_black/items", `{"items":["d-worse"]}`).wantStatus(t, 200).decode(t, &lc)
+	if lc.Changed != 1 || lc.Size != 1 {
+		t.Fatalf("list remove: %+v", lc)
+	}
+	a.do("PUT", "/v1/risk/lists/device_black/items", `{"items":[""]}`).wantError(t, 400, "invalid_request", "items[0]")
+
+	var d decisionResponse
+	for i, id := range []string{"e1", "e2", "e3"} {
+		a.do("POST", "/v1/risk/decisions", `{"ruleset":"pay","explain":true,"event":`+ev(id, "u1", "d1")+`}`).wantStatus(t, 200).decode(t, &d)
+		if d.Features["user_count_1h"] != float64(i+1) {
+			t.Fatalf("%s: features %v", id, d.Features)
+		}
+	}
+	if d.Decision != "review" || d.Score != 50 || len(d.Reasons) != 1 || d.Reasons[0].Reason != "velocity" || d.Version != 1 {
+		t.Fatalf("third payment: %+v", d)
+	}
+	// Without explain, no features.
+	d = decisionResponse{}
+	a.do("POST", "/v1/risk/decisions", `{"ruleset":"pay","event":`+ev("e4", "u2", "d-bad")+`}`).wantStatus(t, 200).decode(t, &d)
+	if d.Decision != "reject" || d.Features != nil {
+		t.Fatalf("black list: %+v", d)
+	}
+	a.do("POST", "/v1/risk/decisions", `{"ruleset":"pay","event":`+ev("e4", "u3", "d-bad")+`}`).wantError(t, 409, "id_conflict", "event.id")
+	a.do("POST", "/v1/risk/decisions", `{"ruleset":"pay","event":{"id":"x","type":"payment"}}`).wantError(t, 400, "invalid_request", "event.timestamp")
+	a.do("POST", "/v1/risk/decisions", `{"ruleset":"pay","event":{},"extra":1}`).wantError(t, 400, "invalid_request", "extra")
+	a.do("POST", "/v1/risk/decisions", `{"event":{}}`).wantError(t, 400, "invalid_request", "ruleset")
+
+	var in struct {
+		ID      string `json:"id"`
+		Applied bool   `json:"applied"`
+	}
+	a.do("POST", "/v1/risk/events", `{"event":`+ev("i1", "u9", "d9")+`}`).wantStatus(t, 202).decode(t, &in)
+	if !in.Applied {
+		t.Fatalf("ingest: %+v", in)
+	}
+	a.do("POST", "/v1/risk/events", `{"event":`+ev("i1", "u9", "d9")+`}`).wantStatus(t, 202).decode(t, &in)
+	if in.Applied {
+		t.Fatal("duplicate ingest applied")
+	}
+}

@@ -1,0 +1,488 @@
+package risk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/fincore/fincore/risk/window"
+)
+
+// Errors of the engine. Rule set problems are RuleSetErrors, event problems *EventError.
+var (
+	ErrUnknownRuleSet = errors.New("risk: no such rule set")
+	ErrUnknownVersion = errors.New("risk: no such rule set version")
+	ErrNotActive      = errors.New("risk: the rule set has no active version")
+	ErrIDConflict     = errors.New("risk: an event with this id was received with a different body")
+	ErrOverloaded     = errors.New("risk: the decision log queue is full")
+	ErrClosed         = errors.New("risk: the engine is closed")
+	ErrBadName        = errors.New("risk: invalid name")
+)
+
+// Config configures an Engine. Zero values take the defaults.
+type Config struct {
+	// BuildModel builds the models of rule sets (default BuildModel).
+	BuildModel ModelBuilder
+	Logger     *slog.Logger
+	// Now is the clock for log records (default time.Now).
+	Now func() time.Time
+	// Shards is the number of feature state shards, each with its own lock (default 64).
+	Shards int
+	// LogQueue bounds the records waiting for the decision log writer (default 65,536);
+	// when it is full, decisions fail with ErrOverloaded rather than go unlogged.
+	LogQueue int
+	// LogBatch bounds the records written in one transaction (default 4,096).
+	LogBatch int
+	// DedupeMax bounds the event ids remembered for de-duplication (default 2,000,000);
+	// the oldest are forgotten first, and ids are kept for at most DedupeWindow (default
+	// 24 hours). The event log's unique id also keeps a later duplicate out of replays.
+	DedupeMax    int
+	DedupeWindow time.Duration
+	// SweepEvery is how often idle keys are evicted (default 30 s).
+	SweepEvery time.Duration
+	// SnapshotEvery is how often the feature state is snapshotted (default 10 minutes;
+	// negative: only at Close).
+	SnapshotEvery time.Duration
+}
+
+// Engine evaluates events against rule sets. It is safe for concurrent use.
+type Engine struct {
+	cfg   Config
+	store Store
+	log   *slog.Logger
+	lists *listSet
+
+	admin  sync.Mutex // serialises rule set changes
+	sets   atomic.Pointer[map[string]*loaded]
+	cat    atomic.Pointer[catalog]
+	sigIDs map[string]int // feature signature -> state id; ids are never reused (admin)
+	nextID int
+
+	shards    []shard
+	seed      maphash.Seed
+	watermark atomic.Int64 // G: the newest event time applied, Unix ns
+	dedupe    dedupe
+
+	logq    chan logItem
+	closed  atomic.Bool
+	closeMu sync.RWMutex // held for reading while enqueueing, for writing by Close
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	stats stats
+}
+
+// loaded is a rule set's head with its compiled active and shadow versions.
+type loaded struct {
+	head   Head
+	active *Compiled
+	shadow *Compiled
+}
+
+// catalog is every feature state the loaded rule sets use, grouped by key field.
+type catalog struct {
+	feats     map[int]*Feature // state id -> a definition
+	groups    []keyGroup
+	retention int64 // R: the longest window, ns
+	maxID     int
+}
+
+type keyGroup struct {
+	field string
+	ids   []int // state ids
+	specs []window.Spec
+	defs  []*Feature
+}
+
+type shard struct {
+	mu     sync.Mutex
+	states map[stateKey]*window.State
+	_      [40]byte // keep neighbouring locks off one cache line
+}
+
+type stateKey struct {
+	id  int32
+	key string
+}
+
+// Open starts an engine on st: it loads the lists and the active and shadow rule sets, and
+// rebuilds the feature state from the snapshot and the logged events after it.
+func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BuildModel == nil {
+		cfg.BuildModel = BuildModel
+	}
+	if cfg.Shards <= 0 {
+		cfg.Shards = 64
+	}
+	if cfg.LogQueue <= 0 {
+		cfg.LogQueue = 1 << 16
+	}
+	if cfg.LogBatch <= 0 {
+		cfg.LogBatch = 4096
+	}
+	if cfg.DedupeMax <= 0 {
+		cfg.DedupeMax = 2_000_000
+	}
+	if cfg.DedupeWindow <= 0 {
+		cfg.DedupeWindow = 24 * time.Hour
+	}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 30 * time.Second
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = 10 * time.Minute
+	}
+	e := &Engine{
+		cfg: cfg, store: st, log: cfg.Logger, lists: newListSet(),
+		sigIDs: map[string]int{}, shards: make([]shard, cfg.Shards), seed: maphash.MakeSeed(),
+		logq: make(chan logItem, cfg.LogQueue), done: make(chan struct{}),
+	}
+	e.dedupe.init(cfg.DedupeMax, int64(cfg.DedupeWindow))
+	for i := range e.shards {
+		e.shards[i].states = make(map[stateKey]*window.State)
+	}
+	empty := map[string]*loaded{}
+	e.sets.Store(&empty)
+	e.cat.Store(&catalog{feats: map[int]*Feature{}})
+	items, err := st.ListItems(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load lists: %w", err)
+	}
+	e.lists.load(items)
+	heads, err := st.Heads(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load rule sets: %w", err)
+	}
+	sets := map[string]*loaded{}
+	for _, h := range heads {
+		l := &loaded{head: h}
+		if l.active, err = e.compileStored(ctx, h.Name, h.Active); err != nil {
+			return nil, err
+		}
+		if l.shadow, err = e.compileStored(ctx, h.Name, h.Shadow); err != nil {
+			return nil, err
+		}
+		sets[h.Name] = l
+	}
+	e.install(sets)
+	if err := e.restore(ctx); err != nil {
+		return nil, err
+	}
+	e.wg.Add(2)
+	go e.writeLog()
+	go e.sweepLoop()
+	return e, nil
+}
+
+// Close stops the engine: it snapshots the feature state and waits for the decision log to be
+// written.
+func (e *Engine) Close() error {
+	if !e.closed.Load() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := e.Snapshot(ctx); err != nil {
+			e.log.Warn("risk: snapshot at close failed; the next start replays more of the log", "err", err)
+		}
+		cancel()
+	}
+	e.closeMu.Lock()
+	if e.closed.Swap(true) {
+		e.closeMu.Unlock()
+		return nil
+	}
+	close(e.logq)
+	e.closeMu.Unlock()
+	close(e.done)
+	e.wg.Wait()
+	return nil
+}
+
+// compileStored compiles version v of name from the store (nil for v == 0).
+func (e *Engine) compileStored(ctx context.Context, name string, v int) (*Compiled, error) {
+	if v == 0 {
+		return nil, nil
+	}
+	src, ok, err := e.store.RuleSetSource(ctx, name, v)
+	if err != nil {
+		return nil, fmt.Errorf("load rule set %s v%d: %w", name, v, err)
+	}
+	if !ok {
+		return nil, ErrUnknownVersion
+	}
+	return e.compile(name, v, src)
+}
+
+func (e *Engine) compile(name string, v int, src []byte) (*Compiled, error) {
+	rs, err := ParseRuleSet(src)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Compile(rs, CompileOptions{Lists: e.lists, BuildModel: e.cfg.BuildModel})
+	if err != nil {
+		return nil, err
+	}
+	c.Name, c.Version = name, v
+	return c, nil
+}
+
+// install makes sets the loaded rule sets and rebuilds the feature catalog. The caller holds
+// admin (or is Open).
+func (e *Engine) install(sets map[string]*loaded) {
+	cat := &catalog{feats: map[int]*Feature{}}
+	groups := map[string]*keyGroup{}
+	var order []string
+	add := func(c *Compiled) {
+		if c == nil {
+			return
+		}
+		c.stateIDs = make([]int, len(c.Features))
+		for i, f := range c.Features {
+			id, ok := e.sigIDs[f.Sig]
+			if !ok {
+				e.nextID++
+				id = e.nextID
+				e.sigIDs[f.Sig] = id
+			}
+			c.stateIDs[i] = id
+			if _, dup := cat.feats[id]; dup {
+				continue
+			}
+			cat.feats[id] = f
+			cat.retention = max(cat.retention, int64(f.Window))
+			g := groups[f.Key]
+			if g == nil {
+				g = &keyGroup{field: f.Key}
+				groups[f.Key] = g
+				order = append(order, f.Key)
+			}
+			agg, _ := window.ParseAgg(f.Agg)
+			g.ids = append(g.ids, id)
+			g.specs = append(g.specs, window.Spec{Agg: agg, Window: f.Window})
+			g.defs = append(g.defs, f)
+		}
+	}
+	names := make([]string, 0, len(sets))
+	for n := range sets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		add(sets[n].active)
+		add(sets[n].shadow)
+	}
+	for _, k := range order {
+		cat.groups = append(cat.groups, *groups[k])
+	}
+	cat.maxID = e.nextID
+	e.cat.Store(cat)
+	e.sets.Store(&sets)
+}
+
+// applied is what applying an event to the feature state produced: the value of every
+// feature of the catalog, by state id.
+type applied struct {
+	values []float64 // by state id
+	fresh  bool      // the event was new to the state (not a duplicate, not too old)
+}
+
+// apply counts ev in the features that count it and reads every feature's value at its
+// time. With count false (a duplicate event) it only reads. logFn, if set, runs while the
+// touched shards are still locked, so that the event log's order agrees with the order in
+// which events changed each key's state.
+func (e *Engine) apply(ev *Event, count bool, logFn func()) []float64 {
+	cat := e.cat.Load()
+	ts := ev.Time.UnixNano()
+	values := make([]float64, cat.maxID+1)
+
+	// Work out everything that does not need a lock first: keys, shards, filters.
+	type touch struct {
+		g      *keyGroup
+		key    string
+		shard  int
+		counts []bool
+	}
+	var touchBuf [8]touch
+	touches := touchBuf[:0]
+	var lockBuf [8]int
+	locks := lockBuf[:0]
+	for gi := range cat.groups {
+		g := &cat.groups[gi]
+		key, ok := ev.Key(g.field)
+		if !ok {
+			continue
+		}
+		t := touch{g: g, key: key, shard: e.shardOf(g.field, key)}
+		if count {
+			t.counts = make([]bool, len(g.ids))
+			for i, f := range g.defs {
+				t.counts[i] = f.Matches(ev.Type) && f.passes(ev)
+			}
+		}
+		touches = append(touches, t)
+		if !slices.Contains(locks, t.shard) {
+			locks = append(locks, t.shard)
+		}
+	}
+	slices.Sort(locks)
+	for _, s := range locks {
+		e.shards[s].mu.Lock()
+	}
+	g := e.watermark.Load()
+	accept := count && (cat.retention == 0 || g == 0 || ts > g-cat.retention)
+	if accept && ts > g {
+		for !e.watermark.CompareAndSwap(g, ts) {
+			if g = e.watermark.Load(); ts <= g {
+				break
+			}
+		}
+	}
+	if count && !accept {
+		e.stats.tooOld.Add(1)
+	}
+	for _, t := range touches {
+		sh := &e.shards[t.shard]
+		for i, id := range t.g.ids {
+			k := stateKey{int32(id), t.key}
+			st := sh.states[k]
+			if accept && t.counts[i] {
+				if st == nil {
+					st = window.New(t.g.specs[i])
+					sh.states[k] = st
+				}
+				v, h := featureInput(ev, t.g.defs[i])
+				st.Add(ts, v, h)
+			}
+			if st != nil {
+				values[id] = st.Value(ts)
+			}
+		}
+	}
+	if logFn != nil {
+		logFn()
+	}
+	for _, s := range locks {
+		e.shards[s].mu.Unlock()
+	}
+	return values
+}
+
+func (e *Engine) shardOf(field, key string) int {
+	var h maphash.Hash
+	h.SetSeed(e.seed)
+	h.WriteString(field)
+	h.WriteByte(0)
+	h.WriteString(key)
+	return int(h.Sum64() % uint64(len(e.shards)))
+}
+
+// featureInput is what an event contributes to a feature: the number (sum, min, max, avg)
+// and the hash of the value (distinct). A missing or non-numeric field counts as 0.
+func featureInput(ev *Event, f *Feature) (float64, uint64) {
+	if f.Field == "" {
+		return 0, 0
+	}
+	if f.Agg == "distinct" {
+		k, _ := ev.Key(f.Field)
+		return 0, xxhash.Sum64String(k)
+	}
+	v, ok := ev.Number(f.Field)
+	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, 0
+	}
+	return v, 0
+}
+
+// Watermark is the newest event time the feature state has seen.
+func (e *Engine) Watermark() time.Time { return time.Unix(0, e.watermark.Load()).UTC() }
+
+// Stats are counters for metrics and benchmarks.
+type Stats struct {
+	Decisions, Events, Duplicates, TooOld, RuleErrors, LogErrors, Evicted int64
+	Keys                                                                  int
+	StateBytes                                                            int64
+}
+
+type stats struct {
+	decisions, events, duplicates, tooOld, ruleErrors, logErrors, evicted atomic.Int64
+}
+
+// Stats returns the engine's counters, and the feature state's size (which takes every
+// shard's lock in turn).
+func (e *Engine) Stats() Stats {
+	s := Stats{
+		Decisions: e.stats.decisions.Load(), Events: e.stats.events.Load(), Duplicates: e.stats.duplicates.Load(),
+		TooOld: e.stats.tooOld.Load(), RuleErrors: e.stats.ruleErrors.Load(), LogErrors: e.stats.logErrors.Load(),
+		Evicted: e.stats.evicted.Load(),
+	}
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		s.Keys += len(sh.states)
+		for k, st := range sh.states {
+			s.StateBytes += int64(st.Bytes() + len(k.key) + 48)
+		}
+		sh.mu.Unlock()
+	}
+	return s
+}
+
+// sweepLoop evicts idle keys and the state of features no rule set uses any more.
+func (e *Engine) sweepLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.cfg.SweepEvery)
+	defer t.Stop()
+	var snap <-chan time.Time
+	if e.cfg.SnapshotEvery > 0 {
+		st := time.NewTicker(e.cfg.SnapshotEvery)
+		defer st.Stop()
+		snap = st.C
+	}
+	for {
+		select {
+		case <-e.done:
+			return
+		case <-t.C:
+			e.Sweep()
+		case <-snap:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := e.Snapshot(ctx); err != nil {
+				e.log.Warn("risk: snapshot failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// Sweep evicts, shard by shard, the states that can no longer affect any accepted event
+// (their newest event is a window older than the oldest time still accepted) and those of
+// features no loaded rule set uses.
+func (e *Engine) Sweep() {
+	cat := e.cat.Load()
+	floor := e.watermark.Load() - cat.retention
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for k, st := range sh.states {
+			if _, live := cat.feats[int(k.id)]; !live || st.Idle(floor) {
+				delete(sh.states, k)
+				e.stats.evicted.Add(1)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	e.dedupe.expire(e.watermark.Load())
+}

@@ -1,0 +1,19 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/fincore/fincore/risk"
+	"github.com/fincore/fincore/store/postgres/pgtest"
+	"github.com/fincore/fincore/store/storetest"
+)
+
+func openRisk(t testing.TB) risk.Store {
+	db := openDB(t, pgtest.URL(t))
+	if err := db.Migrate(bg); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return db.Risk()
+}
+
+func TestRiskStore(t *testing.T) { storetest.TestRiskStore(t, openRisk) }

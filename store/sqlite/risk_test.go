@@ -1,0 +1,21 @@
+package sqlite
+
+import (
+	"testing"
+
+	"github.com/fincore/fincore/risk"
+	"github.com/fincore/fincore/store/storetest"
+)
+
+// OpenRisk opens a fresh database in a temporary directory and returns its risk store.
+func OpenRisk(t testing.TB) risk.Store {
+	t.Helper()
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db.Risk()
+}
+
+func TestRiskStore(t *testing.T) { storetest.TestRiskStore(t, OpenRisk) }

@@ -1,0 +1,141 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fincore/fincore/risk"
+)
+
+// TestRiskStore holds a risk.Store to the behaviour the risk engine relies on. open returns a
+// fresh, empty store for each subtest.
+func TestRiskStore(t *testing.T, open func(t testing.TB) risk.Store) {
+	ctx := context.Background()
+	at := time.Date(2026, 12, 4, 10, 0, 0, 123, time.UTC)
+	must := func(t *testing.T, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("RuleSetVersions", func(t *testing.T) {
+		s := open(t)
+		v, created, err := s.PutRuleSet(ctx, "pay", []byte("a"), at)
+		if err != nil || v != 1 || !created {
+			t.Fatalf("first: %d %v %v", v, created, err)
+		}
+		// The same source again is the same version.
+		if v, created, err = s.PutRuleSet(ctx, "pay", []byte("a"), at); err != nil || v != 1 || created {
+			t.Fatalf("same: %d %v %v", v, created, err)
+		}
+		if v, created, err = s.PutRuleSet(ctx, "pay", []byte("b"), at); err != nil || v != 2 || !created {
+			t.Fatalf("second: %d %v %v", v, created, err)
+		}
+		// Going back to an older source is a new version.
+		if v, _, err = s.PutRuleSet(ctx, "pay", []byte("a"), at); err != nil || v != 3 {
+			t.Fatalf("third: %d %v", v, err)
+		}
+		if v, _, err = s.PutRuleSet(ctx, "login", []byte("x"), at); err != nil || v != 1 {
+			t.Fatalf("other name: %d %v", v, err)
+		}
+		src, ok, err := s.RuleSetSource(ctx, "pay", 2)
+		if err != nil || !ok || string(src) != "b" {
+			t.Fatalf("source: %q %v %v", src, ok, err)
+		}
+		if _, ok, err := s.RuleSetSource(ctx, "pay", 9); err != nil || ok {
+			t.Fatalf("missing version: %v %v", ok, err)
+		}
+		must(t, s.SetHead(ctx, risk.Head{Name: "pay", Active: 2, Shadow: 3, Updated: at}))
+		if err := s.SetHead(ctx, risk.Head{Name: "nope", Active: 1, Updated: at}); err == nil {
+			t.Fatal("head of an unknown rule set accepted")
+		}
+		hs, err := s.Heads(ctx)
+		must(t, err)
+		want := []risk.Head{{Name: "login", Latest: 1, Updated: at}, {Name: "pay", Latest: 3, Active: 2, Shadow: 3, Updated: at}}
+		if fmt.Sprint(hs) != fmt.Sprint(want) {
+			t.Fatalf("heads %v, want %v", hs, want)
+		}
+	})
+
+	t.Run("Lists", func(t *testing.T) {
+		s := open(t)
+		n, err := s.AddListItems(ctx, "black", []string{"d1", "d2", "d1"}, at)
+		if err != nil || n != 2 {
+			t.Fatalf("add: %d %v", n, err)
+		}
+		if n, err = s.AddListItems(ctx, "white", []string{"u1"}, at); err != nil || n != 1 {
+			t.Fatalf("add: %d %v", n, err)
+		}
+		if n, err = s.RemoveListItems(ctx, "black", []string{"d1", "zz"}); err != nil || n != 1 {
+			t.Fatalf("remove: %d %v", n, err)
+		}
+		got, err := s.ListItems(ctx)
+		must(t, err)
+		if fmt.Sprint(got) != fmt.Sprint(map[string][]string{"black": {"d2"}, "white": {"u1"}}) {
+			t.Fatalf("items %v", got)
+		}
+	})
+
+	t.Run("Log", func(t *testing.T) {
+		s := open(t)
+		ev := func(id string, ts time.Duration) risk.LoggedEvent {
+			return risk.LoggedEvent{ID: id, Type: "payment", Time: at.Add(ts), Body: json.RawMessage(`{"id":"` + id + `"}`), Received: at, Label: "fraud"}
+		}
+		if _, ok, err := s.LastEvent(ctx); err != nil || ok {
+			t.Fatalf("empty log: %v %v", ok, err)
+		}
+		dec := risk.LoggedDecision{EventID: "e1", RuleSet: "pay", Version: 2, Decision: "review", Score: 40, Body: json.RawMessage(`{"x":1}`), At: at}
+		shadow := dec
+		shadow.Shadow, shadow.Version, shadow.Decision = true, 3, "reject"
+		must(t, s.AppendLog(ctx, []risk.LoggedEvent{ev("e1", 0), ev("e2", -time.Hour)}, []risk.LoggedDecision{dec, shadow}))
+		// e1 again is skipped; e3 is logged after e2.
+		must(t, s.AppendLog(ctx, []risk.LoggedEvent{ev("e1", time.Minute), ev("e3", time.Second)}, nil))
+		all, err := s.Events(ctx, 0, time.Time{}, 10)
+		must(t, err)
+		var ids []string
+		for i, e := range all {
+			ids = append(ids, e.ID)
+			if i > 0 && e.Seq <= all[i-1].Seq {
+				t.Fatalf("seq not increasing: %v", all)
+			}
+		}
+		if !slices.Equal(ids, []string{"e1", "e2", "e3"}) || !all[0].Time.Equal(at) || string(all[0].Body) != `{"id":"e1"}` || all[0].Label != "fraud" {
+			t.Fatalf("events %+v", all)
+		}
+		// By time and by position.
+		recent, err := s.Events(ctx, 0, at.Add(-time.Minute), 10)
+		must(t, err)
+		after, err := s.Events(ctx, all[0].Seq, time.Time{}, 1)
+		must(t, err)
+		if len(recent) != 2 || recent[1].ID != "e3" || len(after) != 1 || after[0].ID != "e2" {
+			t.Fatalf("recent %+v after %+v", recent, after)
+		}
+		last, ok, err := s.LastEvent(ctx)
+		if err != nil || !ok || last.ID != "e3" {
+			t.Fatalf("last %+v %v %v", last, ok, err)
+		}
+		ds, err := s.Decisions(ctx, []string{"e1", "e2"})
+		must(t, err)
+		if len(ds) != 2 || ds[0].Shadow || !ds[1].Shadow || ds[1].Decision != "reject" || ds[0].Score != 40 || string(ds[0].Body) != `{"x":1}` || !ds[0].At.Equal(at) {
+			t.Fatalf("decisions %+v", ds)
+		}
+	})
+
+	t.Run("Snapshot", func(t *testing.T) {
+		s := open(t)
+		if _, _, ok, err := s.LoadSnapshot(ctx); err != nil || ok {
+			t.Fatalf("empty: %v %v", ok, err)
+		}
+		must(t, s.SaveSnapshot(ctx, 5, []byte("one"), at))
+		must(t, s.SaveSnapshot(ctx, 9, []byte("two"), at))
+		seq, data, ok, err := s.LoadSnapshot(ctx)
+		if err != nil || !ok || seq != 9 || string(data) != "two" {
+			t.Fatalf("snapshot %d %q %v %v", seq, data, ok, err)
+		}
+	})
+}
