@@ -53,6 +53,9 @@ func TestDependencies(t *testing.T) {
 		// A bank adapter speaks to its bank; it knows nothing of fincore's storage, HTTP API or
 		// ledger (the payment service does the bookkeeping).
 		{"bank", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
+		// The payment service moves money only through the ledger, talks to banks only
+		// through bank.Channel, and knows no storage adapter or HTTP.
+		{"payment", append([]string{"net/http", mod + "httpapi", mod + "store/", mod + "cmd/", mod + "bank/sim", mod + "bank/iso8583"}, drivers...)},
 		// The router is pure computation over what it is told.
 		{"payment/route", append([]string{"net/http", mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		{"bench", append([]string{mod + "store/", mod + "httpapi"}, drivers...)},

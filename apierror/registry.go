@@ -29,6 +29,16 @@ const (
 	RuleSetInvalid       Code = "risk_ruleset_invalid"
 	RuleSetInactive      Code = "risk_ruleset_inactive"
 	RiskOverloaded       Code = "risk_overloaded"
+	MerchantNotFound     Code = "merchant_not_found"
+	CardNotFound         Code = "card_not_found"
+	CardInvalid          Code = "card_invalid"
+	PaymentNotFound      Code = "payment_not_found"
+	RefundNotFound       Code = "refund_not_found"
+	RefundExceedsPayment Code = "refund_exceeds_payment"
+	PaymentNotRefundable Code = "payment_not_refundable"
+	PaymentNotClosable   Code = "payment_not_closable"
+	ChannelNotFound      Code = "channel_not_found"
+	SignatureInvalid     Code = "signature_invalid"
 	Unauthenticated      Code = "unauthenticated"
 	Forbidden            Code = "forbidden"
 	KeyNotFound          Code = "key_not_found"
@@ -72,6 +82,16 @@ var registry = []Def{
 	{RuleSetInvalid, 422, "The rule set is invalid; the message names each problem with its line."},
 	{RuleSetInactive, 409, "The rule set has no active version; activate one first."},
 	{RiskOverloaded, 503, "The risk engine's decision log queue is full; retry with backoff."},
+	{MerchantNotFound, 404, "No merchant has this id."},
+	{CardNotFound, 404, "No card has this token."},
+	{CardInvalid, 400, "The card number, expiry or holder is not valid."},
+	{PaymentNotFound, 404, "No payment has this id."},
+	{RefundNotFound, 404, "No refund has this id."},
+	{RefundExceedsPayment, 409, "The refunds of a payment would exceed the amount captured."},
+	{PaymentNotRefundable, 409, "Only a succeeded payment can be refunded."},
+	{PaymentNotClosable, 409, "Only a payment that has not been sent to a bank can be closed."},
+	{ChannelNotFound, 404, "No bank channel has this code."},
+	{SignatureInvalid, 401, "The notification's signature is missing, malformed, expired or wrong."},
 	{Unauthenticated, 401, "The request has no API key, or its key is invalid or revoked (Authorization: Bearer <key>)."},
 	{Forbidden, 403, "The API key lacks the scope this route needs."},
 	{KeyNotFound, 404, "The API key does not exist."},
