@@ -100,11 +100,11 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return fmt.Errorf("event outbox: %w", err)
 	}
-	timers, err := newTimerService(ctx, st, b, log)
+	metrics := obs.New()
+	timers, err := newTimerService(ctx, st, b, metrics, log)
 	if err != nil {
 		return fmt.Errorf("timers: %w", err)
 	}
-	metrics := obs.New()
 	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify, TracerProvider: otel.GetTracerProvider(),
 		TimersCommitted: timers.Committed})
 	if err != nil {

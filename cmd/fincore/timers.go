@@ -7,6 +7,7 @@ import (
 
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/bus"
+	"github.com/fincore/fincore/platform/obs"
 	"github.com/fincore/fincore/platform/timer"
 )
 
@@ -16,9 +17,9 @@ import (
 const timerStream = "TIMERS"
 
 // newTimerService returns the durable timer service (not started) over the timers of st's
-// database, publishing bus timers through b. Register in-process handlers on it, then Start
-// it; Stop it before the bus closes.
-func newTimerService(ctx context.Context, st ledger.Store, b *bus.Bus, log *slog.Logger) (*timer.Service, error) {
+// database, publishing bus timers through b and reporting to m. Register in-process handlers
+// on it, then Start it; Stop it before the bus closes.
+func newTimerService(ctx context.Context, st ledger.Store, b *bus.Bus, m *obs.Metrics, log *slog.Logger) (*timer.Service, error) {
 	p, ok := st.(timer.Provider)
 	if !ok {
 		return nil, fmt.Errorf("storage %T has no timers", st)
@@ -26,5 +27,10 @@ func newTimerService(ctx context.Context, st ledger.Store, b *bus.Bus, log *slog
 	if err := b.EnsureStream(ctx, timerStream, []string{"timer.>"}); err != nil {
 		return nil, err
 	}
-	return timer.New(timer.Config{Store: p.Timers(), Publisher: b, Logger: log})
+	svc, err := timer.New(timer.Config{Store: p.Timers(), Publisher: b, Observer: m, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	m.WatchTimers(svc)
+	return svc, nil
 }

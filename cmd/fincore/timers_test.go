@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/bus"
+	"github.com/fincore/fincore/platform/obs"
 	"github.com/fincore/fincore/platform/timer"
 	"github.com/fincore/fincore/store/sqlite"
 )
@@ -45,7 +48,7 @@ func TestTimerServiceWiring(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		svc, err := newTimerService(ctx, st, b, log)
+		svc, err := newTimerService(ctx, st, b, obs.New(), log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,6 +162,27 @@ func TestServeExpiresPendingOnTimers(t *testing.T) {
 	if st, b, err := doJSON("GET", srv.url("/v1/transfers/"+url.PathEscape(ledger.ExpiryID("p1"))), nil); err != nil || st != 200 {
 		t.Fatalf("expiry record of p1: %d %s %v", st, b, err)
 	}
+
+	// The timer is marked done just after its handler returned: poll the metrics.
+	waitFor(t, "timer metrics of p1", func() bool {
+		resp, err := client.Get(srv.url("/metrics"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{
+			"\n" + `fincore_timer_fires_total{handler="ledger.expire",outcome="ok"} 1` + "\n",
+			"\nfincore_timer_pending 0\n",
+			"\nfincore_timer_window_max 100000\n",
+			"\nfincore_timer_lateness_seconds_count 1\n",
+		} {
+			if !strings.Contains(string(body), want) {
+				return false
+			}
+		}
+		return true
+	})
 
 	due := hold("p2", 20, 1)
 	srv.kill()

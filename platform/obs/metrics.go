@@ -42,6 +42,7 @@ type Metrics struct {
 
 	engine atomic.Pointer[ledger.Engine] // read by the gauges; nil until WatchEngine
 	outbox *outboxCollector
+	timers *timerMetrics
 
 	configOnce sync.Once
 	config     *configMetrics // nil until ConfigObserver
@@ -106,6 +107,8 @@ func New() *Metrics {
 	})
 	m.outbox = newOutboxCollector()
 	m.reg.MustRegister(m.outbox)
+	m.timers = newTimerMetrics()
+	m.reg.MustRegister(m.timers)
 	m.reg.MustRegister(
 		m.httpRequests, m.httpDuration,
 		m.groupInputs, m.commitDuration, m.records, m.groups, m.accounts, m.commitFailures,

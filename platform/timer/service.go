@@ -67,6 +67,8 @@ type Config struct {
 	StoreRetry time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, is told about every delivery attempt (for metrics).
+	Observer Observer
 }
 
 func (c *Config) setDefaults() {
@@ -143,9 +145,10 @@ func (h *dueHeap) Pop() any {
 
 // Stats are counters since Start.
 type Stats struct {
-	Fired    int64 // deliveries that succeeded and were marked done
-	Failed   int64 // deliveries that failed (each will be retried)
-	InMemory int   // timers in the window, waiting or being delivered
+	Fired     int64 // deliveries that succeeded and were marked done
+	Failed    int64 // deliveries that failed (each will be retried)
+	InMemory  int   // timers in the window, waiting or being delivered
+	WindowMax int   // the bound on InMemory (Config.WindowMax)
 }
 
 // Service fires durable timers. Create it with New, register handlers, then Start it.
@@ -280,7 +283,13 @@ func (s *Service) Stats() Stats {
 	s.mu.Lock()
 	n := len(s.byID)
 	s.mu.Unlock()
-	return Stats{Fired: s.fired.Load(), Failed: s.failed.Load(), InMemory: n}
+	return Stats{Fired: s.fired.Load(), Failed: s.failed.Load(), InMemory: n, WindowMax: s.cfg.WindowMax}
+}
+
+// Backlog counts the timers pending in the Store and finds the earliest due; see
+// Store.Backlog.
+func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
+	return s.cfg.Store.Backlog(ctx)
 }
 
 // Start starts firing timers, beginning with those already due. It returns at once; Stop
@@ -562,9 +571,13 @@ func (s *Service) worker(ctx context.Context) {
 		if cancelled {
 			continue // cancelled while queued
 		}
+		started := s.cfg.Clock.Now()
 		err := s.deliver(ctx, e.t)
 		if ctx.Err() != nil {
 			return // abandoned: fires again after a restart
+		}
+		if o := s.cfg.Observer; o != nil {
+			o.TimerDelivered(Delivery{Handler: e.t.Handler, Attempt: e.attempts + 1, Lateness: started.Sub(e.due), Err: err})
 		}
 		if err == nil {
 			select {

@@ -27,6 +27,14 @@ type Record struct {
 // Pending reports whether the timer has not yet been delivered successfully.
 func (r Record) Pending() bool { return r.DoneAt.IsZero() }
 
+// Backlog describes the pending timers of a Store.
+type Backlog struct {
+	// Pending counts the timers not yet delivered successfully.
+	Pending int64
+	// Earliest is the earliest NextAt among them, zero if there are none.
+	Earliest time.Time
+}
+
 // Key names one scheduling of a timer: its ID and fire time. A timer cancelled and scheduled
 // again under the same ID with another fire time is a different key, so a late result for the
 // old one never completes the new one.
@@ -64,6 +72,9 @@ type Store interface {
 	Fail(ctx context.Context, k Key, attempts int, lastErr string, next time.Time) error
 	// Get returns the timer with this ID, pending or done.
 	Get(ctx context.Context, id string) (Record, bool, error)
+	// Backlog counts the pending timers and finds the earliest NextAt among them. It may
+	// read the whole index of pending timers, so it is for occasional use (a metrics scrape).
+	Backlog(ctx context.Context) (Backlog, error)
 	// Purge deletes up to limit done timers that were done before the given time and
 	// returns how many it deleted. After a purge, the ID may be scheduled again.
 	Purge(ctx context.Context, doneBefore time.Time, limit int) (int, error)

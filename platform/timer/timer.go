@@ -97,6 +97,27 @@ type Publisher interface {
 	Publish(ctx context.Context, subject, msgID string, data []byte) error
 }
 
+// Observer is told about every delivery attempt, for metrics (platform/obs.Metrics is one).
+// It is called on the delivering worker right after the attempt, so it must be fast and must
+// not block.
+type Observer interface {
+	TimerDelivered(d Delivery)
+}
+
+// Delivery is one delivery attempt of a timer.
+type Delivery struct {
+	// Handler is the timer's Handler (a registered name, or BusPrefix and a subject).
+	Handler string
+	// Attempt is 1 for the first delivery, 2 for the first retry, and so on.
+	Attempt int
+	// Lateness is when the attempt started minus when it was due: the timer's FireAt for the
+	// first attempt, the retry time for a retry. A timer that came due while no service ran
+	// is as late as the downtime.
+	Lateness time.Duration
+	// Err is the handler's (or the bus's) error, nil on success.
+	Err error
+}
+
 // Clock tells the time and waits for it. Tests inject a fake clock; the default is the
 // system clock.
 type Clock interface {

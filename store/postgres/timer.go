@@ -161,6 +161,17 @@ func (s *TimerStore) Get(ctx context.Context, id string) (timer.Record, bool, er
 	return r, err == nil, err
 }
 
+// Backlog counts the pending timers and finds the earliest next_at, from the index on it.
+func (s *TimerStore) Backlog(ctx context.Context) (timer.Backlog, error) {
+	var b timer.Backlog
+	var earliest *int64
+	err := s.db.pool.QueryRow(ctx, `SELECT count(*), min(next_at) FROM timers WHERE next_at IS NOT NULL`).Scan(&b.Pending, &earliest)
+	if earliest != nil {
+		b.Earliest = time.Unix(0, *earliest).UTC()
+	}
+	return b, err
+}
+
 // Purge deletes up to limit timers done before doneBefore.
 func (s *TimerStore) Purge(ctx context.Context, doneBefore time.Time, limit int) (int, error) {
 	if limit <= 0 {

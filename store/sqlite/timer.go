@@ -209,6 +209,17 @@ func (s *TimerStore) get(ctx context.Context, db *sql.DB, id string) (timer.Reco
 	return r, err == nil, err
 }
 
+// Backlog counts the pending timers and finds the earliest next_at, from the index on it.
+func (s *TimerStore) Backlog(ctx context.Context) (timer.Backlog, error) {
+	var b timer.Backlog
+	var earliest sql.NullInt64
+	err := s.db.read.QueryRowContext(ctx, `SELECT count(*), min(next_at) FROM timers WHERE next_at IS NOT NULL`).Scan(&b.Pending, &earliest)
+	if earliest.Valid {
+		b.Earliest = time.Unix(0, earliest.Int64).UTC()
+	}
+	return b, err
+}
+
 // Purge deletes up to limit timers done before doneBefore.
 func (s *TimerStore) Purge(ctx context.Context, doneBefore time.Time, limit int) (int, error) {
 	if limit <= 0 {

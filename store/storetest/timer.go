@@ -190,6 +190,26 @@ func TestTimerStore(t *testing.T, open func(t testing.TB) timer.Store) {
 		must(t, s.Done(ctx, nil, base))
 	})
 
+	t.Run("Backlog", func(t *testing.T) {
+		s := open(t)
+		b, err := s.Backlog(ctx)
+		must(t, err)
+		if b.Pending != 0 || !b.Earliest.IsZero() {
+			t.Fatalf("empty store backlog %+v", b)
+		}
+		for i, id := range []string{"a", "b", "c"} {
+			_, err := s.Schedule(ctx, tm(id, time.Duration(i)*time.Second, ""))
+			must(t, err)
+		}
+		must(t, s.Done(ctx, []timer.Key{{ID: "a", FireAt: base}}, base))
+		must(t, s.Fail(ctx, timer.Key{ID: "c", FireAt: base.Add(2 * time.Second)}, 1, "x", base.Add(time.Hour)))
+		b, err = s.Backlog(ctx)
+		must(t, err)
+		if b.Pending != 2 || !b.Earliest.Equal(base.Add(time.Second)) {
+			t.Fatalf("backlog %+v, want 2 pending from %s", b, base.Add(time.Second))
+		}
+	})
+
 	t.Run("Cancel", func(t *testing.T) {
 		s := open(t)
 		_, err := s.Schedule(ctx, tm("a", 0, "p"))
