@@ -99,7 +99,7 @@ var registry = []Def{
 	{RateLimited, 429, "The API key's rate limit is exhausted; retry after the Retry-After header's seconds."},
 	{Degraded, 503, "The feature is switched off or degraded by an operator; retry later."},
 	{Overloaded, 503, "The ledger queue is full; retry with backoff."},
-	{NotLeader, 503, "This instance lost ledger leadership (its fencing token was superseded)."},
+	{NotLeader, 503, "This instance is not the ledger writer: a standby, or a writer superseded by a newer one. Send writes to the leader, or retry."},
 	{Unavailable, 503, "The service is shutting down or its storage is unreachable; retry."},
 	{PeriodsNotOffered, 422, "The credit product does not offer this number of installments."},
 	{Internal, 500, "An internal error occurred; it has been logged."},

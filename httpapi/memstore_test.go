@@ -16,6 +16,7 @@ import (
 type memStore struct {
 	mu        sync.Mutex
 	token     int64
+	lease     uint64 // the highest lease token seen
 	lastTs    ledger.Timestamp
 	accounts  map[string]*ledger.Account
 	transfers map[string]*ledger.Transfer
@@ -55,9 +56,13 @@ func (m *memStore) account(id string) *ledger.Account {
 
 func copyTransfer(t *ledger.Transfer) *ledger.Transfer { c := *t; return &c }
 
-func (m *memStore) AcquireWriter(context.Context) (int64, error) {
+func (m *memStore) AcquireWriter(_ context.Context, lease uint64) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if lease <= m.lease && (lease != 0 || m.lease != 0) {
+		return 0, ledger.FencedLease(lease, m.lease)
+	}
+	m.lease = lease
 	m.token++
 	return m.token, nil
 }

@@ -51,6 +51,11 @@ type Config struct {
 	// (Batch.Timers), on the engine's commit goroutine, after the commit: it must not block
 	// and must not keep the slice. (*timer.Service).Committed fits.
 	TimersCommitted func([]timer.Timer)
+	// Lessor, if set, is for several processes sharing one store: the engine writes only
+	// while it holds the writer lease Lessor hands out, and is a standby otherwise (reads
+	// work; writes fail with not_leader). Without it the engine is the writer from Open to
+	// Close, as the only process on its storage (docs/locks.md).
+	Lessor Lessor
 }
 
 // Observer receives the outcome of every group commit the engine hands to storage. It is
@@ -115,14 +120,12 @@ type Engine struct {
 	store  Store
 	cfg    Config
 	tracer trace.Tracer
-	token  int64
-	queue  chan *request
-	stop   chan struct{}
-	exited chan struct{} // closed when the writer has stopped and drained the queue
+	stop   chan struct{} // closed by Close
 	wg     sync.WaitGroup
 	once   sync.Once
 
-	failed atomic.Pointer[apierror.Error] // set when the engine can no longer write
+	term   atomic.Pointer[term]           // the writer's current term; nil while a standby
+	failed atomic.Pointer[apierror.Error] // why the engine cannot write now; nil if it can
 
 	groups, records, accounts, commitNanos, lastGroupLen atomic.Int64
 
@@ -163,70 +166,99 @@ func (r *request) size() int {
 	return n
 }
 
-// Open makes a new engine the writer of st and starts it.
+// Open starts an engine on st. Without Config.Lessor it makes the engine the writer of st at
+// once. With one, the engine becomes the writer if the lease is free now (a lone instance, or
+// one restarted under the same holder, is the writer before Open returns), and otherwise
+// starts as a standby that takes over when the lease comes free.
 func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
-	token, err := st.AcquireWriter(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("acquire ledger writer: %w", err)
-	}
-	head, err := st.Head(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read journal head: %w", err)
-	}
 	e := &Engine{
-		store:    st,
-		cfg:      cfg,
-		tracer:   newTracer(cfg.TracerProvider),
-		token:    token,
-		queue:    make(chan *request, cfg.QueueMax),
-		stop:     make(chan struct{}),
-		exited:   make(chan struct{}),
-		cache:    make(map[string]*Account),
-		lastTs:   head.Timestamp,
-		lastHash: head.Hash,
+		store:  st,
+		cfg:    cfg,
+		tracer: newTracer(cfg.TracerProvider),
+		stop:   make(chan struct{}),
+		cache:  make(map[string]*Account),
 	}
 	e.bufs[0].init()
 	e.bufs[1].init()
-	e.wg.Add(1)
-	go e.run()
+	if cfg.Lessor == nil {
+		if _, err := e.startTerm(ctx, nil); err != nil {
+			return nil, fmt.Errorf("ledger writer: %w", err)
+		}
+	} else {
+		e.failed.Store(errStandby())
+		lease, err := cfg.Lessor.TryAcquire(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ledger writer lease: %w", err)
+		}
+		var first *term
+		if lease == nil {
+			cfg.Logger.Info("ledger standby: another instance holds the writer lease")
+		} else if first, err = e.startTerm(ctx, lease); err != nil {
+			e.releaseLease(lease)
+			if !errors.Is(err, ErrFenced) {
+				return nil, fmt.Errorf("ledger writer: %w", err)
+			}
+			cfg.Logger.Warn("ledger standby: storage has seen a newer writer lease", "err", err)
+		}
+		e.wg.Add(1)
+		go e.lead(first)
+	}
 	if cfg.ExpiryInterval > 0 {
 		e.wg.Add(1)
 		go e.expireLoop()
 	}
-	cfg.Logger.Info("ledger engine started", "token", token, "head_timestamp", int64(head.Timestamp))
 	return e, nil
 }
 
 // Close stops the engine after the group in progress; queued requests fail with Unavailable.
+// An engine with a Lessor releases its lease, so that a standby takes over at once.
 func (e *Engine) Close() error {
 	e.once.Do(func() { close(e.stop) })
 	e.wg.Wait()
 	return nil
 }
 
-// Writable reports whether the engine can still write: false once it is closed or has been
-// fenced by a newer writer. A storage error that the writer may recover from leaves it true.
-func (e *Engine) Writable() bool {
-	if e.failed.Load() != nil {
-		return false
-	}
+// Writable reports whether the engine can write now: false once it is closed, while it is a
+// standby, and once it has been fenced by a newer writer. A storage error that the writer may
+// recover from leaves it true.
+func (e *Engine) Writable() bool { return e.WriteErr() == nil }
+
+// WriteErr returns the error writes get now (an *apierror.Error: unavailable when closed,
+// not_leader while a standby or fenced), or nil if the engine can write.
+func (e *Engine) WriteErr() error {
 	select {
 	case <-e.stop:
-		return false
+		return apierror.New(apierror.Unavailable, "")
 	default:
-		return true
 	}
+	if err := e.failed.Load(); err != nil {
+		return err
+	}
+	if e.term.Load() == nil {
+		return errStandby()
+	}
+	return nil
 }
 
-// Token is the engine's fencing token.
-func (e *Engine) Token() int64 { return e.token }
+// Token is the writer token of the engine's current term (the one storage checks on every
+// commit), or 0 while it is a standby.
+func (e *Engine) Token() int64 {
+	if t := e.term.Load(); t != nil {
+		return t.token
+	}
+	return 0
+}
 
 // Stats returns the engine's counters.
 func (e *Engine) Stats() Stats {
+	depth := 0
+	if t := e.term.Load(); t != nil {
+		depth = len(t.queue)
+	}
 	return Stats{
 		Groups: e.groups.Load(), Records: e.records.Load(), Accounts: e.accounts.Load(),
-		QueueDepth: len(e.queue), CommitNanos: e.commitNanos.Load(), LastGroupLen: e.lastGroupLen.Load(),
+		QueueDepth: depth, CommitNanos: e.commitNanos.Load(), LastGroupLen: e.lastGroupLen.Load(),
 	}
 }
 
@@ -276,28 +308,32 @@ func (e *Engine) CreateTransfer(ctx context.Context, in TransferInput) (*Transfe
 }
 
 func (e *Engine) submit(ctx context.Context, r *request) (err error) {
-	if err := e.failed.Load(); err != nil {
+	if err := e.WriteErr(); err != nil {
 		return err
+	}
+	tm := e.term.Load()
+	if tm == nil {
+		return e.failure()
 	}
 	ctx, span := e.startWrite(ctx, r)
 	defer func() { endWrite(span, r, err) }()
 	r.done = make(chan struct{})
 	select {
-	case <-e.stop:
-		return apierror.New(apierror.Unavailable, "")
+	case <-tm.stop:
+		return e.failure()
 	default:
 	}
 	select {
-	case e.queue <- r:
+	case tm.queue <- r:
 	default:
 		t := time.NewTimer(e.cfg.EnqueueWait)
 		defer t.Stop()
 		select {
-		case e.queue <- r:
+		case tm.queue <- r:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-e.stop:
-			return apierror.New(apierror.Unavailable, "")
+		case <-tm.stop:
+			return e.failure()
 		case <-t.C:
 			return apierror.New(apierror.Overloaded, "")
 		}
@@ -305,13 +341,14 @@ func (e *Engine) submit(ctx context.Context, r *request) (err error) {
 	select {
 	case <-r.done:
 		return nil
-	case <-e.exited:
-		// Queued after the writer drained its queue: nobody will answer it.
+	case <-tm.exited:
+		// Queued after the term's writer drained its queue: nobody will answer it, and no
+		// later term will see it.
 		select {
 		case <-r.done:
 			return nil
 		default:
-			return apierror.New(apierror.Unavailable, "")
+			return e.failure()
 		}
 	case <-ctx.Done():
 		// The request may still be applied; an idempotent retry tells.
@@ -323,17 +360,20 @@ func (e *Engine) submit(ctx context.Context, r *request) (err error) {
 // goroutine, the writer gathers and applies the next one in memory; it hands that one to
 // storage only when the previous commit has succeeded. Records of the group in flight are
 // read from memory (they are not visible in storage yet), so the next group sees them.
-func (e *Engine) run() {
+func (e *Engine) run(t *term) {
 	defer e.wg.Done()
 	for {
 		var first *request
 		select {
+		case <-t.stop:
 		case <-e.stop:
+		case first = <-t.queue:
+		}
+		if first == nil {
 			e.settle()
-			e.drain()
-			close(e.exited)
+			e.drain(t.queue)
+			close(t.exited)
 			return
-		case first = <-e.queue:
 		}
 		g := &e.bufs[0]
 		if g == e.prev {
@@ -344,7 +384,7 @@ func (e *Engine) run() {
 	more:
 		for n < e.cfg.GroupMax {
 			select {
-			case r := <-e.queue:
+			case r := <-t.queue:
 				g.reqs = append(g.reqs, r)
 				n += r.size()
 			default:
@@ -368,14 +408,14 @@ func (e *Engine) run() {
 		if ok {
 			e.prev = g
 			e.wg.Add(1)
-			go e.commit(g)
+			go e.commit(t, g)
 		}
 	}
 }
 
 // failure is the error for requests that cannot be written now.
 func (e *Engine) failure() error {
-	if err := e.failed.Load(); err != nil {
+	if err := e.WriteErr(); err != nil {
 		return err
 	}
 	return apierror.New(apierror.Unavailable, "")
@@ -410,15 +450,24 @@ func (e *Engine) evict() {
 	}
 }
 
-// commit writes a prepared group and acknowledges its requests.
-func (e *Engine) commit(g *group) {
+// commit writes a prepared group of term t and acknowledges its requests.
+func (e *Engine) commit(t *term, g *group) {
 	defer e.wg.Done()
 	defer close(g.done)
 	b := &g.batch
 	if len(b.NewAccounts)+len(b.Transfers)+len(b.Closed)+len(b.Records)+len(b.Events)+len(b.Timers) > 0 {
+		if t.lease != nil && !t.lease.Valid() {
+			// Not worth sending: storage would accept it only if nobody has taken over yet.
+			g.err = errLeaseExpired
+			e.cfg.Logger.Error("ledger writer lease expired: not committing", "token", t.token)
+			e.failed.Store(errFencedWriter())
+			e.finish(g.reqs, errFencedWriter())
+			t.fence()
+			return
+		}
 		ctx, span := e.startCommit(g)
 		t0 := time.Now()
-		err := e.store.Commit(ctx, e.token, b)
+		err := e.store.Commit(ctx, t.token, b)
 		d := time.Since(t0)
 		endCommit(span, err)
 		e.commitNanos.Add(int64(d))
@@ -430,9 +479,10 @@ func (e *Engine) commit(g *group) {
 		if err != nil {
 			g.err = err
 			if errors.Is(err, ErrFenced) {
-				e.cfg.Logger.Error("ledger writer fenced: stopping writes", "token", e.token)
-				e.failed.Store(apierror.New(apierror.NotLeader, ""))
-				e.finish(g.reqs, apierror.New(apierror.NotLeader, ""))
+				e.cfg.Logger.Error("ledger writer fenced: stopping writes", "token", t.token, "err", err)
+				e.failed.Store(errFencedWriter())
+				e.finish(g.reqs, errFencedWriter())
+				t.fence()
 				return
 			}
 			// The commit may or may not have reached storage. The writer reloads; clients
@@ -456,11 +506,12 @@ func (e *Engine) commit(g *group) {
 	}
 }
 
-func (e *Engine) drain() {
+// drain fails what is left in a term's queue.
+func (e *Engine) drain(q chan *request) {
 	for {
 		select {
-		case r := <-e.queue:
-			r.err = apierror.New(apierror.Unavailable, "")
+		case r := <-q:
+			r.err = e.failure()
 			close(r.done)
 		default:
 			return

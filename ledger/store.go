@@ -12,9 +12,18 @@ import (
 // ErrNotFound is returned by Store reads for a missing account or transfer.
 var ErrNotFound = errors.New("ledger: not found")
 
-// ErrFenced is returned by Store.Commit when the writer's fencing token has been superseded
-// by a newer writer: the caller must stop writing.
+// ErrFenced is returned by Store.Commit when the writer's token has been superseded by a
+// newer writer, and by Store.AcquireWriter for a lease token that a newer one has superseded:
+// the caller must stop writing.
 var ErrFenced = errors.New("ledger: writer fenced by a newer token")
+
+// FencedLease is AcquireWriter's error for lease token lease when the store has seen seen.
+func FencedLease(lease, seen uint64) error {
+	if lease == 0 {
+		return fmt.Errorf("%w: a writer without a lease cannot start once writers hold leases (lease token %d seen)", ErrFenced, seen)
+	}
+	return fmt.Errorf("%w: lease token %d is not above %d, the highest seen", ErrFenced, lease, seen)
+}
 
 // Batch is everything one group commit writes, in one storage transaction.
 //
@@ -60,10 +69,15 @@ type Head struct {
 // Store is the ledger's storage. The engine is its only writer; reads may come from anywhere.
 // Every adapter must pass store/storetest.
 type Store interface {
-	// AcquireWriter makes the caller the ledger's writer and returns its fencing token, which
-	// is strictly greater than every token handed out before. A Commit with an older token
-	// fails with ErrFenced.
-	AcquireWriter(ctx context.Context) (token int64, err error)
+	// AcquireWriter makes the caller the ledger's writer and returns its writer token, which
+	// is strictly greater than every token handed out before; from then on a Commit with an
+	// older token fails with ErrFenced. lease is the fencing token of the lock lease the
+	// caller holds (platform/lock), or 0 for a writer alone on its storage (embedded mode).
+	// In the same statement the store records the highest lease token it has seen and
+	// refuses, with ErrFenced (FencedLease), a lease token not above it, so a writer whose
+	// lease was taken over can never start again, and each lease starts one writer at most;
+	// once any lease token is recorded, 0 is refused too.
+	AcquireWriter(ctx context.Context, lease uint64) (token int64, err error)
 	// Head returns the journal's head.
 	Head(ctx context.Context) (Head, error)
 	// LoadAccounts returns the accounts among ids that exist (in any order).

@@ -261,19 +261,20 @@ func TestReadyz(t *testing.T) {
 		name     string
 		breakIt  func(e *env)
 		writerUp float64
+		code     string // the readiness answer's error code
 	}{
 		{"fenced", func(e *env) {
 			// A newer writer takes the ledger; the engine learns it on its next commit.
-			if _, err := e.st.AcquireWriter(context.Background()); err != nil {
+			if _, err := e.st.AcquireWriter(context.Background(), 0); err != nil {
 				t.Fatal(err)
 			}
 			body := e.want(503, "POST", "/v1/accounts", `{"id":"c","currency":"USD"}`)
 			if !strings.Contains(body, `"not_leader"`) {
 				t.Errorf("write after fencing: %s", body)
 			}
-		}, 0},
-		{"engine closed", func(e *env) { e.eng.Close() }, 0},
-		{"storage closed", func(e *env) { e.st.Close() }, 1},
+		}, 0, "not_leader"},
+		{"engine closed", func(e *env) { e.eng.Close() }, 0, "unavailable"},
+		{"storage closed", func(e *env) { e.st.Close() }, 1, "unavailable"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -294,7 +295,7 @@ func TestReadyz(t *testing.T) {
 			if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
 				t.Fatal(err)
 			}
-			if resp.StatusCode != 503 || env.Error.Code != "unavailable" || env.Error.Type != "unavailable_error" ||
+			if resp.StatusCode != 503 || env.Error.Code != c.code || env.Error.Type != "unavailable_error" ||
 				env.Error.Message == "" || resp.Header.Get("Retry-After") == "" {
 				t.Errorf("not ready: %d %+v (Retry-After %q)", resp.StatusCode, env.Error, resp.Header.Get("Retry-After"))
 			}
@@ -317,7 +318,7 @@ func TestReadyz(t *testing.T) {
 func TestFencedCommitCountsAsFailure(t *testing.T) {
 	e := newEnv(t)
 	e.want(201, "POST", "/v1/accounts", `{"id":"a","currency":"USD"}`)
-	if _, err := e.st.AcquireWriter(context.Background()); err != nil {
+	if _, err := e.st.AcquireWriter(context.Background(), 0); err != nil {
 		t.Fatal(err)
 	}
 	e.want(503, "POST", "/v1/accounts", `{"id":"b","currency":"USD"}`)

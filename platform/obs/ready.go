@@ -21,13 +21,14 @@ const readyTimeout = 2 * time.Second
 // unavailable, so that no internal detail leaves the process.
 type Check func(ctx context.Context) error
 
-// LedgerReady holds while eng can write (it is open and has not been fenced by a newer
-// writer) and st answers a cheap read (the journal head).
+// LedgerReady holds while eng can write (it is open, holds the writer lease if it runs with
+// one, and has not been fenced by a newer writer) and st answers a cheap read (the journal
+// head). A standby is therefore not ready: load balancers send traffic to the writer.
 func LedgerReady(eng *ledger.Engine, st ledger.Store) Check {
 	return func(ctx context.Context) error {
-		if !eng.Writable() {
-			return apierror.Newf(apierror.Unavailable, "",
-				"The ledger writer has stopped or was fenced by a newer writer; this instance cannot take writes.")
+		if err := eng.WriteErr(); err != nil {
+			// not_leader for a standby or a fenced writer, unavailable once closed: both 503.
+			return err
 		}
 		if _, err := st.Head(ctx); err != nil {
 			return fmt.Errorf("ledger storage read: %w", err)

@@ -71,7 +71,7 @@ func TestBinaryCopyChunking(t *testing.T) {
 // A large group, sent in many COPY messages, reads back exactly.
 func TestCopyRoundTrip(t *testing.T) {
 	_, s := migratedStore(t)
-	tok, _ := s.AcquireWriter(bg)
+	tok, _ := s.AcquireWriter(bg, 0)
 	recs := testRecords(3000)
 	accts := []*ledger.Account{{ID: "a", Currency: "CNY", Timestamp: 1, ReqHash: []byte{1}}, {ID: "b", Currency: "CNY", Timestamp: 2}}
 	if err := s.Commit(bg, tok, &ledger.Batch{NewAccounts: accts, Transfers: recs}); err != nil {

@@ -25,7 +25,7 @@ type LedgerStore struct {
 var _ ledger.Store = (*LedgerStore)(nil)
 
 // ledgerSchemaVersion is the migration that creates the ledger's tables.
-const ledgerSchemaVersion = 10 // 0002 adds the outbox, 0003 the timers, 0008 expiry timers for older pendings, 0010 module records
+const ledgerSchemaVersion = 10 // 0002 adds the outbox, 0003 the timers, 0005 the lease token, 0008 expiry timers for older pendings, 0010 module records
 
 const transferCols = `timestamp, id, debit_account_id, credit_account_id, amount, currency, code, pending,
 	pending_id, timeout_seconds, expires_at, status, metadata, pending_delta, posted_delta,
@@ -89,16 +89,28 @@ func (d *DB) Ledger() (*LedgerStore, error) {
 // Close is a no-op: the DB owns the pool.
 func (s *LedgerStore) Close() error { return nil }
 
-// AcquireWriter increments the fencing token and returns it. The row lock taken by the
-// increment waits for a commit in progress under an older token, so once AcquireWriter has
-// returned no older writer can commit.
-func (s *LedgerStore) AcquireWriter(ctx context.Context) (int64, error) {
-	var token int64
-	err := s.pool.QueryRow(ctx, `UPDATE ledger_writer SET token = token + 1 WHERE id = 1 RETURNING token`).Scan(&token)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, errors.New("postgres: ledger_writer row is missing")
+// AcquireWriter increments the writer token and records the lease token, refusing a lease
+// token the store has seen superseded; see ledger.Store. The row lock taken by the update
+// waits for a commit in progress under an older token, so once AcquireWriter has returned no
+// older writer can commit.
+func (s *LedgerStore) AcquireWriter(ctx context.Context, lease uint64) (int64, error) {
+	if lease > math.MaxInt64 {
+		return 0, fmt.Errorf("postgres: lease token %d is out of range", lease)
 	}
-	return token, err
+	var token int64
+	err := s.pool.QueryRow(ctx, `UPDATE ledger_writer SET token = token + 1, lease_token = $1
+		WHERE id = 1 AND (lease_token < $1 OR ($1 = 0 AND lease_token = 0)) RETURNING token`, int64(lease)).Scan(&token)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return token, err
+	}
+	var seen int64
+	if err := s.pool.QueryRow(ctx, `SELECT lease_token FROM ledger_writer WHERE id = 1`).Scan(&seen); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, errors.New("postgres: ledger_writer row is missing")
+		}
+		return 0, err
+	}
+	return 0, ledger.FencedLease(lease, uint64(seen))
 }
 
 // Head returns the last timestamp used and the last record's hash.

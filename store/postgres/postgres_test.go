@@ -115,7 +115,7 @@ func TestSearchPathIsolation(t *testing.T) {
 	commitPaths(t, func(t *testing.T) {
 		_, a := migratedStore(t)
 		_, b := migratedStore(t)
-		ta, err := a.AcquireWriter(bg)
+		ta, err := a.AcquireWriter(bg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestSearchPathIsolation(t *testing.T) {
 		if _, err := b.GetAccount(bg, "x"); !errors.Is(err, ledger.ErrNotFound) {
 			t.Fatalf("account leaked across schemas: %v", err)
 		}
-		if tb, err := b.AcquireWriter(bg); err != nil || tb != 1 {
+		if tb, err := b.AcquireWriter(bg, 0); err != nil || tb != 1 {
 			t.Fatalf("second schema token %d %v", tb, err)
 		}
 	})
@@ -134,7 +134,7 @@ func TestSearchPathIsolation(t *testing.T) {
 func TestFencing(t *testing.T) {
 	commitPaths(t, func(t *testing.T) {
 		_, s := migratedStore(t)
-		old, err := s.AcquireWriter(bg)
+		old, err := s.AcquireWriter(bg, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,7 +142,7 @@ func TestFencing(t *testing.T) {
 		if err := s.Commit(bg, old, &ledger.Batch{NewAccounts: []*ledger.Account{acct}}); err != nil {
 			t.Fatalf("commit with current token: %v", err)
 		}
-		cur, err := s.AcquireWriter(bg)
+		cur, err := s.AcquireWriter(bg, 0)
 		if err != nil || cur <= old {
 			t.Fatalf("new token %d after %d: %v", cur, old, err)
 		}
@@ -170,7 +170,7 @@ func TestFencing(t *testing.T) {
 func TestCommitAtomic(t *testing.T) {
 	commitPaths(t, func(t *testing.T) {
 		_, s := migratedStore(t)
-		tok, _ := s.AcquireWriter(bg)
+		tok, _ := s.AcquireWriter(bg, 0)
 		a := &ledger.Account{ID: "a", Currency: "CNY", Timestamp: 1, ReqHash: []byte{1}}
 		p := &ledger.Transfer{ID: "p", DebitAccountID: "a", CreditAccountID: "a", Amount: 1, Currency: "CNY", Pending: true,
 			Status: ledger.StatusPending, Timestamp: 2, PendingDelta: 1, ReqHash: []byte{3}, Hash: []byte{4}}
@@ -210,7 +210,7 @@ func TestCommitAtomic(t *testing.T) {
 func TestAccountBalancesFromJournal(t *testing.T) {
 	commitPaths(t, func(t *testing.T) {
 		_, s := migratedStore(t)
-		tok, _ := s.AcquireWriter(bg)
+		tok, _ := s.AcquireWriter(bg, 0)
 		accts := []*ledger.Account{
 			{ID: "a", Currency: "CNY", Timestamp: 1, ReqHash: []byte{1}},
 			{ID: "b", Currency: "CNY", Timestamp: 2, ReqHash: []byte{1}},
@@ -259,7 +259,7 @@ func TestAccountBalancesFromJournal(t *testing.T) {
 func TestScanAccountsOrder(t *testing.T) {
 	commitPaths(t, func(t *testing.T) {
 		_, s := migratedStore(t)
-		tok, _ := s.AcquireWriter(bg)
+		tok, _ := s.AcquireWriter(bg, 0)
 		ids := []string{"b", "B", "a", "A", "_x", "-y", "a.b", "a:b", "Z9", "z-1", "10", "9"}
 		var accts []*ledger.Account
 		for i, id := range ids {
@@ -295,7 +295,7 @@ func TestScanAccountsOrder(t *testing.T) {
 func TestRoundTrip(t *testing.T) {
 	commitPaths(t, func(t *testing.T) {
 		_, s := migratedStore(t)
-		tok, _ := s.AcquireWriter(bg)
+		tok, _ := s.AcquireWriter(bg, 0)
 		a := &ledger.Account{ID: "acc_1", Currency: "USD", Code: "cash", Flags: ledger.Flags{DebitsMustNotExceedCredits: true},
 			Metadata: map[string]string{"k": "v \u0000 é", "z": ""}, Timestamp: 100, ReqHash: []byte{9, 8, 7}}
 		b := &ledger.Account{ID: "acc_2", Currency: "USD", Timestamp: 101, ReqHash: []byte{1}}

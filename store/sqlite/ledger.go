@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -93,11 +94,24 @@ func (d *DB) Ledger() (*LedgerStore, error) {
 // Close is a no-op: the DB owns the connections.
 func (s *LedgerStore) Close() error { return nil }
 
-// AcquireWriter increments the fencing token.
-func (s *LedgerStore) AcquireWriter(ctx context.Context) (int64, error) {
+// AcquireWriter increments the writer token and records the lease token, refusing a lease
+// token the store has seen superseded; see ledger.Store.
+func (s *LedgerStore) AcquireWriter(ctx context.Context, lease uint64) (int64, error) {
+	if lease > math.MaxInt64 {
+		return 0, fmt.Errorf("sqlite: lease token %d is out of range", lease)
+	}
+	l := int64(lease)
 	var token int64
-	err := s.db.write.QueryRowContext(ctx, `UPDATE ledger_writer SET token = token + 1 WHERE id = 1 RETURNING token`).Scan(&token)
-	return token, err
+	err := s.db.write.QueryRowContext(ctx, `UPDATE ledger_writer SET token = token + 1, lease_token = ?
+		WHERE id = 1 AND (lease_token < ? OR (? = 0 AND lease_token = 0)) RETURNING token`, l, l, l).Scan(&token)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return token, err
+	}
+	var seen int64
+	if err := s.db.write.QueryRowContext(ctx, `SELECT lease_token FROM ledger_writer WHERE id = 1`).Scan(&seen); err != nil {
+		return 0, err
+	}
+	return 0, ledger.FencedLease(lease, uint64(seen))
 }
 
 // Head returns the last timestamp used and the last record's hash.

@@ -137,7 +137,7 @@ func testExpiryTimerCommitted(t *testing.T, f Factory) {
 		}
 	}
 	// A commit refused by fencing writes no timer.
-	if _, err := fx.st.AcquireWriter(ctx); err != nil {
+	if _, err := fx.st.AcquireWriter(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	_, err = fx.transfer(pendingXfer("p3", 10, 60))

@@ -31,6 +31,8 @@ func TestLedger(t *testing.T, f Factory) {
 		{"BalancesAt", testBalancesAt},
 		{"Restart", testRestart},
 		{"Fencing", testFencing},
+		{"LeaseFencing", testLeaseFencing},
+		{"LeaseTakeover", testLeaseTakeover},
 		{"ClosedEngine", testClosedEngine},
 	}
 	for _, tc := range tests {
@@ -597,7 +599,7 @@ func testFencing(t *testing.T, f Factory) {
 	fx.account("b", "CNY", ledger.Flags{})
 	fx.mustTransfer(xfer("t1", "a", "b", 5))
 	// Another writer takes over: this engine's token is now stale.
-	tok, err := fx.st.AcquireWriter(ctx)
+	tok, err := fx.st.AcquireWriter(ctx, 0)
 	if err != nil || tok <= fx.eng.Token() {
 		t.Fatalf("new token %d (old %d): %v", tok, fx.eng.Token(), err)
 	}

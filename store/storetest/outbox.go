@@ -40,7 +40,7 @@ func openOutbox(t *testing.T, f Factory) (ledger.Store, outbox.Store, int64) {
 	if !ok {
 		t.Fatalf("%T does not provide an outbox", st)
 	}
-	token, err := st.AcquireWriter(ctx)
+	token, err := st.AcquireWriter(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func testOutboxAtomic(t *testing.T, f Factory) {
 		t.Fatalf("account of the failed commit: %v", err)
 	}
 	// A fenced commit writes nothing either.
-	if _, err := st.AcquireWriter(ctx); err != nil {
+	if _, err := st.AcquireWriter(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Commit(ctx, token, eventBatch(3, "fenced", 2)); !errors.Is(err, ledger.ErrFenced) {
@@ -278,7 +278,7 @@ func testOutboxEngineFenced(t *testing.T, f Factory) {
 	fx.account("a", "USD", ledger.Flags{})
 	fx.account("b", "USD", ledger.Flags{})
 	fx.mustTransfer(ledger.TransferInput{ID: "t1", DebitAccountID: "a", CreditAccountID: "b", Amount: 1, Currency: "USD"})
-	if _, err := fx.st.AcquireWriter(ctx); err != nil { // a newer writer takes over
+	if _, err := fx.st.AcquireWriter(ctx, 0); err != nil { // a newer writer takes over
 		t.Fatal(err)
 	}
 	if _, _, err := fx.eng.CreateTransfer(ctx, ledger.TransferInput{ID: "t2", DebitAccountID: "a", CreditAccountID: "b", Amount: 1, Currency: "USD"}); err == nil {
