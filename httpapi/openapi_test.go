@@ -41,6 +41,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	s := NewServer(nil, Options{Logger: slog.New(slog.DiscardHandler)})
 	s.UseAuth(Guard{Keys: auth.NewService(nil, auth.Config{})})
 	s.RegisterRisk(nil)
+	s.RegisterPayments(nil, PaymentsOptions{})
 	registered := map[string]bool{}
 	for _, r := range s.Routes() {
 		registered[r] = true

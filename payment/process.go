@@ -113,6 +113,7 @@ func (s *Service) query(ctx context.Context, a Attempt) (bank.Result, error) {
 }
 
 func (s *Service) observe(channel string, code bank.Code, d time.Duration) {
+	s.stats.observe(channel, code, d)
 	if f := s.cfg.Observe; f != nil {
 		f(channel, code, d)
 	}

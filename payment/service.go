@@ -45,8 +45,9 @@ type Config struct {
 
 // Service is the payment service. It is safe for concurrent use.
 type Service struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	stats statsBook
 }
 
 // New returns a payment service.

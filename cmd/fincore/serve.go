@@ -63,6 +63,8 @@ func cmdServe(args []string) error {
 	af.register(fs)
 	var tf traceFlags
 	tf.register(fs)
+	var pf paymentFlags
+	pf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -115,6 +117,15 @@ func cmdServe(args []string) error {
 	relay.Start()
 	defer relay.Stop() // before the bus closes; what it leaves unpublished goes out on the next start
 	timers.Register(ledger.ExpiryHandler, eng.ExpireTimer)
+	key, err := cardKey(sf.data, sf.postgres == "")
+	if err != nil {
+		return err
+	}
+	pays, err := newPayments(ctx, eng, st, timers, key, pf, metrics, log)
+	if err != nil {
+		return fmt.Errorf("payments: %w", err)
+	}
+	defer pays.Close() // after the timers stop: their handlers call the banks
 	if err := timers.Start(context.Background()); err != nil {
 		return err
 	}
@@ -130,7 +141,7 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	api := withRisk(newHandler(eng, st, metrics, log), riskEng)
+	api := withPayments(withRisk(newHandler(eng, st, metrics, log), riskEng), pays)
 	keys, authSettings, err := af.enableAuth(ctx, api, st, metrics, log, os.Stderr)
 	if err != nil {
 		return err

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fincore/fincore/bank"
+	"github.com/fincore/fincore/bank/iso8583"
+	"github.com/fincore/fincore/bank/sim"
+	"github.com/fincore/fincore/httpapi"
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/payment"
+	"github.com/fincore/fincore/payment/route"
+	"github.com/fincore/fincore/platform/obs"
+	"github.com/fincore/fincore/platform/timer"
+)
+
+// paymentFlags configure the cashier's channels and keys.
+type paymentFlags struct {
+	noSim    bool
+	bankSims string // code=URL,...
+	iso      string // code=host:port,...
+}
+
+func (pf *paymentFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&pf.noSim, "no-sim-banks", false, "do not register the three simulated banks (sim-a, sim-b, sim-c) that run in process")
+	fs.StringVar(&pf.bankSims, "bank-sim", "", "channels on simulated banks served by 'fincore bank-sim': code=URL[,code=URL...] (notifications signed with $FINCORE_BANK_SIM_SECRET)")
+	fs.StringVar(&pf.iso, "iso8583", "", "ISO 8583 channels: code=host:port[,code=host:port...]")
+}
+
+// simProfiles are the in-process simulated banks: realistic latency (20–200 ms), a few
+// declines, and every failure mode at a low rate.
+var simProfiles = map[string]sim.Profile{
+	"sim-a": {Median: 30 * time.Millisecond, P99: 150 * time.Millisecond, DeclineRate: 0.02, InsufficientRate: 0.02, SystemErrorRate: 0.005, DropRate: 0.002, LostAnswerRate: 0.002, AsyncRate: 0.05, DuplicateNotifyRate: 0.1, NotifyDelayMax: 500 * time.Millisecond},
+	"sim-b": {Median: 50 * time.Millisecond, P99: 200 * time.Millisecond, DeclineRate: 0.03, InsufficientRate: 0.02, SystemErrorRate: 0.01, DropRate: 0.002, LostAnswerRate: 0.002, AsyncRate: 0.05, DuplicateNotifyRate: 0.1, NotifyDelayMax: 500 * time.Millisecond},
+	"sim-c": {Median: 80 * time.Millisecond, P99: 200 * time.Millisecond, DeclineRate: 0.05, InsufficientRate: 0.03, SystemErrorRate: 0.02, DropRate: 0.005, LostAnswerRate: 0.005, AsyncRate: 0.05, DuplicateNotifyRate: 0.1, NotifyDelayMax: 500 * time.Millisecond},
+}
+
+// payments is the wired cashier.
+type payments struct {
+	svc      *payment.Service
+	channels *bank.Registry
+	router   *route.Router
+	notify   func(channel string, h http.Header, body []byte) (payment.Notification, error)
+	closers  []func()
+}
+
+func (p *payments) Close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+}
+
+// cardKey returns the sealing key of cards and webhook secrets: FINCORE_CARD_KEY (base64 of
+// 32 bytes), or in embedded mode a key file in the data directory made on first start.
+func cardKey(data string, embedded bool) ([]byte, error) {
+	if v := os.Getenv("FINCORE_CARD_KEY"); v != "" {
+		k, err := base64.StdEncoding.DecodeString(v)
+		if err != nil || len(k) != payment.KeySize {
+			return nil, fmt.Errorf("FINCORE_CARD_KEY must be the base64 of %d bytes", payment.KeySize)
+		}
+		return k, nil
+	}
+	if !embedded {
+		return nil, errors.New("set FINCORE_CARD_KEY (base64 of 32 random bytes) to encrypt cards; every instance needs the same key")
+	}
+	path := filepath.Join(data, "card.key")
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != payment.KeySize {
+			return nil, fmt.Errorf("%s is not a base64 key of %d bytes", path, payment.KeySize)
+		}
+		return k, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	k := payment.NewKey()
+	if err := os.MkdirAll(data, 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func splitPairs(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("%q: want code=value", part)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+var cny = bank.Capabilities{Currencies: []string{"CNY"}, MaxAmount: 5_000_000_00, Refunds: true}
+
+// newPayments builds the cashier on the engine and registers its timer handlers.
+func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timers *timer.Service, key []byte,
+	pf paymentFlags, metrics *obs.Metrics, log *slog.Logger) (*payments, error) {
+	p := &payments{channels: bank.NewRegistry(), router: route.New(route.Options{})}
+	var svc *payment.Service // set below; the simulated banks' notifications need it
+	if !pf.noSim {
+		for _, code := range []string{"sim-a", "sim-b", "sim-c"} {
+			b, err := sim.New(sim.Options{Name: strings.ToUpper(strings.TrimPrefix(code, "sim-")), Profile: simProfiles[code],
+				Notify: func(n sim.Notification) {
+					err := svc.ApplyNotification(context.Background(), code, simNotification(n))
+					if err != nil {
+						log.Warn("bank notification not applied", "channel", code, "id", n.ID, "err", err)
+					}
+				}})
+			if err != nil {
+				return nil, err
+			}
+			p.closers = append(p.closers, b.Close)
+			if err := p.channels.Add(sim.NewChannel(code, cny, b)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	secrets := map[string][]byte{}
+	sims, err := splitPairs(pf.bankSims)
+	if err != nil {
+		return nil, fmt.Errorf("--bank-sim %w", err)
+	}
+	for code, url := range sims {
+		if err := p.channels.Add(sim.NewHTTPChannel(code, cny, url)); err != nil {
+			return nil, err
+		}
+		secrets[code] = []byte(os.Getenv("FINCORE_BANK_SIM_SECRET"))
+	}
+	isos, err := splitPairs(pf.iso)
+	if err != nil {
+		return nil, fmt.Errorf("--iso8583 %w", err)
+	}
+	for code, addr := range isos {
+		ch, err := iso8583.New(iso8583.Options{Code: code, Caps: cny, Addr: addr, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		p.closers = append(p.closers, func() { ch.Close() })
+		if err := p.channels.Add(ch); err != nil {
+			return nil, err
+		}
+	}
+	p.notify = func(code string, h http.Header, body []byte) (payment.Notification, error) {
+		secret, ok := secrets[code]
+		if !ok || len(secret) == 0 {
+			return payment.Notification{}, fmt.Errorf("channel %s takes no notifications", code)
+		}
+		n, err := sim.ParseNotification(secret, h.Get(sim.SignatureHeader), body, time.Now())
+		if err != nil {
+			return payment.Notification{}, err
+		}
+		return simNotification(n), nil
+	}
+	sealer, err := payment.NewSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	observe := metrics.BankCallObserver()
+	svc, err = payment.New(payment.Config{Ledger: eng, Store: st, Channels: p.channels, Router: p.router, Sealer: sealer, Logger: log,
+		Observe: func(ch string, code bank.Code, d time.Duration) { observe(ch, string(code), d) }})
+	if err != nil {
+		return nil, err
+	}
+	p.svc = svc
+	if err := svc.Setup(ctx); err != nil {
+		return nil, err
+	}
+	for name, h := range svc.Handlers() {
+		timers.Register(name, h)
+	}
+	return p, nil
+}
+
+func simNotification(n sim.Notification) payment.Notification {
+	return payment.Notification{Kind: n.Kind, BankID: n.ID, Result: bank.Result{Status: n.Status, Code: sim.Map(n.RawCode),
+		RawCode: n.RawCode, ChannelRef: n.ChannelRef, Amount: n.Amount, At: n.At}}
+}
+
+// withPayments adds the payment routes to the API.
+func withPayments(api *httpapi.Server, p *payments) *httpapi.Server {
+	api.RegisterPayments(p.svc, httpapi.PaymentsOptions{Channels: p.channels, Router: p.router, Notify: p.notify, Stats: p.svc.Stats})
+	return api
+}
