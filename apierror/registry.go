@@ -38,6 +38,7 @@ const (
 	PaymentNotRefundable Code = "payment_not_refundable"
 	PaymentNotClosable   Code = "payment_not_closable"
 	ChannelNotFound      Code = "channel_not_found"
+	WebhookNotFound      Code = "webhook_not_found"
 	SignatureInvalid     Code = "signature_invalid"
 	Unauthenticated      Code = "unauthenticated"
 	Forbidden            Code = "forbidden"
@@ -91,6 +92,7 @@ var registry = []Def{
 	{PaymentNotRefundable, 409, "Only a succeeded payment can be refunded."},
 	{PaymentNotClosable, 409, "Only a payment that has not been sent to a bank can be closed."},
 	{ChannelNotFound, 404, "No bank channel has this code."},
+	{WebhookNotFound, 404, "No webhook delivery has this id."},
 	{SignatureInvalid, 401, "The notification's signature is missing, malformed, expired or wrong."},
 	{Unauthenticated, 401, "The request has no API key, or its key is invalid or revoked (Authorization: Bearer <key>)."},
 	{Forbidden, 403, "The API key lacks the scope this route needs."},

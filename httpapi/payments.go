@@ -52,6 +52,9 @@ func (s *Server) RegisterPayments(svc *payment.Service, opts PaymentsOptions) {
 	s.HandleScoped("GET /v1/payments/{id}/refunds", ScopePaymentsRead, http.HandlerFunc(a.listRefunds))
 	s.HandleScoped("GET /v1/refunds/{id}", ScopePaymentsRead, http.HandlerFunc(a.getRefund))
 	s.HandleScoped("GET /v1/channels", ScopePaymentsRead, http.HandlerFunc(a.channels))
+	s.HandleScoped("GET /v1/webhooks", ScopePaymentsRead, http.HandlerFunc(a.listWebhooks))
+	s.HandleScoped("GET /v1/webhooks/{id}", ScopePaymentsRead, http.HandlerFunc(a.getWebhook))
+	s.HandleScoped("POST /v1/webhooks/{id}/resend", ScopePaymentsWrite, http.HandlerFunc(a.resendWebhook))
 	// Banks call this one; it is authenticated by the notification's signature, not a key.
 	s.HandleScoped("POST /v1/channels/{code}/notifications", "", http.HandlerFunc(a.notify))
 }
@@ -433,4 +436,53 @@ func (s *Server) readOptional(w http.ResponseWriter, r *http.Request) ([]byte, b
 		return nil, false
 	}
 	return body, true
+}
+
+type webhookList struct {
+	Data    []payment.Webhook `json:"data"`
+	HasMore bool              `json:"has_more"`
+}
+
+func (a *paymentsAPI) listWebhooks(w http.ResponseWriter, r *http.Request) {
+	q, limit, ok := a.s.listQuery(w, r, 100, "merchant_id", "status")
+	if !ok {
+		return
+	}
+	if q.Get("merchant_id") == "" {
+		a.s.Error(w, r, required("merchant_id"))
+		return
+	}
+	switch q.Get("status") {
+	case "", "pending", "delivered", "failed":
+	default:
+		a.s.Error(w, r, invalid("status", "status must be pending, delivered or failed."))
+		return
+	}
+	ws, more, err := a.svc.ListWebhooks(r.Context(), q.Get("merchant_id"), q.Get("status"), q.Get("starting_after"), limit)
+	if err != nil {
+		a.s.Error(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, webhookList{Data: ws, HasMore: more})
+}
+
+func (a *paymentsAPI) getWebhook(w http.ResponseWriter, r *http.Request) {
+	wh, err := a.svc.GetWebhook(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.s.Error(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, wh)
+}
+
+func (a *paymentsAPI) resendWebhook(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.s.readOptional(w, r); !ok {
+		return
+	}
+	wh, err := a.svc.ResendWebhook(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.s.Error(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, wh)
 }

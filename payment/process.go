@@ -125,7 +125,7 @@ func (s *Service) attempt(ctx context.Context, p Payment) (bool, error) {
 	card, err := s.bankCard(ctx, p.CardID)
 	if err != nil {
 		p.Status, p.FailureCode, p.Updated = StatusFailed, string(bank.CodeCardInvalid), s.cfg.Now().UTC()
-		_, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(p, nil))
+		_, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(ctx, p, nil))
 		return true, err
 	}
 	tried := map[string]bool{}
@@ -145,7 +145,7 @@ func (s *Service) attempt(ctx context.Context, p Payment) (bool, error) {
 			code = p.Attempts[n-1].Code
 		}
 		p.Status, p.FailureCode, p.Updated = StatusFailed, code, s.cfg.Now().UTC()
-		_, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(p, nil))
+		_, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(ctx, p, nil))
 		return true, err
 	}
 	// Write ahead: once this commits, the payment may be at the bank, and a crash from here
@@ -154,7 +154,7 @@ func (s *Service) attempt(ctx context.Context, p Payment) (bool, error) {
 	a := Attempt{N: n, Channel: ranked[0], BankID: bankID(p.ID, n), Status: attemptSending, At: s.cfg.Now().UTC()}
 	p.Attempts = append(p.Attempts, a)
 	p.Updated = a.At
-	if _, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(p, nil)); err != nil {
+	if _, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(ctx, p, nil)); err != nil {
 		return false, err
 	}
 	p.version++
@@ -200,21 +200,21 @@ func (s *Service) settle(ctx context.Context, p Payment, n int, res bank.Result)
 	case bank.Succeeded:
 		a.Status = attemptSucceeded
 		p.Status = StatusSucceeded
-		u = s.finalUnit(p, captureTransfers(p, a.Channel))
+		u = s.finalUnit(ctx, p, captureTransfers(p, a.Channel))
 		s.cfg.Router.Observe(now, a.Channel, true)
 	case bank.Failed:
 		a.Status = attemptFailed
 		if !mayRetry(res.Code) || n >= s.cfg.MaxAttempts {
 			p.Status, p.FailureCode = StatusFailed, string(res.Code)
 		}
-		u = s.finalUnit(p, nil)
+		u = s.finalUnit(ctx, p, nil)
 		s.cfg.Router.Observe(now, a.Channel, false)
 	default:
 		a.Status = attemptUnknown
 		if res.Status == bank.Pending {
 			a.Status = attemptPending
 		}
-		u = s.finalUnit(p, nil)
+		u = s.finalUnit(ctx, p, nil)
 		u.Timers = []timer.Timer{{ID: "payment.query:" + a.BankID, Handler: HandlerQuery, FireAt: now.Add(s.cfg.QueryDelay), Payload: []byte(p.ID)}}
 	}
 	_, err := s.cfg.Ledger.Commit(ctx, u)

@@ -246,14 +246,14 @@ func (s *Service) settleRefund(ctx context.Context, r refundRecord, res bank.Res
 		r.Status, r.FailureCode = StatusFailed, string(res.Code)
 	}
 	evID := "evt_" + r.ID + "_" + strings.TrimPrefix(typ, "refund.")
-	_, err = s.cfg.Ledger.Commit(ctx, ledger.Unit{
+	_, err = s.cfg.Ledger.Commit(ctx, s.withWebhooks(ctx, ledger.Unit{
 		Transfers: ts,
 		Records: []ledger.RecordWrite{
 			{Record: record(KindRefund, r.ID, r.PaymentID, r.Status, r), Expect: r.version},
 			{Record: record(KindPayment, p.ID, p.MerchantID, p.Status, p), Expect: p.version},
 		},
 		Events: []ledger.ModuleEvent{{Subject: typ, ID: evID, Payload: eventPayload(evID, typ, now, r.Refund)}},
-	})
+	}, p.MerchantID))
 	return err
 }
 

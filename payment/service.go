@@ -41,6 +41,8 @@ type Config struct {
 	QueryDelay time.Duration
 	// Observe, if set, is told about every bank call: channel, outcome code, latency.
 	Observe func(channel string, code bank.Code, d time.Duration)
+	// Webhooks sends merchants' webhooks; nil records deliveries without sending them.
+	Webhooks WebhookSender
 }
 
 // Service is the payment service. It is safe for concurrent use.
@@ -80,6 +82,7 @@ func (s *Service) Handlers() map[string]timer.HandlerFunc {
 		HandlerQuery:       s.handleQuery,
 		HandlerRefund:      s.handleRefund,
 		HandlerRefundQuery: s.handleRefundQuery,
+		HandlerWebhook:     s.handleWebhook,
 	}
 }
 
@@ -488,7 +491,7 @@ func (s *Service) ClosePayment(ctx context.Context, id string) (Payment, error) 
 		}
 		p.Status = StatusClosed
 		p.Updated = s.cfg.Now().UTC()
-		_, err = s.cfg.Ledger.Commit(ctx, s.finalUnit(p, nil))
+		_, err = s.cfg.Ledger.Commit(ctx, s.finalUnit(ctx, p, nil))
 		if isConflict(err) {
 			continue // processing started meanwhile: look again
 		}
@@ -515,7 +518,7 @@ func eventPayload(id, typ string, at time.Time, obj any) []byte {
 
 // finalUnit is the unit that writes p in its new (final or processing) state, with the ledger
 // postings of a success and the event of a final state.
-func (s *Service) finalUnit(p Payment, extra []ledger.TransferInput) ledger.Unit {
+func (s *Service) finalUnit(ctx context.Context, p Payment, extra []ledger.TransferInput) ledger.Unit {
 	u := ledger.Unit{Records: []ledger.RecordWrite{{Record: record(KindPayment, p.ID, p.MerchantID, p.Status, p), Expect: p.version}}}
 	u.Transfers = extra
 	var typ string
@@ -530,6 +533,7 @@ func (s *Service) finalUnit(p Payment, extra []ledger.TransferInput) ledger.Unit
 	if typ != "" {
 		id := "evt_" + p.ID + "_" + strings.TrimPrefix(typ, "payment.")
 		u.Events = append(u.Events, ledger.ModuleEvent{Subject: typ, ID: id, Payload: eventPayload(id, typ, p.Updated, p.public())})
+		u = s.withWebhooks(ctx, u, p.MerchantID)
 	}
 	return u
 }

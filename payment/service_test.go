@@ -43,10 +43,20 @@ func newFixture(t *testing.T, profiles map[string]sim.Profile) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startFixture(t, st, profiles)
+	return startFixture(t, st, profiles, nil)
 }
 
-func startFixture(t *testing.T, st ledger.Store, profiles map[string]sim.Profile) *fixture {
+// newFixtureWith is newFixture with a change to the service's configuration.
+func newFixtureWith(t *testing.T, profiles map[string]sim.Profile, configure func(*payment.Config)) *fixture {
+	t.Helper()
+	st, err := sqlite.OpenLedger(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startFixture(t, st, profiles, configure)
+}
+
+func startFixture(t *testing.T, st ledger.Store, profiles map[string]sim.Profile, configure func(*payment.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	ts, err := timer.New(timer.Config{Store: st.(timer.Provider).Timers(), BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond, Logger: quiet()})
@@ -70,8 +80,12 @@ func startFixture(t *testing.T, st ledger.Store, profiles map[string]sim.Profile
 		}
 	}
 	sealer, _ := payment.NewSealer(payment.NewKey())
-	f.svc, err = payment.New(payment.Config{Ledger: eng, Store: st, Channels: reg, Router: route.New(route.Options{Seed: 1}),
-		Sealer: sealer, Logger: quiet(), QueryDelay: 20 * time.Millisecond, CallTimeout: 2 * time.Second})
+	cfg := payment.Config{Ledger: eng, Store: st, Channels: reg, Router: route.New(route.Options{Seed: 1}),
+		Sealer: sealer, Logger: quiet(), QueryDelay: 20 * time.Millisecond, CallTimeout: 2 * time.Second}
+	if configure != nil {
+		configure(&cfg)
+	}
+	f.svc, err = payment.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -446,7 +460,7 @@ func TestPaymentOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := startFixture(t, st, map[string]sim.Profile{"bank-a": {}})
+	f := startFixture(t, st, map[string]sim.Profile{"bank-a": {}}, nil)
 	f.merchant("m1", 100)
 	f.pay("p1", "m1", f.card().ID, 5000)
 	if p := f.final("p1"); p.Status != payment.StatusSucceeded || p.Fee != 50 {

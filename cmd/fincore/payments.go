@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -175,7 +177,8 @@ func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timer
 	}
 	observe := metrics.BankCallObserver()
 	svc, err = payment.New(payment.Config{Ledger: eng, Store: st, Channels: p.channels, Router: p.router, Sealer: sealer, Logger: log,
-		Observe: func(ch string, code bank.Code, d time.Duration) { observe(ch, string(code), d) }})
+		Observe:  func(ch string, code bank.Code, d time.Duration) { observe(ch, string(code), d) },
+		Webhooks: webhookSender{client: &http.Client{Timeout: 10 * time.Second}}})
 	if err != nil {
 		return nil, err
 	}
@@ -198,4 +201,24 @@ func simNotification(n sim.Notification) payment.Notification {
 func withPayments(api *httpapi.Server, p *payments) *httpapi.Server {
 	api.RegisterPayments(p.svc, httpapi.PaymentsOptions{Channels: p.channels, Router: p.router, Notify: p.notify, Stats: p.svc.Stats})
 	return api
+}
+
+// webhookSender posts merchants' webhooks.
+type webhookSender struct{ client *http.Client }
+
+func (w webhookSender) Send(ctx context.Context, url string, body []byte, sig string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "fincore-webhooks/1")
+	req.Header.Set("Fincore-Signature", sig)
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
