@@ -6,11 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"runtime/pprof"
 	"time"
 
 	"github.com/fincore/fincore/bench"
@@ -38,20 +36,12 @@ func cmdBenchLedger(args []string) error {
 		return err
 	}
 	ctx := context.Background()
-	if sf.postgres == "" && sf.data == "" {
-		dir, err := os.MkdirTemp("", "fincore-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		sf.data = dir
-	}
-	st, err := sf.openLedgerStore(ctx, true)
+	st, closeStore, err := openBenchStore(ctx, &sf, "fincore-bench-")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	defer closeStore()
+	quiet := benchLogger()
 	// Metrics are on, as in serve, so that the benchmark measures what production runs.
 	metrics := obs.New()
 	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, Observer: metrics})
@@ -84,17 +74,11 @@ func cmdBenchLedger(args []string) error {
 		sub = bench.HTTPSubmitter{BaseURL: "http://" + ln.Addr().String(), Client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, APIKey: token}
 		transport = "http"
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	before := eng.Stats()
 	res, err := bench.RunLedger(ctx, cfg, sub)
 	if err != nil {

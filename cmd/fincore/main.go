@@ -25,6 +25,8 @@ Usage:
   fincore credit schedule --principal N --periods N --method annuity|equal_principal|flat_fee (--annual-rate R | --fee-rate F) --start YYYY-MM-DD
   fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
   fincore bench routing [--rate N] [--duration D] [--drop-at D] [--seed N]
+  fincore bench risk [--clients N] [--duration D] [--http] [--data DIR | --postgres URL]
+  fincore risk backtest --ruleset FILE --from T1 --to T2 [--name NAME] (--data DIR | --postgres URL)
   fincore bank-sim [--addr 127.0.0.1:9090] [--iso-addr ADDR] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
   fincore version
 
@@ -35,6 +37,7 @@ Run 'fincore COMMAND -h' for a command's flags.
 var benchCommands = map[string]func(args []string) error{
 	"ledger":  cmdBenchLedger,
 	"routing": cmdBenchRouting,
+	"risk":    cmdBenchRisk,
 }
 
 func main() {
@@ -54,6 +57,8 @@ func run(args []string) int {
 		err = cmdMigrate(args[1:])
 	case "keys":
 		err = cmdKeys(args[1:], os.Stdout)
+	case "risk":
+		err = cmdRisk(args[1:])
 	case "bank-sim":
 		err = cmdBankSim(args[1:])
 	case "ledger":
