@@ -108,6 +108,16 @@ func (s *Server) gate(w http.ResponseWriter, r *http.Request, g *Guard, scope st
 	return r.WithContext(ctx), true
 }
 
+// Switch returns the state of degradation switch name, for handlers that honour finer
+// switches than their module's ("payments.channel.icbc"): On when authentication is off or
+// has no switches.
+func (s *Server) Switch(name string) auth.State {
+	if g := s.guard.Load(); g != nil && g.Switches != nil {
+		return g.Switches.State(name)
+	}
+	return auth.On
+}
+
 func (g *Guard) reject(reason string) {
 	if g.Rejected != nil {
 		g.Rejected(reason)

@@ -278,6 +278,13 @@ func TestSwitches(t *testing.T) {
 	if err := a.switches.Set("ledger", auth.On); err != nil {
 		t.Fatal(err)
 	}
+	// Finer switches are for handlers to read.
+	if err := a.switches.Set("ledger.expiry", auth.Off); err != nil {
+		t.Fatal(err)
+	}
+	if a.api.Switch("ledger.expiry") != auth.Off || a.api.Switch("ledger") != auth.On || newTestAPI(t).api.Switch("ledger.expiry") != auth.On {
+		t.Fatal("Server.Switch")
+	}
 	a.as(tok, "POST", "/v1/accounts", `{"id":"a2","currency":"CNY"}`).wantStatus(t, 201)
 	if n := a.rejections(RejectDegraded); n != 2 {
 		t.Fatalf("%d degraded rejections, want 2", n)

@@ -100,24 +100,37 @@ func authStore(st ledger.Store) (auth.Store, error) {
 	return p.Auth(), nil
 }
 
+// access is what enableAuth set up: the key service (also the audit log), and the limiter
+// and switches that the config center drives through Settings and handlers consult.
+type access struct {
+	Keys     *auth.Service
+	Limits   *auth.Limiter
+	Switches *auth.Switches
+}
+
+// Settings is the adapter the config center's watcher applies ratelimit.* and switch.* keys
+// to.
+func (a *access) Settings() auth.Settings {
+	return auth.Settings{Limits: a.Limits, Switches: a.Switches}
+}
+
 // enableAuth turns authentication on in api: keys from st's database, limits and switches
 // from the flags, rejections counted in m. It makes sure an admin key exists: FINCORE_API_KEY
 // if it is set, otherwise (on the very first start) a generated one, printed once to out.
-// It returns the service and settings, for the config center to drive.
-func (f *authFlags) enableAuth(ctx context.Context, api *httpapi.Server, st ledger.Store, m *obs.Metrics, log *slog.Logger, out io.Writer) (*auth.Service, auth.Settings, error) {
+func (f *authFlags) enableAuth(ctx context.Context, api *httpapi.Server, st ledger.Store, m *obs.Metrics, log *slog.Logger, out io.Writer) (*access, error) {
 	as, err := authStore(st)
 	if err != nil {
-		return nil, auth.Settings{}, err
+		return nil, err
 	}
 	limits, switches, err := f.controls()
 	if err != nil {
-		return nil, auth.Settings{}, err
+		return nil, err
 	}
 	keys := auth.NewService(as, auth.Config{})
 	if token := os.Getenv(envAPIKey); token != "" {
 		created, err := keys.EnsureOperatorKey(ctx, auth.Origin{Actor: actorEnv}, token, envAPIKey)
 		if err != nil {
-			return nil, auth.Settings{}, fmt.Errorf("%s: %w", envAPIKey, err)
+			return nil, fmt.Errorf("%s: %w", envAPIKey, err)
 		}
 		if created {
 			log.Info("stored the admin key from " + envAPIKey)
@@ -125,7 +138,7 @@ func (f *authFlags) enableAuth(ctx context.Context, api *httpapi.Server, st ledg
 	} else {
 		token, created, err := keys.Bootstrap(ctx, auth.Origin{Actor: actorBootstrap}, "bootstrap admin")
 		if err != nil {
-			return nil, auth.Settings{}, fmt.Errorf("create the first admin key: %w", err)
+			return nil, fmt.Errorf("create the first admin key: %w", err)
 		}
 		if created {
 			fmt.Fprintf(out, "fincore: first start: generated an admin API key. It is shown this once and stored only as a hash:\n\n    %s\n\n"+
@@ -136,7 +149,7 @@ func (f *authFlags) enableAuth(ctx context.Context, api *httpapi.Server, st ledg
 	if s := switches.All(); len(s) > 0 {
 		log.Warn("degradation switches set at start", "switches", s)
 	}
-	return keys, auth.Settings{Limits: limits, Switches: switches}, nil
+	return &access{Keys: keys, Limits: limits, Switches: switches}, nil
 }
 
 // revokeAndCreate revokes the active keys that actor created and creates a fresh one: how

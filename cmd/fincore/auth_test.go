@@ -326,7 +326,7 @@ func TestEveryServedRouteNeedsAKey(t *testing.T) {
 	defer eng.Close()
 	api := newHandler(eng, st, metrics, quiet)
 	var af authFlags
-	if _, _, err := af.enableAuth(ctx, api, st, metrics, quiet, io.Discard); err != nil {
+	if _, err := af.enableAuth(ctx, api, st, metrics, quiet, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	n := 0

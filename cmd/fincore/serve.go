@@ -142,11 +142,11 @@ func cmdServe(args []string) error {
 		return err
 	}
 	api := withPayments(withRisk(newHandler(eng, st, metrics, log), riskEng), pays)
-	keys, authSettings, err := af.enableAuth(ctx, api, st, metrics, log, os.Stderr)
+	acc, err := af.enableAuth(ctx, api, st, metrics, log, os.Stderr)
 	if err != nil {
 		return err
 	}
-	_ = authSettings // adapter point: the config center's watcher applies its ratelimit.* and switch.* keys here
+	_ = acc.Settings() // adapter point: the config center's watcher applies its ratelimit.* and switch.* keys here
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -168,7 +168,7 @@ func cmdServe(args []string) error {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 		go demoTraffic(ctx, eng, log)
-		if err := printDemo(ctx, keys, ln.Addr().String()); err != nil {
+		if err := printDemo(ctx, acc.Keys, ln.Addr().String()); err != nil {
 			return fmt.Errorf("demo key: %w", err)
 		}
 	}
