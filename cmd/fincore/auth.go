@@ -106,12 +106,15 @@ type access struct {
 	Keys     *auth.Service
 	Limits   *auth.Limiter
 	Switches *auth.Switches
+	// Default is the default rate limit from the flags, restored when ratelimit.default is
+	// deleted from the config center.
+	Default auth.Limit
 }
 
 // Settings is the adapter the config center's watcher applies ratelimit.* and switch.* keys
 // to.
 func (a *access) Settings() auth.Settings {
-	return auth.Settings{Limits: a.Limits, Switches: a.Switches}
+	return auth.Settings{Limits: a.Limits, Switches: a.Switches, Default: a.Default}
 }
 
 // enableAuth turns authentication on in api: keys from st's database, limits and switches
@@ -149,7 +152,8 @@ func (f *authFlags) enableAuth(ctx context.Context, api *httpapi.Server, st ledg
 	if s := switches.All(); len(s) > 0 {
 		log.Warn("degradation switches set at start", "switches", s)
 	}
-	return &access{Keys: keys, Limits: limits, Switches: switches}, nil
+	def, _ := limits.Limits()
+	return &access{Keys: keys, Limits: limits, Switches: switches, Default: def}, nil
 }
 
 // revokeAndCreate revokes the active keys that actor created and creates a fresh one: how

@@ -146,7 +146,8 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	_ = acc.Settings() // adapter point: the config center's watcher applies its ratelimit.* and switch.* keys here
+	// Where serve starts the config center: give it configAuditor{acc.Keys} as its Auditor
+	// and call watchAccessConfig(ctx, center, acc, log) (cmd/fincore/authconfig.go).
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -17,10 +17,10 @@ type Limit struct {
 	Burst    int     `json:"burst"`
 }
 
-// Bounds of a Limit.
+// Bounds of a Limit (the config center's validator accepts the same range).
 const (
-	RatePerSMax = 1_000_000
-	BurstMax    = 1_000_000
+	RatePerSMax = 1_000_000_000
+	BurstMax    = 1_000_000_000
 )
 
 // Unlimited reports whether l lets every request through.

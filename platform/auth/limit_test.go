@@ -112,7 +112,7 @@ func TestLimiterPerKeyAndDefaultChanges(t *testing.T) {
 
 func TestLimiterRefusesBadSettings(t *testing.T) {
 	l, _ := newTestLimiter(t, Limit{RatePerS: 1, Burst: 1})
-	for _, bad := range []Limit{{RatePerS: -1, Burst: 1}, {RatePerS: 1, Burst: 0}, {RatePerS: 0, Burst: 5}, {RatePerS: 2e6, Burst: 1}, {RatePerS: 1, Burst: 2e6}} {
+	for _, bad := range []Limit{{RatePerS: -1, Burst: 1}, {RatePerS: 1, Burst: 0}, {RatePerS: 0, Burst: 5}, {RatePerS: 2e9, Burst: 1}, {RatePerS: 1, Burst: 2e9}} {
 		if l.SetDefault(bad) == nil || l.SetKey(keyA, bad) == nil {
 			t.Errorf("accepted %+v", bad)
 		}

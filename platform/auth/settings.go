@@ -25,6 +25,9 @@ const (
 type Settings struct {
 	Limits   LimitSetter
 	Switches SwitchSetter
+	// Default is the default limit that deleting ratelimit.default restores (the one flags
+	// set at start; zero: no limit).
+	Default Limit
 }
 
 // Handles reports whether key is one of Settings' configuration keys.
@@ -39,9 +42,9 @@ func (s Settings) Validate(key string, value []byte) error {
 	return err
 }
 
-// Apply applies value for key; a nil value means the key was deleted (the limit returns to
-// the default, the switch to on; deleting ratelimit.default is refused: set it to
-// {"rate_per_s": 0, "burst": 0} for no limit). It changes nothing when value is invalid.
+// Apply applies value for key; a nil value means the key was deleted: ratelimit.default
+// returns to Default, a key's limit to the default, a switch to on. It changes nothing when
+// value is invalid.
 func (s Settings) Apply(key string, value []byte) error {
 	apply, err := s.parse(key, value)
 	if err != nil {
@@ -55,7 +58,7 @@ func (s Settings) parse(key string, value []byte) (func() error, error) {
 	switch {
 	case key == KeyRateLimitDefault:
 		if value == nil {
-			return nil, fmt.Errorf("%s cannot be deleted; set it to {\"rate_per_s\":0,\"burst\":0} for no limit", key)
+			return func() error { return s.Limits.SetDefault(s.Default) }, nil
 		}
 		l, err := decodeLimit(key, value)
 		if err != nil {

@@ -31,9 +31,9 @@ func ParseState(s string) (State, error) {
 	return "", fmt.Errorf("switch state %q is not on, degraded or off", clip(s))
 }
 
-// switchNamePattern: a module name ("ledger", as in its scopes) or a dotted feature under it
-// ("payments.channel.icbc").
-var switchNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}(\.[a-z0-9_\-]{1,64}){0,4}$`)
+// switchNamePattern: a module name ("ledger", as in its scopes) or any other feature name
+// ("channel_icbc"): the characters of a configuration key's part, optionally several parts.
+var switchNamePattern = regexp.MustCompile(`^[A-Za-z0-9_\-]{1,64}(\.[A-Za-z0-9_\-]{1,64}){0,4}$`)
 
 // SwitchSetter is what drives Switches: flags at start, the config center as its keys
 // (switch.<name>) change.
@@ -47,7 +47,7 @@ type SwitchSetter interface {
 // Switches holds named degradation switches in memory. The HTTP layer checks the switch
 // named after a route's module (the part of its scope before ":"): Degraded refuses the
 // module's writes, Off all its routes, with 503 degraded. Handlers check finer switches
-// ("payments.channel.icbc") themselves with State. Safe for concurrent use.
+// ("channel_icbc") themselves with State. Safe for concurrent use.
 type Switches struct {
 	mu sync.RWMutex
 	m  map[string]State
@@ -58,14 +58,14 @@ var _ SwitchSetter = (*Switches)(nil)
 // NewSwitches returns switches that are all On.
 func NewSwitches() *Switches { return &Switches{m: map[string]State{}} }
 
-// ValidSwitchName reports whether name can name a switch: a lowercase module name optionally
-// followed by up to four dotted parts.
+// ValidSwitchName reports whether name can name a switch: 1 to 5 dot-separated parts of
+// 1 to 64 letters, digits, '_' or '-'.
 func ValidSwitchName(name string) bool { return switchNamePattern.MatchString(name) }
 
 // Set implements SwitchSetter.
 func (s *Switches) Set(name string, state State) error {
 	if !ValidSwitchName(name) {
-		return fmt.Errorf("switch name %q is not a module name with optional dotted parts", clip(name))
+		return fmt.Errorf("switch name %q must be 1 to 5 dot-separated parts of letters, digits, _ and -", clip(name))
 	}
 	if _, err := ParseState(string(state)); err != nil {
 		return err

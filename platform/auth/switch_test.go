@@ -1,6 +1,9 @@
 package auth
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSwitchesForScope(t *testing.T) {
 	s := NewSwitches()
@@ -38,11 +41,17 @@ func TestSwitchesForScope(t *testing.T) {
 	if len(s.All()) != 0 {
 		t.Fatalf("All() = %v after resetting", s.All())
 	}
-	if s.Set("Ledger", Off) == nil || s.Set("ledger", "half") == nil || s.Set("a..b", Off) == nil {
-		t.Fatal("bad name or state accepted")
+	for _, bad := range []string{"", "a..b", ".a", "a b", "a/b", "a.b.c.d.e.f", strings.Repeat("x", 65)} {
+		if s.Set(bad, Off) == nil {
+			t.Errorf("switch name %q accepted", bad)
+		}
 	}
-	must(s.Set("payments.channel.icbc", Off))
-	if s.State("payments.channel.icbc") != Off || s.State("payments") != On {
+	if s.Set("ledger", "half") == nil {
+		t.Fatal("bad state accepted")
+	}
+	must(s.Set("payments-channel-ICBC", Off))
+	must(s.Set("payments.channel.icbc", Degraded))
+	if s.State("payments-channel-ICBC") != Off || s.State("payments.channel.icbc") != Degraded || s.State("payments") != On {
 		t.Fatal("a feature switch leaked to its module")
 	}
 }
@@ -50,7 +59,7 @@ func TestSwitchesForScope(t *testing.T) {
 func TestSettingsApply(t *testing.T) {
 	l, _ := newTestLimiter(t, Limit{})
 	sw := NewSwitches()
-	s := Settings{Limits: l, Switches: sw}
+	s := Settings{Limits: l, Switches: sw, Default: Limit{RatePerS: 7, Burst: 7}}
 	ok := func(key, value string) {
 		t.Helper()
 		var v []byte
@@ -83,19 +92,19 @@ func TestSettingsApply(t *testing.T) {
 	bad("ratelimit.default", `{"rate_per_s": -5, "burst": 10}`)
 	bad("ratelimit.default", `{"rate_per_s": 5, "burst": 1.5}`)
 	bad("ratelimit.default", `{"rate_per_s": 5, "burst": 10} {}`)
-	bad("ratelimit.default", "") // deleting the default is refused
 	bad("ratelimit.key.bob", `{"rate_per_s": 1, "burst": 1}`)
 	bad("switch.ledger", `degraded`)
 	bad("switch.ledger", `"sideways"`)
-	bad("switch.Ledger", `"off"`)
+	bad("switch.a/b", `"off"`)
 	bad("other.key", `1`)
 	if def, _ := l.Limits(); def != (Limit{5, 10}) || sw.State("ledger") != Degraded {
 		t.Fatal("a refused value changed a setting")
 	}
 	ok("ratelimit.key."+keyA, "") // deleted
 	ok("switch.ledger", "")
-	if _, per := l.Limits(); len(per) != 0 || sw.State("ledger") != On {
-		t.Fatal("deletions not applied")
+	ok("ratelimit.default", "")
+	if def, per := l.Limits(); len(per) != 0 || sw.State("ledger") != On || def != (Limit{7, 7}) {
+		t.Fatalf("deletions not applied: default %v", def)
 	}
 	if !s.Handles("switch.x") || !s.Handles("ratelimit.default") || s.Handles("ratelimit") || s.Handles("payments.x") {
 		t.Fatal("Handles")
