@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/obs"
 	"github.com/fincore/fincore/store/sqlite"
@@ -89,6 +92,37 @@ func call(t *testing.T, token, method, url, body string) (int, string, http.Head
 	return resp.StatusCode, string(b), resp.Header
 }
 
+// documentedOps returns the operations of an OpenAPI document ("POST /v1/keys") and whether
+// each is public (declared with an empty security requirement, like bank notifications,
+// which a signature authenticates instead of a key).
+func documentedOps(t *testing.T, doc []byte) map[string]bool {
+	t.Helper()
+	var spec struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(doc, &spec); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for path, ops := range spec.Paths {
+		for method, raw := range ops {
+			switch method {
+			case "get", "post", "put", "patch", "delete":
+			default:
+				continue
+			}
+			var op struct {
+				Security *[]json.RawMessage `json:"security"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				t.Fatal(err)
+			}
+			out[strings.ToUpper(method)+" "+path] = op.Security != nil && len(*op.Security) == 0
+		}
+	}
+	return out
+}
+
 var printedKey = regexp.MustCompile(`fk_[0-9a-f]{16}_[a-z2-7]{52}`)
 
 // waitOutput polls the server's output until it contains want (what it prints before
@@ -123,8 +157,26 @@ func TestServeNeedsKeys(t *testing.T) {
 			t.Errorf("GET %s without a key: %d %s", p, st, body)
 		}
 	}
+	// Every /v1 operation the served OpenAPI document lists (every module serve wires)
+	// refuses a request without a key.
+	_, doc, _ := call(t, "", "GET", srv.url("/openapi.json"), "")
+	refused := 0
+	for op, public := range documentedOps(t, []byte(doc)) {
+		method, path, _ := strings.Cut(op, " ")
+		if public || !strings.HasPrefix(path, "/v1/") {
+			continue
+		}
+		p := regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x")
+		if st, body, _ := call(t, "", method, srv.url(p), ""); st != 401 {
+			t.Errorf("%s without a key: %d %s", op, st, body)
+		}
+		refused++
+	}
+	if refused < 20 {
+		t.Fatalf("only %d /v1 operations in the served document", refused)
+	}
 	_, metrics, _ := call(t, "", "GET", srv.url("/metrics"), "")
-	for _, want := range []string{`fincore_http_rejected_total{reason="unauthenticated"} 1`, `fincore_http_rejected_total{reason="forbidden"} 0`} {
+	for _, want := range []string{fmt.Sprintf(`fincore_http_rejected_total{reason="unauthenticated"} %d`, refused+1), `fincore_http_rejected_total{reason="forbidden"} 0`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
@@ -334,12 +386,17 @@ func TestEveryServedRouteNeedsAKey(t *testing.T) {
 	if _, err := af.enableAuth(ctx, api, st, metrics, quiet, io.Discard); err != nil {
 		t.Fatal(err)
 	}
+	public := documentedOps(t, httpapi.OpenAPI)
 	n := 0
 	for _, pattern := range api.Routes() {
 		method, path, _ := strings.Cut(pattern, " ")
 		w := httptest.NewRecorder()
 		api.ServeHTTP(w, httptest.NewRequest(method, regexp.MustCompile(`\{[^}]+\}`).ReplaceAllString(path, "x"), nil))
 		switch {
+		case strings.HasPrefix(path, "/v1/") && public[pattern]:
+			if api.Scope(pattern) != "" {
+				t.Errorf("%s is public in openapi.json but needs %s", pattern, api.Scope(pattern))
+			}
 		case strings.HasPrefix(path, "/v1/"):
 			n++
 			if api.Scope(pattern) == "" || w.Code != 401 {
