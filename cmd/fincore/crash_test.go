@@ -33,6 +33,8 @@ func TestMain(m *testing.M) {
 		binPath = filepath.Join(dir, "fincore")
 		// Every server the tests start takes this admin key, and client sends it.
 		os.Setenv(envAPIKey, testAPIKey)
+		// And this card key (PostgreSQL mode needs one; embedded mode would make a key file).
+		os.Setenv("FINCORE_CARD_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "build fincore: %v\n%s", err, out)

@@ -10,7 +10,9 @@ import (
 // TestServeMetricsAndReady checks that `fincore serve` wires /readyz and /metrics to its
 // engine and API (platform/obs tests the metrics themselves).
 func TestServeMetricsAndReady(t *testing.T) {
-	srv := startServer(t, "--data", t.TempDir())
+	// Without the simulated banks, the cashier creates no accounts at start: the ledger
+	// counters below are the test's alone.
+	srv := startServer(t, "--data", t.TempDir(), "--no-sim-banks")
 	defer srv.kill()
 	get := func(path string) (int, string) {
 		t.Helper()
