@@ -66,6 +66,8 @@ func TestDependencies(t *testing.T) {
 		{"platform/timer", append([]string{"net/http", mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// credit is a domain package: it reaches storage and the bus only through interfaces.
 		{"credit", append([]string{"net/http", mod + "httpapi", mod + "store/", mod + "cmd/", mod + "platform/bus"}, drivers...)},
+		// The credit service commits through the ledger engine and reads its store interface.
+		{"credit/service", append([]string{"net/http", mod + "httpapi", mod + "store/", mod + "cmd/", mod + "platform/bus"}, drivers...)},
 		// auth decides (keys, scopes, limits, switches, audit); HTTP and SQL are the adapters'.
 		{"platform/auth", append([]string{"net/http", mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// lock knows no storage, driver or bus; its backends live in the adapters and natskv.

@@ -56,6 +56,20 @@ const (
 	ConfigNotSet       Code = "config_not_set"
 	ConfigValueInvalid Code = "config_value_invalid"
 	ConfigConflict     Code = "config_conflict"
+
+	ProductNotFound        Code = "product_not_found"
+	CreditAccountNotFound  Code = "credit_account_not_found"
+	CreditAccountExists    Code = "credit_account_exists"
+	ApplicationNotFound    Code = "application_not_found"
+	PurchaseNotFound       Code = "purchase_not_found"
+	RepaymentNotFound      Code = "repayment_not_found"
+	EODRunNotFound         Code = "eod_run_not_found"
+	IDNumberInvalid        Code = "id_number_invalid"
+	ExceedsAvailableCredit Code = "exceeds_available_credit"
+	LineFrozen             Code = "line_frozen"
+	TooManyOpenLoans       Code = "too_many_open_purchases"
+	NothingOwed            Code = "nothing_owed"
+	PurchaseDeclined       Code = "purchase_declined"
 )
 
 // registry: code, HTTP status, default message. Order is the order of docs/errors.md.
@@ -104,6 +118,19 @@ var registry = []Def{
 	{NotLeader, 503, "This instance is not the ledger writer: a standby, or a writer superseded by a newer one. Send writes to the leader, or retry."},
 	{Unavailable, 503, "The service is shutting down or its storage is unreachable; retry."},
 	{PeriodsNotOffered, 422, "The credit product does not offer this number of installments."},
+	{ProductNotFound, 404, "The credit product is not configured."},
+	{CreditAccountNotFound, 404, "The credit account (credit line) does not exist."},
+	{CreditAccountExists, 409, "The customer already has a credit account."},
+	{ApplicationNotFound, 404, "The credit application does not exist."},
+	{PurchaseNotFound, 404, "The purchase does not exist, or is not on this credit account."},
+	{RepaymentNotFound, 404, "The repayment does not exist."},
+	{EODRunNotFound, 404, "The end-of-day batch has not run for this business date."},
+	{IDNumberInvalid, 422, "The ID number is malformed: wrong length, check character or birth date."},
+	{ExceedsAvailableCredit, 422, "The amount exceeds the credit account's available credit."},
+	{LineFrozen, 422, "The credit account is frozen; it takes no purchases."},
+	{TooManyOpenLoans, 422, "The credit account has the most open purchases it may have (50); repay one first."},
+	{NothingOwed, 422, "The credit account (or purchase) owes nothing; the repayment was not taken."},
+	{PurchaseDeclined, 422, "The purchase was declined by the risk decision."},
 	{Internal, 500, "An internal error occurred; it has been logged."},
 
 	{ConfigKeyUnknown, 404, "No registered configuration key matches this name (docs/config.md lists them)."},

@@ -152,11 +152,41 @@ func (d Date) Before(e Date) bool { return d.Compare(e) < 0 }
 // After reports whether d is after e.
 func (d Date) After(e Date) bool { return d.Compare(e) > 0 }
 
-// MarshalJSON writes "YYYY-MM-DD".
-func (d Date) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+// MarshalJSON writes "YYYY-MM-DD", or null for the zero Date.
+func (d Date) MarshalJSON() ([]byte, error) {
+	if d.IsZero() {
+		return []byte("null"), nil
+	}
+	return d.appendJSON(make([]byte, 0, 12)), nil
+}
 
-// UnmarshalJSON reads "YYYY-MM-DD".
+// appendJSON appends "YYYY-MM-DD" with its quotes to b.
+func (d Date) appendJSON(b []byte) []byte {
+	b = append(b, '"')
+	b = appendDigits(b, d.y, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(d.m), 2)
+	b = append(b, '-')
+	b = appendDigits(b, d.d, 2)
+	return append(b, '"')
+}
+
+func appendDigits(b []byte, v, width int) []byte {
+	var buf [8]byte
+	i := len(buf)
+	for ; width > 0 || v > 0; width-- {
+		i--
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, buf[i:]...)
+}
+
+// UnmarshalJSON reads "YYYY-MM-DD"; null leaves the Date unchanged (the zero Date stays zero).
 func (d *Date) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	s, err := strconv.Unquote(string(b))
 	if err != nil {
 		return fmt.Errorf("date must be a string YYYY-MM-DD")

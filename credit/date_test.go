@@ -64,9 +64,22 @@ func TestDateArithmetic(t *testing.T) {
 	if string(b2) != `{"D":"2024-02-29"}` {
 		t.Errorf("marshal: %s", b2)
 	}
-	for _, bad := range []string{`{"D":"2023-02-29"}`, `{"D":20240229}`, `{"D":null}`} {
+	for _, bad := range []string{`{"D":"2023-02-29"}`, `{"D":20240229}`, `{"D":""}`} {
 		if err := json.Unmarshal([]byte(bad), &v); err == nil {
 			t.Errorf("unmarshal %s: no error", bad)
+		}
+	}
+	// The zero Date is null both ways.
+	var z struct{ D Date }
+	if b, _ := json.Marshal(z); string(b) != `{"D":null}` {
+		t.Errorf("zero date marshals as %s", b)
+	}
+	if err := json.Unmarshal([]byte(`{"D":null}`), &z); err != nil || !z.D.IsZero() {
+		t.Errorf("null: %v %v", z.D, err)
+	}
+	for _, s := range []string{"1900-01-01", "2026-12-04", "2999-12-31"} {
+		if b, _ := json.Marshal(MustDate(s)); string(b) != `"`+s+`"` {
+			t.Errorf("%s marshals as %s", s, b)
 		}
 	}
 }

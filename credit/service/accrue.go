@@ -1,0 +1,98 @@
+package service
+
+import (
+	"fmt"
+
+	"github.com/fincore/fincore/credit"
+	"github.com/fincore/fincore/ledger"
+)
+
+// Accrual, ageing and penalties of one loan: the end-of-day batch's work, also used by
+// repayments (which earn what falls due on the day they are made before paying it).
+
+// maxCatchUpDays bounds the days one batch run applies to one loan (a loan the batch has not
+// seen for longer catches up over several runs).
+const maxCatchUpDays = 3660
+
+// earnThrough recognises as income the interest and fees of the installments due on or
+// before d that are not yet earned (less what early repayment waived), and returns them.
+func earnThrough(l *Loan, d credit.Date) (interest, fee int64) {
+	for l.Earned < len(l.Schedule) && !l.Schedule[l.Earned].DueDate.After(d) {
+		in := &l.Schedule[l.Earned]
+		interest += in.Interest - l.waived(in.Period, credit.ComponentInterest)
+		fee += in.Fee - l.waived(in.Period, credit.ComponentFee)
+		l.Earned++
+	}
+	return interest, fee
+}
+
+// earnPostings move earned charges from unearned to income.
+func earnPostings(id, currency string, interest, fee int64, meta map[string]string) []ledger.TransferInput {
+	var out []ledger.TransferInput
+	if interest > 0 {
+		out = append(out, ledger.TransferInput{ID: id + ".interest", DebitAccountID: UnearnedAccount(currency),
+			CreditAccountID: InterestIncomeAccount(currency), Amount: interest, Currency: currency, Code: "credit.earn.interest", Metadata: meta})
+	}
+	if fee > 0 {
+		out = append(out, ledger.TransferInput{ID: id + ".fee", DebitAccountID: UnearnedAccount(currency),
+			CreditAccountID: FeeIncomeAccount(currency), Amount: fee, Currency: currency, Code: "credit.earn.fee", Metadata: meta})
+	}
+	return out
+}
+
+// dayResult is what applying business dates to a loan did.
+type dayResult struct {
+	transfers []ledger.TransferInput
+	event     *ledger.ModuleEvent
+	earned    int64
+	penalty   int64
+}
+
+// advance applies the business dates after the loan's LastEOD through d: interest and fees
+// falling due are earned, each day past due charges the product's daily penalty on the
+// unpaid principal, interest and fee of each past-due installment (after the grace days),
+// and the loan is aged (days past due and bucket; a change of bucket is an event). It
+// reports false when the loan had nothing to do (and leaves it unchanged).
+func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
+	var r dayResult
+	if l.Status != LoanActive || !l.LastEOD.Before(d) || l.Next.IsZero() || l.Next.After(d) {
+		return r, false
+	}
+	start := l.LastEOD.AddDays(1)
+	if l.Next.After(start) {
+		start = l.Next
+	}
+	if d.DaysSince(start) > maxCatchUpDays {
+		d = start.AddDays(maxCatchUpDays)
+	}
+	var interest, fee int64
+	for day := start; !day.After(d); day = day.AddDays(1) {
+		i, f := earnThrough(l, day)
+		interest, fee = interest+i, fee+f
+		for _, sp := range credit.DailyPenalties(l.Items, day, p.DailyPenaltyRate, p.GraceDays) {
+			for k := range l.Items {
+				if l.Items[k].Period == sp.Period {
+					l.Items[k].Penalty += sp.Amount
+				}
+			}
+			r.penalty += sp.Amount
+		}
+	}
+	meta := map[string]string{"loan": l.ID, "date": d.String()}
+	r.transfers = earnPostings(fmt.Sprintf("credit.earn.%s.%s", l.ID, d), l.Currency, interest, fee, meta)
+	r.earned = interest + fee
+	if r.penalty > 0 {
+		l.PenaltyTotal += r.penalty
+		r.transfers = append(r.transfers, ledger.TransferInput{ID: fmt.Sprintf("credit.penalty.%s.%s", l.ID, d),
+			DebitAccountID: ReceivableAccount(l.Account), CreditAccountID: PenaltyIncomeAccount(l.Currency),
+			Amount: r.penalty, Currency: l.Currency, Code: "credit.penalty", Metadata: meta})
+	}
+	l.DPD = credit.DaysPastDue(l.Items, d)
+	l.Bucket = credit.BucketOf(l.DPD)
+	l.LastEOD = d
+	l.refresh()
+	if ev, ok := bucketEvent(l, d, "end_of_day"); ok {
+		r.event = &ev
+	}
+	return r, true
+}

@@ -1,0 +1,409 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/fincore/fincore/apierror"
+	"github.com/fincore/fincore/credit"
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/timer"
+)
+
+// The end-of-day batch (DESIGN.md C7). For a business date it runs three stages, each
+// resumable:
+//
+//  1. loans: every open loan is brought to the end of the date (accrual, penalties,
+//     ageing; see advance). Loans are read a page at a time, newest first; the changed
+//     ones are committed in units of several loans, several units at once, and after each
+//     page the run's record (the checkpoint) moves its cursor past the page.
+//  2. statements: on a product's statement day, each of its lines gets a statement.
+//  3. reconcile: the reconciler compares the loans with the ledger (Reconcile).
+//
+// Each loan remembers the last date applied to it (LastEOD), so a loan is never charged
+// twice for a date, whatever the checkpoint says; the checkpoint only spares a resumed run
+// the pages it already did. Statements are written once (their id is the account and
+// date). The run's final unit marks it done and schedules the durable timer of the next
+// date, so the batch drives itself from date to date.
+
+// EOD stages.
+const (
+	StageLoans      = "loans"
+	StageStatements = "statements"
+	StageReconcile  = "reconcile"
+	StageDone       = "done"
+)
+
+// EODHandler is the timer handler of the batch; a timer's payload is its business date.
+const EODHandler = "credit.eod"
+
+// Batch sizes.
+const (
+	eodPage         = 1000 // loans read at once
+	eodUnitLoans    = 40   // loans in one unit at most
+	eodUnitPostings = ledger.UnitMax
+)
+
+// EODRun is the record of the batch for one business date: where it stands and what it did.
+type EODRun struct {
+	Date        credit.Date      `json:"date"`
+	Stage       string           `json:"stage"`
+	Cursor      string           `json:"cursor,omitempty"`
+	Estimate    int64            `json:"estimate"`
+	Loans       int64            `json:"loans"`
+	Changed     int64            `json:"changed"`
+	Earned      int64            `json:"earned"`
+	Penalties   int64            `json:"penalties"`
+	StageEvents int64            `json:"stage_changes"`
+	Statements  int64            `json:"statements"`
+	Resumed     int              `json:"resumed"`
+	Reconcile   *ReconcileReport `json:"reconcile,omitempty"`
+	Started     time.Time        `json:"started"`
+	Finished    time.Time        `json:"finished,omitzero"`
+	Version     int64            `json:"version"`
+}
+
+// Progress is the batch's progress, reported after every page.
+type Progress struct {
+	Date      credit.Date
+	Stage     string
+	Loans     int64 // loans looked at
+	Changed   int64 // loans changed
+	Estimate  int64 // loans expected (yesterday's count; 0 if unknown)
+	Elapsed   time.Duration
+	Done      bool
+	Penalties int64
+}
+
+type eodState struct{ mu sync.Mutex }
+
+// eodID is the record id of a date's run.
+func eodID(d credit.Date) string { return d.String() }
+
+// EODTimer returns the durable timer that runs the batch for d: it fires EODDelay after
+// midnight at the end of d.
+func (s *Service) EODTimer(d credit.Date) timer.Timer {
+	next := d.AddDays(1)
+	at := time.Date(next.Year(), next.Month(), next.Day(), 0, 0, 0, 0, s.cfg.Location).Add(s.cfg.EODDelay)
+	return timer.Timer{ID: EODHandler + ":" + d.String(), Handler: EODHandler, FireAt: at, Payload: []byte(d.String())}
+}
+
+// ScheduleEOD makes sure the timer of today's batch exists (scheduling is idempotent by
+// timer id). Call it at start; every run schedules the next date's timer as it finishes.
+func (s *Service) ScheduleEOD(ctx context.Context) error {
+	_, err := s.eng.Commit(ctx, ledger.Unit{Timers: []timer.Timer{s.EODTimer(s.Today())}})
+	return err
+}
+
+// HandleEODTimer is the timer handler: it runs the batch of the timer's date. An error makes
+// the timer service retry it with backoff; a finished run returns at once.
+func (s *Service) HandleEODTimer(ctx context.Context, t timer.Timer) error {
+	d, err := credit.ParseDate(string(t.Payload))
+	if err != nil {
+		s.cfg.Logger.Error("credit: end-of-day timer with a bad date", "timer", t.ID, "err", err)
+		return nil // retrying cannot fix it
+	}
+	_, err = s.RunEOD(ctx, d, nil)
+	return err
+}
+
+// GetEOD returns the run of a date.
+func (s *Service) GetEOD(ctx context.Context, d credit.Date) (*EODRun, error) {
+	r, err := s.getRecord(ctx, KindEOD, eodID(d))
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, apierror.Newf(apierror.EODRunNotFound, "date", "the end-of-day batch has not run for %s", d)
+	}
+	var run EODRun
+	return &run, decode(r, &run, &run.Version)
+}
+
+func eodRecord(run *EODRun) ledger.RecordWrite {
+	v := run.Version
+	run.Version = v + 1
+	return ledger.RecordWrite{Record: ledger.Record{Kind: KindEOD, ID: eodID(run.Date), Status: run.Stage, Data: encode(run)}, Expect: v}
+}
+
+// RunEOD runs (or resumes, or returns the finished run of) the batch for business date d.
+// progress, if not nil, is called after every page, as is the Observer.
+func (s *Service) RunEOD(ctx context.Context, d credit.Date, progress func(Progress)) (*EODRun, error) {
+	if d.IsZero() {
+		return nil, apierror.Newf(apierror.InvalidRequest, "date", "a business date is required")
+	}
+	if d.After(s.Today()) {
+		return nil, apierror.Newf(apierror.InvalidRequest, "date", "%s has not begun yet (today is %s)", d, s.Today())
+	}
+	s.eodMu.Lock()
+	st := s.eodRun[d]
+	if st == nil {
+		st = &eodState{}
+		s.eodRun[d] = st
+	}
+	s.eodMu.Unlock()
+	st.mu.Lock() // one run of a date at a time in this process
+	defer st.mu.Unlock()
+
+	run, err := s.startRun(ctx, d)
+	if err != nil || run.Stage == StageDone {
+		return run, err
+	}
+	began := time.Now()
+	report := func(done bool) {
+		p := Progress{Date: d, Stage: run.Stage, Loans: run.Loans, Changed: run.Changed, Estimate: run.Estimate,
+			Elapsed: time.Since(began), Done: done, Penalties: run.Penalties}
+		if progress != nil {
+			progress(p)
+		}
+		if s.cfg.Observer != nil {
+			s.cfg.Observer.EODProgress(p)
+		}
+	}
+	report(false)
+	if run.Stage == StageLoans {
+		if err := s.eodLoans(ctx, run, report); err != nil {
+			return run, err
+		}
+	}
+	if run.Stage == StageStatements {
+		if err := s.eodStatements(ctx, run); err != nil {
+			return run, err
+		}
+		run.Stage = StageReconcile
+		if err := s.saveRun(ctx, run, nil); err != nil {
+			return run, err
+		}
+		report(false)
+	}
+	if run.Stage == StageReconcile {
+		rep, err := s.Reconcile(ctx)
+		if err != nil {
+			return run, err
+		}
+		run.Reconcile = rep
+		if !rep.OK() {
+			s.cfg.Logger.Error("credit: reconciliation found differences", "date", d, "mismatches", len(rep.Mismatches))
+		}
+		run.Stage, run.Finished = StageDone, s.cfg.Now().UTC()
+		rec := eodRecord(run)
+		_, err = s.eng.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{rec}, Timers: []timer.Timer{s.EODTimer(d.AddDays(1))},
+			Events: []ledger.ModuleEvent{{Subject: "credit.eod.completed", ID: "credit.eod." + d.String(), Payload: rec.Record.Data}}})
+		if err != nil {
+			run.Version--
+			return run, err
+		}
+		report(true)
+		s.cfg.Logger.Info("credit end of day done", "date", d, "loans", run.Loans, "changed", run.Changed,
+			"penalties", run.Penalties, "statements", run.Statements, "reconciled", rep.OK())
+	}
+	return run, nil
+}
+
+// startRun loads the run of d, creating it if needed.
+func (s *Service) startRun(ctx context.Context, d credit.Date) (*EODRun, error) {
+	for range RetriesMax {
+		run, err := s.GetEOD(ctx, d)
+		if err == nil {
+			if run.Stage != StageDone {
+				run.Resumed++
+				if err := s.saveRun(ctx, run, nil); err != nil {
+					return nil, err
+				}
+				s.cfg.Logger.Info("credit end of day resumed", "date", d, "stage", run.Stage, "cursor", run.Cursor, "loans", run.Loans)
+			}
+			return run, nil
+		}
+		if e := apierror.As(err); e == nil || e.Code != apierror.EODRunNotFound {
+			return nil, err
+		}
+		run = &EODRun{Date: d, Stage: StageLoans, Started: s.cfg.Now().UTC()}
+		if prev, err := s.GetEOD(ctx, d.AddDays(-1)); err == nil {
+			run.Estimate = prev.Loans
+		}
+		_, err = s.eng.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{eodRecord(run)}})
+		if e := apierror.As(err); e != nil && e.Code == apierror.RecordConflict {
+			continue // another process started it: read it
+		}
+		return run, err
+	}
+	return nil, fmt.Errorf("credit: could not start the end-of-day run of %s", d)
+}
+
+// saveRun writes the run's record, with the rest of u if given.
+func (s *Service) saveRun(ctx context.Context, run *EODRun, u *ledger.Unit) error {
+	if u == nil {
+		u = &ledger.Unit{}
+	}
+	u.Records = append(u.Records, eodRecord(run))
+	_, err := s.eng.Commit(ctx, *u)
+	if err != nil {
+		run.Version-- // not written
+	}
+	return err
+}
+
+// eodUnit is the work of some changed loans, committed together.
+type eodUnit struct {
+	loans []*Loan
+	res   []dayResult
+	n     int // postings
+}
+
+func (u *eodUnit) unit() ledger.Unit {
+	var out ledger.Unit
+	for i, l := range u.loans {
+		out.Transfers = append(out.Transfers, u.res[i].transfers...)
+		out.Records = append(out.Records, loanRecord(l))
+		if ev := u.res[i].event; ev != nil {
+			out.Events = append(out.Events, *ev)
+		}
+	}
+	return out
+}
+
+// eodLoans runs stage 1 from the run's cursor.
+func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) error {
+	d := run.Date
+	for {
+		recs, more, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLoan, Status: LoanActive, StartingAfter: run.Cursor, Limit: eodPage})
+		if err != nil {
+			return err
+		}
+		var units []*eodUnit
+		cur := &eodUnit{}
+		for _, r := range recs {
+			if next, ok := loanNext(r.Data); ok && (next.IsZero() || next.After(d)) {
+				continue // nothing to do today: not even decoded
+			}
+			l, err := decodeLoan(r)
+			if err != nil {
+				return err
+			}
+			p, e := s.Product(l.Product)
+			if e != nil {
+				return fmt.Errorf("credit: loan %s: %w", l.ID, e)
+			}
+			res, changed := advance(l, p, d)
+			if !changed {
+				continue
+			}
+			if len(cur.loans) == eodUnitLoans || cur.n+len(res.transfers) > eodUnitPostings {
+				units = append(units, cur)
+				cur = &eodUnit{}
+			}
+			cur.loans, cur.res, cur.n = append(cur.loans, l), append(cur.res, res), cur.n+len(res.transfers)
+		}
+		if len(cur.loans) > 0 {
+			units = append(units, cur)
+		}
+		changed, err := s.commitEODUnits(ctx, d, units)
+		if err != nil {
+			return err
+		}
+		run.Loans += int64(len(recs))
+		run.Changed += changed.loans
+		run.Earned += changed.earned
+		run.Penalties += changed.penalty
+		run.StageEvents += changed.events
+		if len(recs) > 0 {
+			run.Cursor = recs[len(recs)-1].ID
+		}
+		if !more {
+			run.Stage, run.Cursor = StageStatements, ""
+		}
+		if err := s.saveRun(ctx, run, nil); err != nil {
+			return err
+		}
+		report(false)
+		if !more {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+type eodTotals struct{ loans, earned, penalty, events int64 }
+
+// commitEODUnits commits units, EODWorkers at a time. A unit that meets a concurrent change
+// of one of its loans (a repayment) is redone loan by loan from the stored versions.
+func (s *Service) commitEODUnits(ctx context.Context, d credit.Date, units []*eodUnit) (eodTotals, error) {
+	var (
+		mu    sync.Mutex
+		tot   eodTotals
+		first error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, s.cfg.EODWorkers)
+	)
+	add := func(res dayResult) {
+		tot.loans++
+		tot.earned += res.earned
+		tot.penalty += res.penalty
+		if res.event != nil {
+			tot.events++
+		}
+	}
+	for _, u := range units {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, err := s.eng.Commit(ctx, u.unit())
+			if e := apierror.As(err); e != nil && e.Code == apierror.RecordConflict {
+				err = s.redoLoans(ctx, d, u, add, &mu)
+			} else if err == nil {
+				mu.Lock()
+				for _, r := range u.res {
+					add(r)
+				}
+				mu.Unlock()
+			}
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return tot, first
+}
+
+// redoLoans applies the date to each loan of a unit on its own, reading it again.
+func (s *Service) redoLoans(ctx context.Context, d credit.Date, u *eodUnit, add func(dayResult), mu *sync.Mutex) error {
+	for _, old := range u.loans {
+		var res dayResult
+		var did bool
+		err := s.commit(ctx, func() (*ledger.Unit, error) {
+			l, err := s.Loan(ctx, old.ID)
+			if err != nil {
+				return nil, err
+			}
+			p, e := s.Product(l.Product)
+			if e != nil {
+				return nil, e
+			}
+			if res, did = advance(l, p, d); !did {
+				return nil, errDone
+			}
+			one := &eodUnit{loans: []*Loan{l}, res: []dayResult{res}}
+			un := one.unit()
+			return &un, nil
+		})
+		if err != nil {
+			return err
+		}
+		if did {
+			mu.Lock()
+			add(res)
+			mu.Unlock()
+		}
+	}
+	return nil
+}

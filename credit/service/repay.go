@@ -1,0 +1,341 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/fincore/fincore/apierror"
+	"github.com/fincore/fincore/credit"
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/money"
+)
+
+// RepaymentRequest is POST /v1/credit/repayments.
+type RepaymentRequest struct {
+	ID        string
+	AccountID string
+	Amount    int64
+	Currency  string
+	LoanID    string // optional: repay this purchase only
+}
+
+func validateRepayment(r *RepaymentRequest) *apierror.Error {
+	switch {
+	case !ValidID(r.ID):
+		return apierror.Newf(apierror.InvalidRequest, "id", "id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+	case !ValidID(r.AccountID):
+		return apierror.Newf(apierror.InvalidRequest, "account_id", "account_id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+	case r.LoanID != "" && !ValidID(r.LoanID):
+		return apierror.Newf(apierror.InvalidRequest, "purchase_id", "purchase_id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+	case !money.ValidAmount(r.Amount):
+		return apierror.Newf(apierror.InvalidRequest, "amount", "amount must be between 1 and %d minor units", money.MaxAmount)
+	case !money.ValidCode(r.Currency):
+		return apierror.Newf(apierror.InvalidRequest, "currency", "currency %q is not a known ISO 4217 code", r.Currency)
+	}
+	return nil
+}
+
+// Repay applies a repayment (DESIGN.md C5). It pays what is due on the account's open
+// purchases (or the one named), oldest due first across purchases, each installment in the
+// product's allocation order; what is left prepays principal not yet due, purchase by
+// purchase, waiving the interest and fees of installments paid off early. Every split is in
+// the repayment's record with the ledger transfer it was posted in: the repayment clearing
+// account pays the line's receivable, and waivers move from the receivable back to unearned
+// income. Paid principal is available credit again. What the account does not owe is the
+// leftover, which is not taken. Idempotent by id.
+func (s *Service) Repay(ctx context.Context, req RepaymentRequest) (*Repayment, bool, error) {
+	if e := validateRepayment(&req); e != nil {
+		return nil, false, e
+	}
+	hash := fingerprint("repayment", req.ID, req.AccountID, req.Amount, req.Currency, req.LoanID)
+	if r, err := s.existingRepayment(ctx, req.ID, hash); r != nil || err != nil {
+		return r, false, err
+	}
+	if line, err := s.Line(ctx, req.AccountID); err != nil {
+		if e := apierror.As(err); e != nil {
+			e.Param = "account_id"
+		}
+		return nil, false, err
+	} else if line.Currency != req.Currency {
+		return nil, false, apierror.Newf(apierror.CurrencyMismatch, "currency", "credit account %s is in %s, not %s", line.ID, line.Currency, req.Currency)
+	}
+	if err := s.ensureAccounts(ctx, globalAccounts(req.Currency)...); err != nil {
+		return nil, false, err
+	}
+	var out, replay *Repayment
+	err := s.commit(ctx, func() (*ledger.Unit, error) {
+		if err := replayed(s.existingRepayment(ctx, req.ID, hash))(&replay); err != nil {
+			return nil, err
+		}
+		line, err := s.Line(ctx, req.AccountID)
+		if err != nil {
+			return nil, err
+		}
+		loans, err := s.repayableLoans(ctx, &req)
+		if err != nil {
+			return nil, err
+		}
+		rep := &Repayment{ID: req.ID, Account: line.ID, Amount: req.Amount, Currency: req.Currency, Loan: req.LoanID,
+			Date: s.Today(), Hash: hash, Created: s.cfg.Now().UTC().Format("2006-01-02T15:04:05Z"),
+			Splits: []RepaymentSplit{}, Waived: []RepaymentSplit{}}
+		changed, err := s.allocate(rep, loans)
+		if err != nil {
+			return nil, err
+		}
+		if rep.Paid == 0 {
+			return nil, apierror.Newf(apierror.NothingOwed, "amount", "credit account %s owes nothing to repay", line.ID)
+		}
+		u := &ledger.Unit{Transfers: repaymentPostings(rep, line)}
+		u.Transfers = append(u.Transfers, earnPostings("credit.earn.repay."+rep.ID, rep.Currency, rep.EarnedInterest, rep.EarnedFee,
+			map[string]string{"repayment": rep.ID})...)
+		for _, l := range changed {
+			u.Records = append(u.Records, loanRecord(l))
+			if l.Status == LoanPaidOff {
+				line.OpenLoans--
+				u.Events = append(u.Events, ledger.ModuleEvent{Subject: "credit.purchase.paid_off", ID: "credit.paid_off." + l.ID, Payload: u.Records[len(u.Records)-1].Record.Data})
+			}
+		}
+		for _, l := range changed {
+			if ev, ok := bucketEvent(l, rep.Date, "repayment"); ok {
+				u.Events = append(u.Events, ev)
+			}
+		}
+		line.Available += rep.PrincipalRestored
+		rec := ledger.RecordWrite{Record: ledger.Record{Kind: KindRepayment, ID: rep.ID, Owner: line.ID, Status: "applied", Data: encode(rep)}}
+		u.Records = append(u.Records, lineRecord(line), rec)
+		u.Events = append(u.Events, ledger.ModuleEvent{Subject: "credit.repayment.applied", ID: "credit.repayment." + rep.ID, Payload: rec.Record.Data})
+		out = rep
+		return u, nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if replay != nil {
+		return replay, false, nil
+	}
+	return out, true, nil
+}
+
+// repayableLoans are the open loans a repayment may pay.
+func (s *Service) repayableLoans(ctx context.Context, req *RepaymentRequest) ([]*Loan, error) {
+	if req.LoanID != "" {
+		l, err := s.Loan(ctx, req.LoanID)
+		if err != nil {
+			if e := apierror.As(err); e != nil {
+				e.Param = "purchase_id"
+			}
+			return nil, err
+		}
+		if l.Account != req.AccountID {
+			return nil, apierror.Newf(apierror.PurchaseNotFound, "purchase_id", "purchase %q is not on credit account %s", req.LoanID, req.AccountID)
+		}
+		if l.Status != LoanActive {
+			return nil, nil
+		}
+		return []*Loan{l}, nil
+	}
+	recs, _, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLoan, Owner: req.AccountID, Status: LoanActive, Limit: OpenLoansMax + 10})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Loan, 0, len(recs))
+	for _, r := range recs {
+		l, err := decodeLoan(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// oldestOwing is the due date of a loan's oldest installment that owes anything.
+func oldestOwing(l *Loan) credit.Date {
+	var d credit.Date
+	for _, it := range l.Items {
+		if it.Total() > 0 && (d.IsZero() || it.DueDate.Before(d)) {
+			d = it.DueDate
+		}
+	}
+	return d
+}
+
+// allocate splits rep.Amount across loans: first what is due, oldest due first across the
+// loans; then prepayment, loan by loan in the same order. It changes the loans and returns
+// those it changed.
+func (s *Service) allocate(rep *Repayment, loans []*Loan) ([]*Loan, error) {
+	slices.SortFunc(loans, func(a, b *Loan) int {
+		if c := oldestOwing(a).Compare(oldestOwing(b)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	left := rep.Amount
+	changed := map[string]bool{}
+	apply := func(l *Loan, items []credit.Item, prepay bool) error {
+		p, e := s.Product(l.Product)
+		if e != nil {
+			return e
+		}
+		a, err := credit.Allocate(items, left, rep.Date, p.AllocationRule())
+		if err != nil {
+			return err
+		}
+		if len(a.Splits) == 0 {
+			return nil
+		}
+		if !prepay {
+			a.Waived = nil // only due items were offered: nothing to waive
+		}
+		if l.Items, err = credit.Apply(l.Items, a); err != nil {
+			return err
+		}
+		for _, sp := range a.Splits {
+			rep.Splits = append(rep.Splits, RepaymentSplit{Loan: l.ID, Period: sp.Period, Component: sp.Component, Amount: sp.Amount})
+			if sp.Component == credit.ComponentPrincipal {
+				rep.PrincipalRestored += sp.Amount
+			}
+		}
+		for _, w := range a.Waived {
+			rep.Waived = append(rep.Waived, RepaymentSplit{Loan: l.ID, Period: w.Period, Component: w.Component, Amount: w.Amount})
+			l.Waived = append(l.Waived, w)
+		}
+		left -= a.Paid()
+		changed[l.ID] = true
+		return nil
+	}
+	// Pass 1: what is due.
+	for _, l := range loans {
+		var due []credit.Item
+		for _, it := range l.Items {
+			if !it.DueDate.After(rep.Date) && it.Total() > 0 {
+				due = append(due, it)
+			}
+		}
+		if left == 0 || len(due) == 0 {
+			continue
+		}
+		if err := apply(l, due, false); err != nil {
+			return nil, err
+		}
+	}
+	// Pass 2: prepayment of principal not yet due.
+	for _, l := range loans {
+		if left == 0 || l.Owed() == 0 {
+			continue
+		}
+		if err := apply(l, l.Items, true); err != nil {
+			return nil, err
+		}
+	}
+	rep.Paid, rep.Leftover = rep.Amount-left, left
+	var out []*Loan
+	for _, l := range loans {
+		if changed[l.ID] {
+			// Charges falling due today are earned now (the batch would earn them tonight),
+			// so that a plan paid off today leaves nothing unearned.
+			i, f := earnThrough(l, rep.Date)
+			rep.EarnedInterest += i
+			rep.EarnedFee += f
+			if credit.DaysPastDue(l.Items, rep.Date) == 0 && l.DPD > 0 {
+				l.DPD, l.Bucket = 0, credit.BucketCurrent
+			}
+			l.refresh()
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// postingGroup is the key splits are posted under.
+type postingGroup struct {
+	loan      string
+	component credit.Component
+}
+
+// repaymentPostings posts the splits: one transfer per purchase and component (or, when
+// that would not fit in one unit, per component), and likewise for waivers. Each split
+// records the transfer it went into.
+func repaymentPostings(rep *Repayment, line *Line) []ledger.TransferInput {
+	byLoan := len(groupsOf(rep.Splits, true))+len(groupsOf(rep.Waived, true)) <= ledger.UnitMax-2
+	var out []ledger.TransferInput
+	post := func(splits []RepaymentSplit, prefix string, debit, code string) {
+		groups := groupsOf(splits, byLoan)
+		ids := map[postingGroup]string{}
+		for i, g := range groups {
+			id := fmt.Sprintf("credit.%s.%s.%d", prefix, rep.ID, i+1)
+			ids[g] = id
+			var amount int64
+			var periods []string
+			for _, sp := range splits {
+				if key(sp, byLoan) == g {
+					amount += sp.Amount
+					periods = append(periods, strconv.Itoa(sp.Period))
+				}
+			}
+			meta := map[string]string{"repayment": rep.ID, "component": string(g.component)}
+			if byLoan {
+				meta["loan"], meta["periods"] = g.loan, strings.Join(periods, ",")
+			}
+			out = append(out, ledger.TransferInput{ID: id, DebitAccountID: debit, CreditAccountID: line.Receivable,
+				Amount: amount, Currency: rep.Currency, Code: code + string(g.component), Metadata: meta})
+		}
+		for i := range splits {
+			splits[i].Transfer = ids[key(splits[i], byLoan)]
+		}
+	}
+	post(rep.Splits, "repay", RepaymentClearingAccount(rep.Currency), "credit.repayment.")
+	post(rep.Waived, "waive", UnearnedAccount(rep.Currency), "credit.waiver.")
+	return out
+}
+
+func key(sp RepaymentSplit, byLoan bool) postingGroup {
+	if byLoan {
+		return postingGroup{sp.Loan, sp.Component}
+	}
+	return postingGroup{component: sp.Component}
+}
+
+// groupsOf lists the posting groups of splits in first-seen order.
+func groupsOf(splits []RepaymentSplit, byLoan bool) []postingGroup {
+	var out []postingGroup
+	for _, sp := range splits {
+		if k := key(sp, byLoan); !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (s *Service) existingRepayment(ctx context.Context, id, hash string) (*Repayment, error) {
+	return existing(ctx, s, KindRepayment, id, hash, func(r *Repayment) string { return r.Hash })
+}
+
+// GetRepayment returns a repayment.
+func (s *Service) GetRepayment(ctx context.Context, id string) (*Repayment, error) {
+	r, err := s.getRecord(ctx, KindRepayment, id)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, apierror.Newf(apierror.RepaymentNotFound, "id", "repayment %q does not exist", id)
+	}
+	var rep Repayment
+	var v int64
+	return &rep, decode(r, &rep, &v)
+}
+
+// bucketEvent is the event of a loan's change of delinquency bucket, if it changed from
+// what the record held (prevBucket is carried in the loan until written).
+func bucketEvent(l *Loan, d credit.Date, cause string) (ledger.ModuleEvent, bool) {
+	if l.prevBucket == "" || l.prevBucket == l.Bucket {
+		return ledger.ModuleEvent{}, false
+	}
+	payload := encode(map[string]any{"loan_id": l.ID, "account_id": l.Account, "date": d, "from": l.prevBucket,
+		"to": l.Bucket, "days_past_due": l.DPD, "cause": cause})
+	return ledger.ModuleEvent{Subject: "credit.loan.stage_changed", ID: fmt.Sprintf("credit.stage.%s.%s.%s", l.ID, d, l.Bucket), Payload: payload}, true
+}
