@@ -82,7 +82,7 @@ var ErrLimit = errors.New("limit exceeded")
 type Error struct {
 	ID    string // the model's ID
 	Field string // the spec field at fault: "type", "inputs", "source", "scorecard.features[2]", ...
-	Line  int    // for Source, the 1-based line of a LightGBM text model; 0 when not known
+	Line  int    // the 1-based line within Source, when known (LightGBM errors, XGBoost JSON syntax and type errors); else 0
 	Err   error  // what is wrong
 }
 

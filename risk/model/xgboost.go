@@ -99,8 +99,18 @@ func (x *xbool) UnmarshalJSON(b []byte) error {
 // output.
 func parseXGBoost(src string) (*forest, error) {
 	var file xgbFile
-	if err := json.Unmarshal(quoteNonFinite([]byte(src)), &file); err != nil {
-		return nil, fmt.Errorf("is not an XGBoost JSON model: %v", err)
+	data := quoteNonFinite([]byte(src))
+	if err := json.Unmarshal(data, &file); err != nil {
+		wrapped := fmt.Errorf("is not an XGBoost JSON model: %v", err)
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax):
+			return nil, &lineError{lineAt(data, syntax.Offset), wrapped}
+		case errors.As(err, &typ):
+			return nil, &lineError{lineAt(data, typ.Offset), wrapped}
+		}
+		return nil, wrapped
 	}
 	l := file.Learner
 	if l == nil || l.GradientBooster == nil {
@@ -331,6 +341,13 @@ func xgbCategories(t *xgbTree, n int) (map[int][]uint32, error) {
 		out[int(node)] = words
 	}
 	return out, nil
+}
+
+// lineAt is the 1-based line of byte offset off in b. (quoteNonFinite adds no line breaks,
+// so lines in its output are the source's lines.)
+func lineAt(b []byte, off int64) int {
+	off = min(max(off, 0), int64(len(b)))
+	return 1 + bytes.Count(b[:off], []byte("\n"))
 }
 
 // overflow32 is the smallest float64 that float32() rounds to +Inf: MaxFloat32 plus half its

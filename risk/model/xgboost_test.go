@@ -170,6 +170,25 @@ func TestXGBoostRejects(t *testing.T) {
 	}
 }
 
+// TestXGBoostErrorLines: JSON errors name the line of the model file.
+func TestXGBoostErrorLines(t *testing.T) {
+	for _, c := range []struct {
+		name, src string
+		line      int
+	}{
+		{"syntax", strings.Replace(xgbCatModel, `"split_indices":[1,0,0,0,0]`, `"split_indices":[1,0,0,0,0`, 1), 5},
+		{"type", strings.Replace(xgbCatModel, `"left_children":[-1]`, `"left_children":["x"]`, 1), 9},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Build(Spec{ID: "x", Type: TypeXGBoost, Source: c.src})
+			var e *Error
+			if !errors.As(err, &e) || e.Line != c.line || !strings.Contains(err.Error(), "not an XGBoost JSON model") {
+				t.Fatalf("error %v, want one at line %d", err, c.line)
+			}
+		})
+	}
+}
+
 func TestXGBoostTreeLimits(t *testing.T) {
 	var b strings.Builder
 	b.WriteString(`{"learner":{"gradient_booster":{"name":"gbtree","model":{"trees":[`)
