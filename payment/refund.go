@@ -27,7 +27,8 @@ type refundRecord struct {
 	Tries int  `json:"tries"` // times sent
 }
 
-// refundTriesMax bounds how often a refund the bank never received is sent again.
+// refundTriesMax bounds how often a refund the bank certainly did not apply (not received,
+// or failed before acting) is sent again. Refunds go to the payment's channel only.
 const refundTriesMax = 3
 
 // CreateRefund accepts a refund of a succeeded payment and schedules it. The sum of a
@@ -163,14 +164,7 @@ func (s *Service) driveRefund(ctx context.Context, id string) error {
 				return err
 			}
 			s.observe(r.Channel, res.Code, time.Since(t0))
-			if res.Status == bank.Failed && res.Code == bank.CodeNotFound && r.Tries < refundTriesMax {
-				// The bank never received it: send it again.
-				r.Sent, r.Updated = false, s.cfg.Now().UTC()
-				if err := s.writeRefund(ctx, r); err != nil && !isConflict(err) {
-					return err
-				}
-				continue
-			}
+
 		} else {
 			p, err := s.loadPayment(ctx, r.PaymentID)
 			if err != nil {
@@ -197,6 +191,15 @@ func (s *Service) driveRefund(ctx context.Context, id string) error {
 		}
 		if !res.Status.Final() {
 			return s.awaitRefund(ctx, r)
+		}
+		if res.Status == bank.Failed && mayRetry(res.Code) && r.Tries < refundTriesMax {
+			// The bank certainly did not refund (it never got the request, or failed before
+			// acting): send it again, after the timer's backoff.
+			r.Sent, r.Updated = false, s.cfg.Now().UTC()
+			if err := s.writeRefund(ctx, r); err != nil && !isConflict(err) {
+				return err
+			}
+			return errStillUnknown
 		}
 		err = s.settleRefund(ctx, r, res)
 		if isConflict(err) {
