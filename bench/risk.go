@@ -143,7 +143,7 @@ func RiskRuleSet(cfg RiskConfig) string {
 			fmt.Fprintf(&b, "  - {id: r%d, when: event.channel == \"web\" && features.%s >= %d, score: %d, reason: r%d}\n", i, f, 2+i%5, 1+i%10, i)
 		}
 	}
-	b.WriteString("decision: {review_at: 150, reject_at: 400}\n")
+	b.WriteString("decision: {review_at: 300, reject_at: 600}\n")
 	return b.String()
 }
 

@@ -62,7 +62,7 @@ func Backtest(ctx context.Context, st Store, name string, source []byte, from, t
 	if err != nil {
 		return nil, err
 	}
-	e, err := Open(ctx, &scratchStore{lists: lists}, Config{SnapshotEvery: -1, SweepEvery: time.Hour})
+	e, err := Open(ctx, &scratchStore{lists: lists}, Config{SnapshotEvery: -1, SweepEvery: time.Hour, NoCloseSnapshot: true})
 	if err != nil {
 		return nil, err
 	}

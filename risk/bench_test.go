@@ -16,7 +16,7 @@ import (
 // is measured by fincore bench risk).
 func BenchmarkDecide(b *testing.B) {
 	ctx := context.Background()
-	e, err := risk.Open(ctx, risk.DiscardStore(), risk.Config{Logger: storetest.QuietLogger(), SnapshotEvery: -1})
+	e, err := risk.Open(ctx, risk.DiscardStore(), risk.Config{Logger: storetest.QuietLogger(), SnapshotEvery: -1, NoCloseSnapshot: true})
 	if err != nil {
 		b.Fatal(err)
 	}

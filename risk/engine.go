@@ -52,6 +52,8 @@ type Config struct {
 	// SnapshotEvery is how often the feature state is snapshotted (default 10 minutes;
 	// negative: only at Close).
 	SnapshotEvery time.Duration
+	// NoCloseSnapshot skips the snapshot at Close (benchmarks and tools on throw-away state).
+	NoCloseSnapshot bool
 }
 
 // Engine evaluates events against rule sets. It is safe for concurrent use.
@@ -192,7 +194,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 // Close stops the engine: it snapshots the feature state and waits for the decision log to be
 // written.
 func (e *Engine) Close() error {
-	if !e.closed.Load() {
+	if !e.closed.Load() && !e.cfg.NoCloseSnapshot {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := e.Snapshot(ctx); err != nil {
 			e.log.Warn("risk: snapshot at close failed; the next start replays more of the log", "err", err)

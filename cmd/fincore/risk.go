@@ -66,7 +66,7 @@ func cmdBenchRisk(args []string) error {
 	if !ok {
 		return fmt.Errorf("storage %T has no risk store", st)
 	}
-	eng, err := risk.Open(ctx, p.Risk(), risk.Config{Logger: quiet, SnapshotEvery: -1})
+	eng, err := risk.Open(ctx, p.Risk(), risk.Config{Logger: quiet, SnapshotEvery: -1, NoCloseSnapshot: true})
 	if err != nil {
 		return err
 	}

@@ -20,8 +20,7 @@ type Snapshot struct {
 // BucketSnapshot is one time bucket.
 type BucketSnapshot struct {
 	Idx, N, ND int64
-	Sum        float64
-	Min, Max   float64
+	V          float64 // sum, minimum or maximum, by aggregation
 	Hashes     []uint64
 }
 
@@ -38,8 +37,12 @@ func (s *State) Snapshot() Snapshot {
 		}
 		return out
 	}
-	for _, b := range s.bk.bs {
-		out.Buckets = append(out.Buckets, BucketSnapshot{Idx: b.idx, N: b.n, ND: b.nd, Sum: b.sum, Min: b.min, Max: b.max, Hashes: append([]uint64(nil), b.hashes...)})
+	for i, b := range s.bk.bs {
+		bs := BucketSnapshot{Idx: b.idx, N: b.n, V: b.v}
+		if s.bk.ds != nil {
+			bs.ND, bs.Hashes = s.bk.ds[i].nd, append([]uint64(nil), s.bk.ds[i].hashes...)
+		}
+		out.Buckets = append(out.Buckets, bs)
 	}
 	if s.bk.last != nil {
 		out.Last = make(map[uint64]int64, len(s.bk.last))
@@ -79,7 +82,10 @@ func FromSnapshot(sn Snapshot) (*State, bool) {
 		return nil, false
 	}
 	for i, b := range sn.Buckets {
-		s.bk.bs[i] = bucket{idx: b.Idx, n: b.N, nd: b.ND, sum: b.Sum, min: b.Min, max: b.Max, hashes: b.Hashes}
+		s.bk.bs[i] = bucket{idx: b.Idx, n: b.N, v: b.V}
+		if s.bk.ds != nil {
+			s.bk.ds[i] = distinctBucket{nd: b.ND, hashes: b.Hashes}
+		}
 	}
 	s.bk.last = sn.Last
 	return s, true

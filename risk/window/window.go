@@ -160,7 +160,10 @@ func (s *State) Bytes() int {
 		}
 		return base + cap(s.ex.ts)*per
 	}
-	return base + Buckets*40 + len(s.bk.last)*40
+	if s.bk.ds != nil {
+		return base + Buckets*(24+32) + len(s.bk.last)*48
+	}
+	return base + Buckets*24
 }
 
 // exact keeps every event of the window, sorted by time, with running aggregates over the
@@ -376,25 +379,34 @@ type bucketed struct {
 	agg  Agg
 	size int64 // bucket length, ns
 	bs   [Buckets]bucket
-	// last maps a distinct value's hash to the newest bucket it was seen in.
+	// Distinct only: per slot, the values whose newest bucket it is, and the map from a
+	// value's hash to the newest bucket it was seen in.
+	ds   []distinctBucket
 	last map[uint64]int64
 }
 
+// bucket is one slot: which bucket it holds, its event count, and v: the sum (sum, avg), the
+// minimum (min) or the maximum (max) of its events.
 type bucket struct {
-	idx      int64 // which bucket this slot holds; valid when n > 0 or distinct values point here
-	n        int64
-	sum      float64
-	min, max float64
-	nd       int64    // distinct: how many values have this as their newest bucket
-	hashes   []uint64 // distinct: values whose newest bucket was this one when added
+	idx int64
+	n   int64
+	v   float64
 }
 
-func (b *bucketed) at(idx int64) *bucket { return &b.bs[int(((idx%Buckets)+Buckets)%Buckets)] }
+type distinctBucket struct {
+	nd     int64    // how many values have this slot's bucket as their newest
+	hashes []uint64 // values whose newest bucket was this one when added
+}
+
+func (b *bucketed) pos(idx int64) int { return int(((idx % Buckets) + Buckets) % Buckets) }
 
 func newBucketed(w int64, agg Agg) *bucketed {
 	b := &bucketed{agg: agg, size: w / Buckets}
 	for i := range b.bs {
 		b.bs[i].idx = math.MinInt64
+	}
+	if agg == Distinct {
+		b.ds = make([]distinctBucket, Buckets)
 	}
 	return b
 }
@@ -407,20 +419,23 @@ func (b *bucketed) index(ts int64) int64 {
 	return q
 }
 
-// slot returns the slot for bucket idx, clearing it if it held an older bucket.
-func (b *bucketed) slot(idx int64) *bucket {
-	s := b.at(idx)
+// slot returns the slot position for bucket idx, clearing it if it held an older bucket.
+func (b *bucketed) slot(idx int64) int {
+	i := b.pos(idx)
+	s := &b.bs[i]
 	if s.idx != idx {
-		if b.last != nil {
-			for _, h := range s.hashes {
+		if b.ds != nil {
+			d := &b.ds[i]
+			for _, h := range d.hashes {
 				if b.last[h] == s.idx {
 					delete(b.last, h)
 				}
 			}
+			*d = distinctBucket{hashes: d.hashes[:0]}
 		}
-		*s = bucket{idx: idx, hashes: s.hashes[:0]}
+		*s = bucket{idx: idx}
 	}
-	return s
+	return i
 }
 
 func (b *bucketed) add(ts int64, v float64, h uint64, newest int64) int64 {
@@ -429,14 +444,15 @@ func (b *bucketed) add(ts int64, v float64, h uint64, newest int64) int64 {
 		return 0 // its bucket already left the window
 	}
 	// Slots of buckets that left the window are cleared when reused; value ignores them.
-	s := b.slot(bi)
-	if s.n == 0 {
-		s.min, s.max = v, v
-	} else {
-		s.min, s.max = math.Min(s.min, v), math.Max(s.max, v)
+	i := b.slot(bi)
+	s := &b.bs[i]
+	switch {
+	case b.agg == Min && (s.n == 0 || v < s.v), b.agg == Max && (s.n == 0 || v > s.v):
+		s.v = v
+	case b.agg == Sum || b.agg == Avg:
+		s.v += v
 	}
 	s.n++
-	s.sum += v
 	if b.agg == Distinct {
 		if b.last == nil {
 			b.last = make(map[uint64]int64)
@@ -447,13 +463,13 @@ func (b *bucketed) add(ts int64, v float64, h uint64, newest int64) int64 {
 				return 1
 			}
 			if ok {
-				if ps := b.at(prev); ps.idx == prev {
-					ps.nd--
+				if p := b.pos(prev); b.bs[p].idx == prev {
+					b.ds[p].nd--
 				}
 			}
 			b.last[h] = bi
-			s.nd++
-			s.hashes = append(s.hashes, h)
+			b.ds[i].nd++
+			b.ds[i].hashes = append(b.ds[i].hashes, h)
 		}
 	}
 	return 0
@@ -470,13 +486,15 @@ func (b *bucketed) value(t, newest int64) float64 {
 		if s.idx <= lo || s.idx > hi {
 			continue
 		}
-		nd += s.nd
+		if b.ds != nil {
+			nd += b.ds[i].nd
+		}
 		if s.n == 0 {
 			continue
 		}
 		n += s.n
-		sum += s.sum
-		mn, mx = math.Min(mn, s.min), math.Max(mx, s.max)
+		sum += s.v
+		mn, mx = math.Min(mn, s.v), math.Max(mx, s.v)
 	}
 	switch b.agg {
 	case Count:
