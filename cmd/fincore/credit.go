@@ -13,10 +13,18 @@ import (
 )
 
 const creditUsage = `usage: fincore credit schedule --principal N --periods N --method annuity|equal_principal|flat_fee (--annual-rate R | --fee-rate F) --start YYYY-MM-DD
+       fincore credit eod [--date YYYY-MM-DD] [--data DIR | --postgres URL]
 `
 
 // cmdCredit runs the credit subcommands.
 func cmdCredit(args []string) int {
+	if len(args) >= 1 && args[0] == "eod" {
+		if err := cmdCreditEOD(args[1:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintf(os.Stderr, "fincore credit eod: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	if len(args) < 1 || args[0] != "schedule" {
 		fmt.Fprint(os.Stderr, creditUsage)
 		return 2

@@ -69,3 +69,25 @@ func TestCreditScheduleErrors(t *testing.T) {
 		t.Errorf("exit code %d for no subcommand, want 2", code)
 	}
 }
+
+// TestCreditEOD runs the batch from the command line twice on one database: the second run
+// finds the date done; a bad or future date is refused.
+func TestCreditEOD(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 2 {
+		var out, errb bytes.Buffer
+		if err := cmdCreditEOD([]string{"--data", dir, "--date", "2026-01-02"}, &out, &errb); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if !strings.Contains(out.String(), `"stage": "done"`) || i == 0 && !strings.Contains(errb.String(), "2026-01-02 [") {
+			t.Fatalf("run %d: %s / %s", i, out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if err := cmdCreditEOD([]string{"--data", dir, "--date", "2026-02-30"}, &out, &errb); err == nil {
+		t.Error("2026-02-30 accepted")
+	}
+	if err := cmdCreditEOD([]string{"--data", dir, "--date", "2999-01-01"}, &out, &errb); err == nil {
+		t.Error("a future date accepted")
+	}
+}

@@ -23,6 +23,7 @@ Usage:
   fincore keys    create --name NAME --scopes S,S... | list | revoke KEY_ID   [--data DIR | --postgres URL | --url URL]
   fincore ledger verify (--data DIR | --postgres URL)
   fincore credit schedule --principal N --periods N --method annuity|equal_principal|flat_fee (--annual-rate R | --fee-rate F) --start YYYY-MM-DD
+  fincore credit eod [--date YYYY-MM-DD] [--data DIR | --postgres URL]   run the credit end-of-day batch of a date
   fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
   fincore bench routing [--rate N] [--duration D] [--drop-at D] [--seed N]
   fincore bench risk [--clients N] [--duration D] [--http] [--data DIR | --postgres URL]

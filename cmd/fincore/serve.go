@@ -126,22 +126,25 @@ func cmdServe(args []string) error {
 		return fmt.Errorf("payments: %w", err)
 	}
 	defer pays.Close() // after the timers stop: their handlers call the banks
-	if err := timers.Start(context.Background()); err != nil {
-		return err
-	}
-	defer timers.Stop() // first: its handlers use the engine and the bus
-
 	riskEng, err := newRiskEngine(ctx, st, log)
 	if err != nil {
 		return fmt.Errorf("risk engine: %w", err)
 	}
 	defer riskEng.Close()
+	creditSvc, err := newCredit(ctx, eng, st, timers, riskEng, metrics, log)
+	if err != nil {
+		return fmt.Errorf("credit: %w", err)
+	}
+	if err := timers.Start(context.Background()); err != nil {
+		return err
+	}
+	defer timers.Stop() // first: its handlers use the engine and the bus
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	api := withPayments(withRisk(newHandler(eng, st, metrics, log), riskEng), pays)
+	api := withCredit(withPayments(withRisk(newHandler(eng, st, metrics, log), riskEng), pays), creditSvc)
 	acc, err := af.enableAuth(ctx, api, st, metrics, log, os.Stderr)
 	if err != nil {
 		return err

@@ -173,7 +173,7 @@ func TestServeExpiresPendingOnTimers(t *testing.T) {
 		resp.Body.Close()
 		for _, want := range []string{
 			"\n" + `fincore_timer_fires_total{handler="ledger.expire",outcome="ok"} 1` + "\n",
-			"\nfincore_timer_pending 0\n",
+			"\nfincore_timer_pending 1\n", // the credit end-of-day timer of today
 			"\nfincore_timer_window_max 100000\n",
 			"\nfincore_timer_lateness_seconds_count 1\n",
 		} {

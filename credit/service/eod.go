@@ -41,10 +41,12 @@ const EODHandler = "credit.eod"
 
 // Batch sizes.
 const (
-	eodPage         = 1000 // loans read at once
-	eodUnitLoans    = 40   // loans in one unit at most
+	eodUnitLoans    = 40 // loans in one unit at most
 	eodUnitPostings = ledger.UnitMax
 )
+
+// eodPage is how many loans the batch reads at once (a variable for the tests).
+var eodPage = 1000
 
 // EODRun is the record of the batch for one business date: where it stands and what it did.
 type EODRun struct {
