@@ -218,6 +218,9 @@ func (s *Service) settle(ctx context.Context, p Payment, n int, res bank.Result)
 		u.Timers = []timer.Timer{{ID: "payment.query:" + a.BankID, Handler: HandlerQuery, FireAt: now.Add(s.cfg.QueryDelay), Payload: []byte(p.ID)}}
 	}
 	_, err := s.cfg.Ledger.Commit(ctx, u)
+	if err == nil && p.Status.Final() && s.cfg.Finalized != nil {
+		s.cfg.Finalized(p.public())
+	}
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -43,6 +44,9 @@ type Config struct {
 	Observe func(channel string, code bank.Code, d time.Duration)
 	// Webhooks sends merchants' webhooks; nil records deliveries without sending them.
 	Webhooks WebhookSender
+	// Finalized, if set, is called after a payment's final state has committed (for
+	// metrics and benchmarks). It must not block.
+	Finalized func(p Payment)
 }
 
 // Service is the payment service. It is safe for concurrent use.
@@ -50,6 +54,42 @@ type Service struct {
 	cfg   Config
 	log   *slog.Logger
 	stats statsBook
+	// Merchants and cards never change once written: reads of them are cached.
+	merchants cache[Merchant]
+	cards     cache[Card]
+}
+
+// cacheMax bounds each cache; past it, entries are dropped at random.
+const cacheMax = 100_000
+
+// cache is a bounded map of immutable records.
+type cache[T any] struct {
+	mu sync.RWMutex
+	m  map[string]T
+}
+
+func (c *cache[T]) get(id string) (T, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, ok := c.m[id]
+	return v, ok
+}
+
+func (c *cache[T]) put(id string, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]T)
+	}
+	if len(c.m) >= cacheMax {
+		for k := range c.m {
+			delete(c.m, k)
+			if len(c.m) < cacheMax*3/4 {
+				break
+			}
+		}
+	}
+	c.m[id] = v
 }
 
 // New returns a payment service.
@@ -234,12 +274,16 @@ func isConflict(err error) bool {
 	return errors.As(err, &ae) && ae.Code == apierror.RecordConflict
 }
 
-// GetMerchant returns a merchant (without its secret).
+// GetMerchant returns a merchant (with its sealed secret; the API clears it).
 func (s *Service) GetMerchant(ctx context.Context, id string) (Merchant, error) {
+	if m, ok := s.merchants.get(id); ok {
+		return m, nil
+	}
 	var m Merchant
 	if _, err := s.getRecord(ctx, KindMerchant, id, &m); err != nil {
 		return Merchant{}, notFound(err, apierror.MerchantNotFound, "merchant_id", "merchant", id)
 	}
+	s.merchants.put(id, m)
 	return m, nil
 }
 
@@ -299,19 +343,29 @@ func (s *Service) CreateCard(ctx context.Context, in CardInput) (Card, error) {
 
 // GetCard returns a card's public view.
 func (s *Service) GetCard(ctx context.Context, id string) (Card, error) {
+	c, err := s.card(ctx, id)
+	c.Sealed = ""
+	return c, err
+}
+
+// card returns a stored card, sealed data included.
+func (s *Service) card(ctx context.Context, id string) (Card, error) {
+	if c, ok := s.cards.get(id); ok {
+		return c, nil
+	}
 	var c Card
 	if _, err := s.getRecord(ctx, KindCard, id, &c); err != nil {
 		return Card{}, notFound(err, apierror.CardNotFound, "card_id", "card", id)
 	}
-	c.Sealed = ""
+	s.cards.put(id, c)
 	return c, nil
 }
 
 // bankCard opens a card's sealed data for a bank call.
 func (s *Service) bankCard(ctx context.Context, id string) (bank.Card, error) {
-	var c Card
-	if _, err := s.getRecord(ctx, KindCard, id, &c); err != nil {
-		return bank.Card{}, notFound(err, apierror.CardNotFound, "card_id", "card", id)
+	c, err := s.card(ctx, id)
+	if err != nil {
+		return bank.Card{}, err
 	}
 	plain, err := s.cfg.Sealer.Open(c.Sealed, "card:"+c.ID)
 	if err != nil {
@@ -365,9 +419,6 @@ func (s *Service) CreatePayment(ctx context.Context, in PaymentInput) (Payment, 
 		}
 	}
 	hash := in.hash()
-	if p, err := s.GetPayment(ctx, in.ID); err == nil {
-		return s.replay(p, hash)
-	}
 	m, err := s.GetMerchant(ctx, in.MerchantID)
 	if err != nil {
 		return Payment{}, false, err
@@ -389,7 +440,7 @@ func (s *Service) CreatePayment(ctx context.Context, in PaymentInput) (Payment, 
 		Records: []ledger.RecordWrite{{Record: record(KindPayment, p.ID, p.MerchantID, p.Status, p)}},
 		Timers:  []timer.Timer{{ID: "payment.process:" + p.ID, Handler: HandlerProcess, FireAt: now, Payload: []byte(p.ID)}},
 	})
-	if isConflict(err) { // created concurrently by the same id
+	if isConflict(err) { // the id exists: a replay, or a different request
 		cur, gerr := s.GetPayment(ctx, in.ID)
 		if gerr != nil {
 			return Payment{}, false, gerr

@@ -30,3 +30,22 @@ func TestBenchRoutingPrintsJSON(t *testing.T) {
 		t.Error("a drop after the end of the run was accepted")
 	}
 }
+
+func TestBenchPaymentsPrintsJSON(t *testing.T) {
+	out, err := exec.Command(binPath, "bench", "payments", "--duration", "1s", "--clients", "4").Output()
+	if err != nil {
+		t.Fatalf("bench payments: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var res struct {
+		Payments, Succeeded, Failed int64
+		Accepted                    float64 `json:"accepted_per_s"`
+		P99                         float64 `json:"accept_p99_ms"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
+	}
+	if res.Payments == 0 || res.Succeeded+res.Failed != res.Payments || res.Accepted <= 0 || res.P99 <= 0 {
+		t.Errorf("result %+v", res)
+	}
+}

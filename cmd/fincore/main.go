@@ -36,9 +36,10 @@ Run 'fincore COMMAND -h' for a command's flags.
 
 // benchCommands are the `fincore bench NAME` scenarios.
 var benchCommands = map[string]func(args []string) error{
-	"ledger":  cmdBenchLedger,
-	"routing": cmdBenchRouting,
-	"risk":    cmdBenchRisk,
+	"ledger":   cmdBenchLedger,
+	"routing":  cmdBenchRouting,
+	"payments": cmdBenchPayments,
+	"risk":     cmdBenchRisk,
 }
 
 func main() {

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fincore/fincore/bank"
+	"github.com/fincore/fincore/bank/sim"
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/payment"
+	"github.com/fincore/fincore/payment/route"
+	"github.com/fincore/fincore/platform/timer"
+)
+
+// paymentsBenchResult is the final JSON line of `fincore bench payments`.
+type paymentsBenchResult struct {
+	Backend        string  `json:"backend"`
+	Clients        int     `json:"clients"`
+	Payments       int64   `json:"payments"`
+	Succeeded      int64   `json:"succeeded"`
+	Failed         int64   `json:"failed"`
+	AcceptedPerS   float64 `json:"accepted_per_s"`
+	CompletedPerS  float64 `json:"completed_per_s"`
+	AcceptP50Ms    float64 `json:"accept_p50_ms"`
+	AcceptP99Ms    float64 `json:"accept_p99_ms"`
+	CompleteP50Ms  float64 `json:"complete_p50_ms"`
+	CompleteP99Ms  float64 `json:"complete_p99_ms"`
+	BankLatencyP50 float64 `json:"bank_latency_p50_ms"`
+}
+
+// cmdBenchPayments accepts payments for --duration from --clients concurrent clients through
+// the payment service (in process) on fresh embedded or PostgreSQL storage, with three
+// simulated banks answering in 20–200 ms, and measures acceptance latency and how many
+// payments per second are accepted and completed (reach a final state).
+func cmdBenchPayments(args []string) error {
+	fs := flag.NewFlagSet("bench payments", flag.ContinueOnError)
+	clients := fs.Int("clients", 64, "concurrent clients")
+	duration := fs.Duration("duration", 10*time.Second, "how long payments are submitted")
+	workers := fs.Int("workers", 1024, "timer workers (concurrent bank calls)")
+	var sf storeFlags
+	sf.register(fs, false)
+	fs.Lookup("data").DefValue = ""
+	sf.data = ""
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *clients < 1 || *clients > 4096 || *duration <= 0 || *workers < 1 {
+		return fmt.Errorf("want 1 ≤ --clients ≤ 4096, a positive --duration and --workers")
+	}
+	ctx := context.Background()
+	if sf.postgres == "" && sf.data == "" {
+		dir, err := os.MkdirTemp("", "fincore-bench-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		sf.data = dir
+	}
+	st, err := sf.openLedgerStore(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ts, err := timer.New(timer.Config{Store: st.(timer.Provider).Timers(), Workers: *workers, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, TimersCommitted: ts.Committed})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	reg := bank.NewRegistry()
+	for i, code := range []string{"bench-a", "bench-b", "bench-c"} {
+		b, err := sim.New(sim.Options{Name: code, Seed: uint64(i + 1),
+			Profile: sim.Profile{Median: 60 * time.Millisecond, P99: 200 * time.Millisecond, DeclineRate: 0.02}})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		if err := reg.Add(sim.NewChannel(code, bank.Capabilities{Currencies: []string{"CNY"}, Refunds: true}, b)); err != nil {
+			return err
+		}
+	}
+	var succeeded, failed atomic.Int64
+	var mu sync.Mutex
+	created := map[string]time.Time{}
+	var completeLat []time.Duration
+	var lastFinal atomic.Int64
+	sealer, _ := payment.NewSealer(payment.NewKey())
+	svc, err := payment.New(payment.Config{Ledger: eng, Store: st, Channels: reg, Router: route.New(route.Options{}), Sealer: sealer, Logger: quiet,
+		Finalized: func(p payment.Payment) {
+			now := time.Now()
+			if p.Status == payment.StatusSucceeded {
+				succeeded.Add(1)
+			} else {
+				failed.Add(1)
+			}
+			mu.Lock()
+			if t0, ok := created[p.ID]; ok {
+				completeLat = append(completeLat, now.Sub(t0))
+			}
+			mu.Unlock()
+			lastFinal.Store(now.UnixNano())
+		}})
+	if err != nil {
+		return err
+	}
+	for name, h := range svc.Handlers() {
+		ts.Register(name, h)
+	}
+	if err := svc.Setup(ctx); err != nil {
+		return err
+	}
+	if err := ts.Start(ctx); err != nil {
+		return err
+	}
+	defer ts.Stop()
+	if _, err := svc.CreateMerchant(ctx, payment.MerchantInput{ID: "bench", Name: "Bench", Currency: "CNY", FeeBps: 60}); err != nil {
+		return err
+	}
+	card, err := svc.CreateCard(ctx, payment.CardInput{PAN: "6222020200112233446", Holder: "Bench", ExpiryMonth: 12, ExpiryYear: 2035, BankCode: "ICBC"})
+	if err != nil {
+		return err
+	}
+
+	var seq atomic.Int64
+	lats := make([][]time.Duration, *clients)
+	start := time.Now()
+	end := start.Add(*duration)
+	var wg sync.WaitGroup
+	for c := range *clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(end) {
+				id := fmt.Sprintf("bp%08d", seq.Add(1))
+				t0 := time.Now()
+				mu.Lock()
+				created[id] = t0
+				mu.Unlock()
+				if _, _, err := svc.CreatePayment(ctx, payment.PaymentInput{ID: id, MerchantID: "bench", Amount: 1000, Currency: "CNY", CardID: card.ID}); err != nil {
+					fmt.Fprintln(os.Stderr, "create payment:", err)
+					return
+				}
+				lats[c] = append(lats[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	acceptEnd := time.Now()
+	total := seq.Load()
+	// Wait for every accepted payment to finish.
+	deadline := time.Now().Add(5 * time.Minute)
+	for succeeded.Load()+failed.Load() < total {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d payments completed in 5 minutes", succeeded.Load()+failed.Load(), total)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var all []time.Duration
+	for _, l := range lats {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	slices.Sort(completeLat)
+	ms := func(d []time.Duration, q float64) float64 {
+		if len(d) == 0 {
+			return 0
+		}
+		return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000
+	}
+	completeSpan := time.Unix(0, lastFinal.Load()).Sub(start)
+	res := paymentsBenchResult{Backend: sf.backend(), Clients: *clients, Payments: total, Succeeded: succeeded.Load(), Failed: failed.Load(),
+		AcceptedPerS: float64(int64(float64(total)/acceptEnd.Sub(start).Seconds()*10)) / 10,
+		CompletedPerS: float64(int64(float64(total)/completeSpan.Seconds()*10)) / 10,
+		AcceptP50Ms: ms(all, 0.5), AcceptP99Ms: ms(all, 0.99), CompleteP50Ms: ms(completeLat, 0.5), CompleteP99Ms: ms(completeLat, 0.99)}
+	if st := svc.Stats(); len(st) > 0 {
+		res.BankLatencyP50 = st["bench-a"].LatencyP50Ms
+	}
+	fmt.Fprintf(os.Stderr, "payments: %d accepted in %s (%.0f/s, p50 %.2f ms, p99 %.2f ms); all final after %s (%.0f/s); %d succeeded, %d failed\n",
+		total, acceptEnd.Sub(start).Round(time.Millisecond), res.AcceptedPerS, res.AcceptP50Ms, res.AcceptP99Ms,
+		completeSpan.Round(time.Millisecond), res.CompletedPerS, res.Succeeded, res.Failed)
+	out, _ := json.Marshal(res)
+	fmt.Println(string(out))
+	return nil
+}
