@@ -181,9 +181,9 @@ func cmdBenchPayments(args []string) error {
 	}
 	completeSpan := time.Unix(0, lastFinal.Load()).Sub(start)
 	res := paymentsBenchResult{Backend: sf.backend(), Clients: *clients, Payments: total, Succeeded: succeeded.Load(), Failed: failed.Load(),
-		AcceptedPerS: float64(int64(float64(total)/acceptEnd.Sub(start).Seconds()*10)) / 10,
+		AcceptedPerS:  float64(int64(float64(total)/acceptEnd.Sub(start).Seconds()*10)) / 10,
 		CompletedPerS: float64(int64(float64(total)/completeSpan.Seconds()*10)) / 10,
-		AcceptP50Ms: ms(all, 0.5), AcceptP99Ms: ms(all, 0.99), CompleteP50Ms: ms(completeLat, 0.5), CompleteP99Ms: ms(completeLat, 0.99)}
+		AcceptP50Ms:   ms(all, 0.5), AcceptP99Ms: ms(all, 0.99), CompleteP50Ms: ms(completeLat, 0.5), CompleteP99Ms: ms(completeLat, 0.99)}
 	if st := svc.Stats(); len(st) > 0 {
 		res.BankLatencyP50 = st["bench-a"].LatencyP50Ms
 	}
