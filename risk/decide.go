@@ -31,6 +31,34 @@ type Decision struct {
 	Models   map[string]float64 `json:"models,omitempty"`
 	// Errors are rules whose expression failed at run time (they count as not hit).
 	Errors []RuleError `json:"errors,omitempty"`
+
+	c  *Compiled // what decided
+	fv []float64 // feature values in the rule set's order
+	mv []float64 // model values in the rule set's order
+}
+
+// compact returns a copy of d without the Features and Models maps (their values stay in fv
+// and mv), to be remembered for repeated requests at a fraction of the memory.
+func (d *Decision) compact() *Decision {
+	c := *d
+	c.Features, c.Models = nil, nil
+	return &c
+}
+
+// expand returns a copy of a compact decision with its maps rebuilt.
+func (d *Decision) expand() *Decision {
+	c := *d
+	c.Features = make(map[string]float64, len(d.fv))
+	for i, f := range d.c.Features {
+		c.Features[f.Name] = d.fv[i]
+	}
+	if len(d.mv) > 0 {
+		c.Models = make(map[string]float64, len(d.mv))
+		for i, m := range d.c.Models {
+			c.Models[m.id] = d.mv[i]
+		}
+	}
+	return &c
 }
 
 // Reason is a rule that hit.
@@ -69,7 +97,7 @@ func (e *Engine) Decide(ctx context.Context, name string, ev *Event) (*Decision,
 		if err != nil {
 			e.dedupe.forget(ev.ID)
 		} else {
-			s.decs = append(s.decs, dec)
+			s.decs = append(s.decs, dec.compact())
 		}
 		s.err = err
 		close(s.ready)
@@ -82,12 +110,12 @@ func (e *Engine) Decide(ctx context.Context, name string, ev *Event) (*Decision,
 	defer s.mu.Unlock()
 	for _, d := range s.decs {
 		if d.RuleSet == name {
-			return d, nil
+			return d.expand(), nil
 		}
 	}
 	dec, err := e.decide(l, ev, false)
 	if err == nil {
-		s.decs = append(s.decs, dec)
+		s.decs = append(s.decs, dec.compact())
 	}
 	return dec, err
 }
@@ -179,7 +207,7 @@ func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64) *Decision {
 	envAny := env.Interface()
 	machine := vmPool.Get().(*vm.VM)
 	defer vmPool.Put(machine)
-	d := &Decision{RuleSet: c.Name, Version: c.Version, EventID: ev.ID, Reasons: []Reason{}}
+	d := &Decision{RuleSet: c.Name, Version: c.Version, EventID: ev.ID, Reasons: []Reason{}, c: c}
 	var forceReject, forceAccept, forceReview bool
 	for _, r := range c.Rules {
 		out, err := machine.Run(r.prog, envAny)
@@ -214,15 +242,15 @@ func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64) *Decision {
 	default:
 		d.Decision = Accept
 	}
-	d.Features = make(map[string]float64, len(c.Features))
-	for i, f := range c.Features {
-		d.Features[f.Name] = values[c.stateIDs[i]]
+	d.fv = make([]float64, len(c.Features))
+	for i := range c.Features {
+		d.fv[i] = values[c.stateIDs[i]]
 	}
 	if len(c.Models) > 0 {
-		d.Models = make(map[string]float64, len(c.Models))
-		for i, m := range c.Models {
-			d.Models[m.id] = mv.Field(i).Float()
+		d.mv = make([]float64, len(c.Models))
+		for i := range c.Models {
+			d.mv[i] = mv.Field(i).Float()
 		}
 	}
-	return d
+	return d.expand()
 }

@@ -42,7 +42,8 @@ type Config struct {
 	LogQueue int
 	// LogBatch bounds the records written in one transaction (default 4,096).
 	LogBatch int
-	// DedupeMax bounds the event ids remembered for de-duplication (default 2,000,000);
+	// DedupeMax bounds the event ids remembered for de-duplication (default 1,000,000; a
+	// remembered decision takes about 100 bytes plus 8 per feature and model);
 	// the oldest are forgotten first, and ids are kept for at most DedupeWindow (default
 	// 24 hours). The event log's unique id also keeps a later duplicate out of replays.
 	DedupeMax    int
@@ -138,7 +139,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 		cfg.LogBatch = 4096
 	}
 	if cfg.DedupeMax <= 0 {
-		cfg.DedupeMax = 2_000_000
+		cfg.DedupeMax = 1_000_000
 	}
 	if cfg.DedupeWindow <= 0 {
 		cfg.DedupeWindow = 24 * time.Hour

@@ -2,6 +2,7 @@ package risk_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -130,7 +131,7 @@ func TestEngineDecisions(t *testing.T) {
 	}
 	// The same event again: the same answer, and it is not counted twice.
 	again, err := e.Decide(ctx, "pay", event(t, "p5", "payment", 5*time.Minute, `,"user_id":"u1","device_id":"d1","amount":100`))
-	if err != nil || again != d {
+	if err != nil || again.Decision != d.Decision || again.Score != d.Score || again.Features["user_count_1h"] != 6 || again.Models["velocity"] != 7 {
 		t.Fatalf("repeat: %+v %v", again, err)
 	}
 	if _, err := e.Decide(ctx, "pay", event(t, "p5", "payment", 5*time.Minute, `,"user_id":"u1","amount":999`)); !errors.Is(err, risk.ErrIDConflict) {
@@ -196,8 +197,14 @@ func TestEngineDecisions(t *testing.T) {
 	if err != nil || len(logged) != 2 || logged[0].Shadow || logged[0].Decision != "accept" || !logged[1].Shadow || logged[1].Decision != "review" || logged[1].Score != 11 || logged[1].Version != 2 {
 		t.Fatalf("logged: %+v %v", logged, err)
 	}
-	if !strings.Contains(string(logged[0].Body), `"user_count_1h":1`) {
-		t.Fatalf("logged body lacks the features: %s", logged[0].Body)
+	var body struct {
+		Reasons  []risk.Reason      `json:"reasons"`
+		Features map[string]float64 `json:"features"`
+		Models   map[string]float64 `json:"models"`
+	}
+	if err := json.Unmarshal(logged[0].Body, &body); err != nil || body.Features["user_count_1h"] != 1 || len(body.Features) != 4 ||
+		body.Models["velocity"] != 201 || len(body.Reasons) != 2 || body.Reasons[1].Rule != "R6" || body.Reasons[1].Score != 1 {
+		t.Fatalf("logged body: %s (%v)", logged[0].Body, err)
 	}
 }
 
@@ -277,5 +284,37 @@ func TestBacktest(t *testing.T) {
 	rep, err = risk.Backtest(ctx, st, "pay", []byte(cand), t0.Add(4*time.Minute+30*time.Second), t0.Add(time.Hour))
 	if err != nil || rep.Events != 4 || rep.WarmUp != 5 || rep.Candidate["review"] != 3 {
 		t.Fatalf("windowed: %v %s", err, rep.MarshalIndent())
+	}
+}
+
+// TestEviction checks that keys idle for longer than the longest window (plus their own) are
+// evicted, and that eviction changes no value.
+func TestEviction(t *testing.T) {
+	ctx := context.Background()
+	e, _ := openPay(t)
+	defer e.Close()
+	for i, u := range []string{"a", "b", "c"} {
+		if _, err := e.Decide(ctx, "pay", event(t, "e"+u, "payment", time.Duration(i)*time.Minute, `,"user_id":"`+u+`","device_id":"d`+u+`","amount":5`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.Stats().Keys
+	e.Sweep()
+	if got := e.Stats().Keys; got != before || before == 0 {
+		t.Fatalf("swept live keys: %d -> %d", before, got)
+	}
+	// 15 days later (the longest window is 7 days): only the new event's keys remain.
+	d, err := e.Decide(ctx, "pay", event(t, "late", "payment", 15*24*time.Hour, `,"user_id":"a","device_id":"da","amount":5`))
+	if err != nil || d.Features["user_count_1h"] != 1 || d.Features["user_amount_24h"] != 5 {
+		t.Fatalf("after 15 days: %+v %v", d, err)
+	}
+	e.Sweep()
+	st := e.Stats()
+	if st.Evicted == 0 || st.Keys >= before {
+		t.Fatalf("nothing evicted: %+v (before %d keys)", st, before)
+	}
+	d, err = e.Decide(ctx, "pay", event(t, "late2", "payment", 15*24*time.Hour+time.Minute, `,"user_id":"a","device_id":"da","amount":5`))
+	if err != nil || d.Features["user_count_1h"] != 2 || d.Features["device_users_7d"] != 1 {
+		t.Fatalf("after eviction: %+v %v", d.Features, err)
 	}
 }

@@ -3,6 +3,8 @@ package risk
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -38,12 +40,62 @@ func (e *Engine) enqueue(it logItem) {
 	e.logq <- it
 }
 
-// decisionBody is what the decision log keeps of a decision beyond its columns.
-type decisionBody struct {
-	Reasons  []Reason           `json:"reasons"`
-	Features map[string]float64 `json:"features"`
-	Models   map[string]float64 `json:"models,omitempty"`
-	Errors   []RuleError        `json:"errors,omitempty"`
+// appendDecisionBody appends what the decision log keeps of a decision beyond its columns:
+// {"reasons": [...], "features": {...}, "models": {...}, "errors": [...]}, features and models
+// in the rule set's order. It is written by hand because encoding/json's reflection and map
+// sorting were a tenth of the CPU of a decision. Names, rule ids, reasons and actions are
+// restricted by the rule set grammar to characters that need no JSON escaping.
+func appendDecisionBody(b []byte, d *Decision) []byte {
+	b = append(b, `{"reasons":[`...)
+	for i, r := range d.Reasons {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"rule":"`...)
+		b = append(b, r.Rule...)
+		b = append(b, `","reason":"`...)
+		b = append(b, r.Reason...)
+		b = append(b, `","score":`...)
+		b = strconv.AppendInt(b, int64(r.Score), 10)
+		if r.Action != "" {
+			b = append(b, `,"action":"`...)
+			b = append(b, r.Action...)
+			b = append(b, '"')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, `],"features":{`...)
+	c := d.c
+	for i, f := range c.Features {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendNumber(append(append(append(b, '"'), f.Name...), `":`...), d.fv[i])
+	}
+	b = append(b, '}')
+	if len(c.Models) > 0 {
+		b = append(b, `,"models":{`...)
+		for i, m := range c.Models {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendNumber(append(append(append(b, '"'), m.id...), `":`...), d.mv[i])
+		}
+		b = append(b, '}')
+	}
+	if len(d.Errors) > 0 {
+		errs, _ := json.Marshal(d.Errors)
+		b = append(append(b, `,"errors":`...), errs...)
+	}
+	return append(b, '}')
+}
+
+// appendNumber appends v as a JSON number (null for NaN and infinities, which JSON lacks).
+func appendNumber(b []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // writeLog is the single writer of the event and decision log: it takes whatever has queued
@@ -116,7 +168,7 @@ func (e *Engine) record(it logItem, events []LoggedEvent, decisions []LoggedDeci
 		return append(events, LoggedEvent{ID: it.event.ID, Type: it.event.Type, Time: it.event.Time, Body: it.event.Raw, Label: label, Received: now}), decisions
 	}
 	d := it.decision
-	body, _ := json.Marshal(decisionBody{Reasons: d.Reasons, Features: d.Features, Models: d.Models, Errors: d.Errors})
+	body := appendDecisionBody(nil, d)
 	return events, append(decisions, LoggedDecision{
 		EventID: d.EventID, RuleSet: d.RuleSet, Version: d.Version, Shadow: it.shadow,
 		Decision: d.Decision, Score: d.Score, Body: body, At: now,
