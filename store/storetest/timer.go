@@ -1,18 +1,17 @@
 package storetest
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
-	"slices"
+	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fincore/fincore/bench"
 	"github.com/fincore/fincore/platform/clock"
 	"github.com/fincore/fincore/platform/timer"
 )
@@ -367,31 +366,6 @@ func TestTimerService(t *testing.T, open func(t testing.TB) timer.Store) {
 	}
 }
 
-// TimerLoader bulk-inserts n pending timers with ids b000000000.., handler "bench" and a
-// 16-byte payload, due every gap from base, bypassing the service for speed.
-type TimerLoader func(tb testing.TB, n int, base time.Time, gap time.Duration)
-
-// BenchPayload is the payload TimerLoader implementations store.
-var BenchPayload = []byte("0123456789abcdef")
-
-// BenchTimerID is the id of the i-th bulk-loaded timer.
-func BenchTimerID(i int) string { return fmt.Sprintf("b%09d", i) }
-
-// shiftedClock is the system clock moved by a fixed offset, so that bulk-loaded timers come
-// due when the benchmark wants them to.
-type shiftedClock struct{ shift time.Duration }
-
-func (c shiftedClock) Now() time.Time                         { return time.Now().Add(c.shift) }
-func (c shiftedClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-func heapBytes() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // benchEnvInt reads FINCORE_BENCH_TIMER_<name>, for trying other settings by hand.
 func benchEnvInt(name string) int {
 	var v int
@@ -401,92 +375,55 @@ func benchEnvInt(name string) int {
 	return v
 }
 
-// BenchTimerFire holds 1,000,000 pending timers in st, due every 100µs (10,000 a second),
-// and runs the timer service over them with the default configuration (RefillBatchMax and
-// WindowMax can be overridden with FINCORE_BENCH_TIMER_REFILL and FINCORE_BENCH_TIMER_WINDOW).
-// It reports the Go heap the service takes per pending timer and per timer in its window,
-// then fires b.N of them at their sustained rate and reports the achieved rate and the
-// lateness (handler start minus fire time). Run it with a fixed count, e.g. -benchtime
-// 50000x.
-func BenchTimerFire(b *testing.B, st timer.Store, load TimerLoader) {
-	const pending = 1_000_000
-	const gap = 100 * time.Microsecond
+// logWriter sends the benchmark's progress lines to the test log.
+type logWriter struct{ tb testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.tb.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// BenchTimerFire holds 1,000,000 pending timers in st (empty before), due every 100µs
+// (10,000 a second), and runs the timer service over them (bench.RunTimers, which `fincore
+// bench timers` runs too) with the default configuration (RefillBatchMax and WindowMax can
+// be overridden with FINCORE_BENCH_TIMER_REFILL and FINCORE_BENCH_TIMER_WINDOW) until b.N
+// have fired. It reports the Go heap the service takes per pending timer and per timer in
+// its window, the achieved rate and the lateness (handler start minus fire time). Run it
+// with a fixed count, e.g. -benchtime 50000x.
+func BenchTimerFire(b *testing.B, st timer.Store) {
+	const pending, rate = 1_000_000, 10_000
 	if b.N > pending {
 		b.Fatalf("b.N %d exceeds the %d timers loaded", b.N, pending)
 	}
-	base := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	loadStart := time.Now()
-	load(b, pending, base, gap)
-	b.Logf("loaded %d timers in %s", pending, time.Since(loadStart).Round(time.Millisecond))
-
-	lateness := make([]int64, b.N)
-	var fired atomic.Int64
-	allFired := make(chan struct{})
-	// The first timer comes due 3s from now, once the window is loaded and measured.
-	clock := shiftedClock{shift: base.Sub(time.Now()) - 3*time.Second}
-
-	before := heapBytes()
-	window := cmp.Or(benchEnvInt("WINDOW"), timer.DefaultWindowMax)
-	svc, err := timer.New(timer.Config{Store: st, Clock: clock, Logger: QuietLogger(),
-		RefillBatchMax: benchEnvInt("REFILL"), WindowMax: window})
+	res, err := bench.RunTimers(context.Background(), bench.TimerConfig{
+		Timers: pending, Rate: rate, Duration: time.Duration(b.N) * time.Second / rate,
+		WindowMax: benchEnvInt("WINDOW"), RefillBatchMax: benchEnvInt("REFILL"), Progress: logWriter{b},
+	}, st)
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc.Register("bench", func(_ context.Context, t timer.Timer) error {
-		late := clock.Now().Sub(t.FireAt)
-		if i := fired.Add(1) - 1; i < int64(len(lateness)) {
-			lateness[i] = int64(late)
-			if i == int64(len(lateness))-1 {
-				close(allFired)
-			}
-		}
-		return nil
-	})
-	b.ResetTimer()
-	if err := svc.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer svc.Stop()
-	for deadline := time.Now().Add(2500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		// Refills load whole chunks, so a full window has less than two chunks free.
-		if n := svc.Stats().InMemory; n >= window-2*timer.DefaultRefillBatchMax {
-			break
-		}
-	}
-	inMemory := svc.Stats().InMemory
-	after := heapBytes()
-	delta := float64(after) - float64(before)
-	b.ReportMetric(delta/pending, "heap_B/pending_timer")
-	b.ReportMetric(delta/float64(max(inMemory, 1)), "heap_B/window_timer")
-	b.Logf("heap %d -> %d bytes with %d pending, %d in the window", before, after, pending, inMemory)
-
-	select {
-	case <-allFired:
-	case <-time.After(time.Duration(b.N)*gap + time.Minute):
-		b.Fatalf("only %d of %d fired", fired.Load(), b.N)
-	}
-	elapsed := clock.Now().Sub(base)
-	b.StopTimer()
-	slices.Sort(lateness)
-	q := func(p float64) float64 { return float64(lateness[int(p*float64(len(lateness)-1))]) / 1e6 }
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "fires/s")
-	b.ReportMetric(q(0.5), "lateness_p50_ms")
-	b.ReportMetric(q(0.99), "lateness_p99_ms")
-	b.ReportMetric(q(1), "lateness_max_ms")
-	if lateness[0] < 0 {
-		b.Errorf("a timer fired %s early", time.Duration(-lateness[0]))
+	b.ReportMetric(res.BytesPerTimer, "heap_B/pending_timer")
+	b.ReportMetric(res.BytesPerWindowTimer, "heap_B/window_timer")
+	b.ReportMetric(res.FiresPerS, "fires/s")
+	b.ReportMetric(res.LatenessP50Ms, "lateness_p50_ms")
+	b.ReportMetric(res.LatenessP99Ms, "lateness_p99_ms")
+	b.ReportMetric(res.LatenessMaxMs, "lateness_max_ms")
+	if res.Early > 0 {
+		b.Errorf("%d timers fired early", res.Early)
 	}
 }
 
 // BenchTimerDrain fires b.N timers in st that all came due while no service ran (a restart
 // after downtime) and reports how fast the service works through the backlog.
-func BenchTimerDrain(b *testing.B, st timer.Store, load TimerLoader) {
-	load(b, b.N, time.Now().Add(-time.Hour), time.Microsecond)
+func BenchTimerDrain(b *testing.B, st timer.Store) {
+	if err := bench.LoadTimers(context.Background(), st, b.N, time.Now().Add(-time.Hour), time.Microsecond); err != nil {
+		b.Fatal(err)
+	}
 	svc, err := timer.New(timer.Config{Store: st, Logger: QuietLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	svc.Register("bench", func(context.Context, timer.Timer) error { return nil })
+	svc.Register(bench.BenchTimerHandler, func(context.Context, timer.Timer) error { return nil })
 	b.ResetTimer()
 	start := time.Now()
 	if err := svc.Start(context.Background()); err != nil {
