@@ -27,8 +27,8 @@ Usage:
   fincore bench ledger --scenario uniform|hot --batch N --clients N --duration D [--http] [--data DIR | --postgres URL]
   fincore bench routing [--rate N] [--duration D] [--drop-at D] [--seed N]
   fincore bench risk [--clients N] [--duration D] [--http] [--data DIR | --postgres URL]
-  fincore risk backtest --ruleset FILE --from T1 --to T2 [--name NAME] (--data DIR | --postgres URL)
   fincore bench timers [--timers N] [--rate N] [--duration D] [--data DIR | --postgres URL]
+  fincore risk backtest --ruleset FILE --from T1 --to T2 [--name NAME] (--data DIR | --postgres URL)
   fincore bank-sim [--addr 127.0.0.1:9090] [--iso-addr ADDR] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
   fincore version
 
