@@ -47,7 +47,21 @@ type Config struct {
 	// Finalized, if set, is called after a payment's final state has committed (for
 	// metrics and benchmarks). It must not block.
 	Finalized func(p Payment)
+	// Screen, if set, screens every new payment for fraud before it is accepted (the risk
+	// engine). A rejected payment is stored failed with failure_code risk_rejected and
+	// never reaches a bank. If Screen fails, the payment is accepted (and the failure
+	// logged): screening must not stop payments.
+	Screen func(ctx context.Context, p Payment, c Card) (Screening, error)
 }
+
+// Screening is the verdict of Config.Screen.
+type Screening struct {
+	Reject  bool
+	Reasons []string
+}
+
+// FailureRiskRejected is the failure code of a payment the risk screen rejected.
+const FailureRiskRejected = "risk_rejected"
 
 // Service is the payment service. It is safe for concurrent use.
 type Service struct {
@@ -426,7 +440,8 @@ func (s *Service) CreatePayment(ctx context.Context, in PaymentInput) (Payment, 
 	if in.Currency != m.Currency {
 		return Payment{}, false, apierror.Newf(apierror.CurrencyMismatch, "currency", "merchant %s settles in %s, not %s", m.ID, m.Currency, in.Currency)
 	}
-	if _, err := s.GetCard(ctx, in.CardID); err != nil {
+	card, err := s.GetCard(ctx, in.CardID)
+	if err != nil {
 		return Payment{}, false, err
 	}
 	now := s.cfg.Now().UTC()
@@ -436,10 +451,21 @@ func (s *Service) CreatePayment(ctx context.Context, in PaymentInput) (Payment, 
 	if p.Metadata == nil {
 		p.Metadata = map[string]string{}
 	}
-	_, err = s.cfg.Ledger.Commit(ctx, ledger.Unit{
+	u := ledger.Unit{
 		Records: []ledger.RecordWrite{{Record: record(KindPayment, p.ID, p.MerchantID, p.Status, p)}},
 		Timers:  []timer.Timer{{ID: "payment.process:" + p.ID, Handler: HandlerProcess, FireAt: now, Payload: []byte(p.ID)}},
-	})
+	}
+	if s.cfg.Screen != nil {
+		verdict, err := s.cfg.Screen(ctx, p, card)
+		switch {
+		case err != nil:
+			s.log.Warn("payment screening failed; accepting the payment", "payment_id", p.ID, "err", err)
+		case verdict.Reject:
+			p.Status, p.FailureCode = StatusFailed, FailureRiskRejected
+			u = s.finalUnit(ctx, p, nil)
+		}
+	}
+	_, err = s.cfg.Ledger.Commit(ctx, u)
 	if isConflict(err) { // the id exists: a replay, or a different request
 		cur, gerr := s.GetPayment(ctx, in.ID)
 		if gerr != nil {

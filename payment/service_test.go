@@ -483,3 +483,31 @@ func TestPaymentOnPostgres(t *testing.T) {
 		t.Fatalf("merchant holds %d", c-d)
 	}
 }
+
+func TestRiskScreenRejectsBeforeTheBank(t *testing.T) {
+	f := newFixtureWith(t, map[string]sim.Profile{"bank-a": {}}, func(c *payment.Config) {
+		c.Screen = func(_ context.Context, p payment.Payment, card payment.Card) (payment.Screening, error) {
+			if p.Amount >= 100000 {
+				return payment.Screening{Reject: true, Reasons: []string{"too_large"}}, nil
+			}
+			if p.Amount == 13 {
+				return payment.Screening{}, errors.New("risk engine down")
+			}
+			return payment.Screening{}, nil
+		}
+	})
+	f.merchant("m1", 0)
+	c := f.card().ID
+	p, created, err := f.svc.CreatePayment(context.Background(), payment.PaymentInput{ID: "big", MerchantID: "m1", Amount: 100000, Currency: "CNY", CardID: c})
+	if err != nil || !created || p.Status != payment.StatusFailed || p.FailureCode != payment.FailureRiskRejected {
+		t.Fatalf("rejected payment = %+v, %v, %v", p, created, err)
+	}
+	// A failing screen does not stop payments.
+	f.pay("small", "m1", c, 13)
+	if p := f.final("small"); p.Status != payment.StatusSucceeded {
+		t.Fatalf("payment with a failing screen %+v", p)
+	}
+	if s := f.banks["bank-a"].Stats(); s.Requests != 1 {
+		t.Fatalf("the bank saw %d requests, want only the accepted payment's", s.Requests)
+	}
+}

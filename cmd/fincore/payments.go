@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/fincore/fincore/payment/route"
 	"github.com/fincore/fincore/platform/obs"
 	"github.com/fincore/fincore/platform/timer"
+	"github.com/fincore/fincore/risk"
 )
 
 // paymentFlags configure the cashier's channels and keys.
@@ -113,7 +115,7 @@ func splitPairs(s string) (map[string]string, error) {
 var cny = bank.Capabilities{Currencies: []string{"CNY"}, MaxAmount: 5_000_000_00, Refunds: true}
 
 // newPayments builds the cashier on the engine and registers its timer handlers.
-func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timers *timer.Service, key []byte,
+func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timers *timer.Service, riskEng *risk.Engine, key []byte,
 	pf paymentFlags, metrics *obs.Metrics, log *slog.Logger) (*payments, error) {
 	p := &payments{channels: bank.NewRegistry(), router: route.New(route.Options{})}
 	var svc *payment.Service // set below; the simulated banks' notifications need it
@@ -178,7 +180,8 @@ func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timer
 	observe := metrics.BankCallObserver()
 	svc, err = payment.New(payment.Config{Ledger: eng, Store: st, Channels: p.channels, Router: p.router, Sealer: sealer, Logger: log,
 		Observe:  func(ch string, code bank.Code, d time.Duration) { observe(ch, string(code), d) },
-		Webhooks: webhookSender{client: &http.Client{Timeout: 10 * time.Second}}})
+		Webhooks: webhookSender{client: &http.Client{Timeout: 10 * time.Second}},
+		Screen:   riskScreen(riskEng)})
 	if err != nil {
 		return nil, err
 	}
@@ -221,4 +224,40 @@ func (w webhookSender) Send(ctx context.Context, url string, body []byte, sig st
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// PaymentRuleSet is the risk rule set that screens payments, when it is active.
+const PaymentRuleSet = "payment"
+
+// riskScreen screens payments with the risk engine's "payment" rule set (docs/payments.md):
+// the event is {"type": "payment", "id": "pay:<payment id>", "timestamp", "user_id" (the
+// card token), "merchant_id", "amount", "currency", "bank_code"}. Without an active rule set
+// every payment passes.
+func riskScreen(eng *risk.Engine) func(context.Context, payment.Payment, payment.Card) (payment.Screening, error) {
+	if eng == nil {
+		return nil
+	}
+	return func(ctx context.Context, p payment.Payment, c payment.Card) (payment.Screening, error) {
+		raw, err := json.Marshal(map[string]any{"type": "payment", "id": "pay:" + p.ID, "timestamp": p.Created.Format(time.RFC3339Nano),
+			"user_id": c.ID, "merchant_id": p.MerchantID, "amount": p.Amount, "currency": p.Currency, "bank_code": c.BankCode})
+		if err != nil {
+			return payment.Screening{}, err
+		}
+		ev, err := risk.ParseEvent(raw)
+		if err != nil {
+			return payment.Screening{}, err
+		}
+		dec, err := eng.Decide(ctx, PaymentRuleSet, ev)
+		if errors.Is(err, risk.ErrUnknownRuleSet) || errors.Is(err, risk.ErrNotActive) {
+			return payment.Screening{}, nil
+		}
+		if err != nil {
+			return payment.Screening{}, err
+		}
+		out := payment.Screening{Reject: dec.Decision == "reject"}
+		for _, r := range dec.Reasons {
+			out.Reasons = append(out.Reasons, r.Reason)
+		}
+		return out, nil
+	}
 }

@@ -125,10 +125,26 @@ func TestServePayments(t *testing.T) {
 	if len(data) != 3 {
 		t.Fatalf("channels %v", chans)
 	}
+	// With a "payment" rule set active, the risk engine screens payments: this one rejects
+	// anything from 9,000,000 up, before any bank sees it.
+	rs := "rules:\n  - {id: too_big, when: 'event.amount >= 9000000', action: reject, reason: too_big}\ndecision: {review_at: 50, reject_at: 100}\n"
+	req, _ := http.NewRequest("PUT", srv.url("/v1/risk/rulesets/payment"), strings.NewReader(rs))
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := client.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("upload rule set: %v %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	post("/v1/risk/rulesets/payment/activate", map[string]any{"version": 1}, 200)
+	big := post("/v1/payments", map[string]any{"id": "pay_big", "merchant_id": "shop", "amount": 9000000, "currency": "CNY", "card_id": cardID}, 201)
+	if big["status"] != "failed" || big["failure_code"] != "risk_rejected" {
+		t.Fatalf("screened payment %v", big)
+	}
+
 	// A forged notification is refused.
-	req, _ := http.NewRequest("POST", srv.url("/v1/channels/sim-a/notifications"), strings.NewReader(`{"kind":"payment","id":"pay_0.1","status":"succeeded"}`))
+	req, _ = http.NewRequest("POST", srv.url("/v1/channels/sim-a/notifications"), strings.NewReader(`{"kind":"payment","id":"pay_0.1","status":"succeeded"}`))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

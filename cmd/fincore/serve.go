@@ -117,20 +117,20 @@ func cmdServe(args []string) error {
 	relay.Start()
 	defer relay.Stop() // before the bus closes; what it leaves unpublished goes out on the next start
 	timers.Register(ledger.ExpiryHandler, eng.ExpireTimer)
-	key, err := cardKey(sf.data, sf.postgres == "")
-	if err != nil {
-		return err
-	}
-	pays, err := newPayments(ctx, eng, st, timers, key, pf, metrics, log)
-	if err != nil {
-		return fmt.Errorf("payments: %w", err)
-	}
-	defer pays.Close() // after the timers stop: their handlers call the banks
 	riskEng, err := newRiskEngine(ctx, st, log)
 	if err != nil {
 		return fmt.Errorf("risk engine: %w", err)
 	}
 	defer riskEng.Close()
+	key, err := cardKey(sf.data, sf.postgres == "")
+	if err != nil {
+		return err
+	}
+	pays, err := newPayments(ctx, eng, st, timers, riskEng, key, pf, metrics, log)
+	if err != nil {
+		return fmt.Errorf("payments: %w", err)
+	}
+	defer pays.Close() // after the timers stop: their handlers call the banks
 	creditSvc, err := newCredit(ctx, eng, st, timers, riskEng, metrics, log)
 	if err != nil {
 		return fmt.Errorf("credit: %w", err)
