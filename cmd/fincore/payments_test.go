@@ -153,3 +153,25 @@ func TestServePayments(t *testing.T) {
 		t.Fatalf("forged notification: %d", resp.StatusCode)
 	}
 }
+
+// TestServeDemoShowsPayments: serve --demo keeps payments flowing through the simulated banks
+// and the risk engine's payment rule set.
+func TestServeDemoShowsPayments(t *testing.T) {
+	srv := startServer(t, "--data", t.TempDir(), "--demo")
+	defer srv.kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, b, err := doJSON("GET", srv.url("/v1/payments?status=succeeded&limit=3"), nil)
+		if err == nil && st == 200 && strings.Count(string(b), `"status":"succeeded"`) >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no demo payments succeeded: %d %s %v\n%s", st, b, err, srv.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	st, b, _ := doJSON("GET", srv.url("/v1/risk/rulesets/payment"), nil)
+	if st != 200 || !strings.Contains(string(b), `"active_version":1`) {
+		t.Fatalf("the demo's payment rule set: %d %s", st, b)
+	}
+}

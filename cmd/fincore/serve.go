@@ -172,6 +172,11 @@ func cmdServe(args []string) error {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 		go demoTraffic(ctx, eng, log)
+		cards, err := seedPaymentsDemo(ctx, pays.svc, riskEng)
+		if err != nil {
+			return fmt.Errorf("seed payments demo: %w", err)
+		}
+		go paymentsDemoTraffic(ctx, pays.svc, cards, log)
 		if err := printDemo(ctx, acc.Keys, ln.Addr().String()); err != nil {
 			return fmt.Errorf("demo key: %w", err)
 		}
