@@ -150,7 +150,9 @@ func cmdServe(args []string) error {
 		return err
 	}
 	// Where serve starts the config center: give it configAuditor{acc.Keys} as its Auditor
-	// and call watchAccessConfig(ctx, center, acc, log) (cmd/fincore/authconfig.go).
+	// and call watchAccessConfig(ctx, center, acc, log) (cmd/fincore/authconfig.go); register
+	// registerChannelKeys(registry) and call watchChannelConfig(ctx, center, pays.router, log)
+	// (cmd/fincore/payments_config.go).
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
