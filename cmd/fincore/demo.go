@@ -62,8 +62,12 @@ func demoTraffic(ctx context.Context, eng *ledger.Engine, log *slog.Logger) {
 		merchant := fmt.Sprintf("demo:merchant:%d", 1+rand.IntN(demoMerchants))
 		id := fmt.Sprintf("demo-%d-%d", run, n)
 		amount := int64(100 + rand.IntN(50_000))
+		r := rand.IntN(10)
+		if r < 9 && demoScreen != nil && !demoScreen(ctx, id, user, merchant, amount) {
+			continue // refused by the risk engine
+		}
 		var err error
-		switch r := rand.IntN(10); {
+		switch {
 		case r < 6:
 			_, _, err = eng.CreateTransfer(ctx, ledger.TransferInput{ID: id, DebitAccountID: user, CreditAccountID: merchant,
 				Amount: amount, Currency: "CNY", Code: "purchase"})

@@ -173,6 +173,9 @@ func cmdServe(args []string) error {
 		if err := seedDemo(ctx, eng); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
+		if err := seedDemoRisk(ctx, riskEng, log); err != nil {
+			return fmt.Errorf("seed demo risk rules: %w", err)
+		}
 		go demoTraffic(ctx, eng, log)
 		cards, err := seedPaymentsDemo(ctx, pays.svc, riskEng)
 		if err != nil {
