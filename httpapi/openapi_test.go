@@ -39,6 +39,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	}
 	// The ledger engine and the key store are not used while registering routes.
 	s := NewServer(nil, Options{Logger: slog.New(slog.DiscardHandler)})
+	s.RegisterConfig(nil)
 	s.UseAuth(Guard{Keys: auth.NewService(nil, auth.Config{})})
 	s.RegisterRisk(nil)
 	s.RegisterPayments(nil, PaymentsOptions{})

@@ -21,6 +21,7 @@ Usage:
   fincore serve   [--addr 127.0.0.1:8080] [--data DIR | --postgres URL [--migrate]] [--demo]
   fincore migrate (--postgres URL | --data DIR)
   fincore keys    create --name NAME --scopes S,S... | list | revoke KEY_ID   [--data DIR | --postgres URL | --url URL]
+  fincore config  get KEY | set KEY VALUE [--reason R] [--expect-version N] | list [--prefix P] | history KEY   [--server URL] [--key KEY]
   fincore ledger verify (--data DIR | --postgres URL)
   fincore credit schedule --principal N --periods N --method annuity|equal_principal|flat_fee (--annual-rate R | --fee-rate F) --start YYYY-MM-DD
   fincore credit eod [--date YYYY-MM-DD] [--data DIR | --postgres URL]   run the credit end-of-day batch of a date
@@ -63,6 +64,8 @@ func run(args []string) int {
 		err = cmdKeys(args[1:], os.Stdout)
 	case "risk":
 		err = cmdRisk(args[1:])
+	case "config":
+		err = cmdConfig(args[1:], os.Stdout, os.Stderr)
 	case "bank-sim":
 		err = cmdBankSim(args[1:])
 	case "ledger":

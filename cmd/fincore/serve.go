@@ -19,6 +19,7 @@ import (
 	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/bus"
+	"github.com/fincore/fincore/platform/config"
 	"github.com/fincore/fincore/platform/obs"
 )
 
@@ -149,10 +150,18 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	// Where serve starts the config center: give it configAuditor{acc.Keys} as its Auditor
-	// and call watchAccessConfig(ctx, center, acc, log) (cmd/fincore/authconfig.go); register
-	// registerChannelKeys(registry) and call watchChannelConfig(ctx, center, pays.router, log)
-	// (cmd/fincore/payments_config.go).
+	reg := config.NewRegistry()
+	if err := registerChannelKeys(reg); err != nil {
+		return err
+	}
+	center, err := startConfig(ctx, b, api, acc, reg, metrics, log)
+	if err != nil {
+		return fmt.Errorf("config center: %w", err)
+	}
+	defer center.Close() // before the bus closes
+	if _, err := watchChannelConfig(ctx, center, pays.router, log); err != nil {
+		return fmt.Errorf("config center: %w", err)
+	}
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,

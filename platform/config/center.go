@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -49,9 +50,11 @@ const (
 	// authentication is switched on).
 	AnonymousActor = "anonymous"
 
-	// casAttempts bounds the retries of a Set that expects no version and keeps losing the
-	// compare-and-set to concurrent writers.
-	casAttempts = 16
+	// casAttempts bounds the retries of a Set that keeps losing the compare-and-set to
+	// concurrent writers; casBackoff is the most it waits, at random, before each retry (so
+	// that contending writers spread out instead of colliding again).
+	casAttempts = 32
+	casBackoff  = 2 * time.Millisecond
 )
 
 // Auditor receives every change a Center made, after it is stored. A permanent audit log
@@ -264,6 +267,11 @@ func (c *Center) Validate(key string, value []byte) ([]byte, error) {
 	if err := spec.Validate(compact); err != nil {
 		return nil, refuse(ErrValueInvalid, "%s (%s) %v", key, spec.Type, err)
 	}
+	for _, check := range spec.Checks {
+		if err := check(key, compact); err != nil {
+			return nil, refuse(ErrValueInvalid, "%v", err)
+		}
+	}
 	return compact, nil
 }
 
@@ -311,7 +319,14 @@ func (c *Center) Set(ctx context.Context, key string, value []byte, meta Meta) (
 		return Change{}, refuse(ErrMetaInvalid, "the reason must be valid UTF-8 of at most %d bytes", ReasonMaxBytes)
 	}
 
-	for range casAttempts {
+	for attempt := range casAttempts {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return Change{}, fmt.Errorf("config: set %s: %w", key, ctx.Err())
+			case <-time.After(rand.N(casBackoff)):
+			}
+		}
 		var cur record
 		var curVersion uint64
 		e, err := c.kv.Get(ctx, key)

@@ -26,7 +26,9 @@ type Spec struct {
 	// Pattern is the key with placeholders for the parts that vary, in angle brackets:
 	// "channel.<code>.weight". Tokens are separated by dots. A literal token holds lower-case
 	// letters, digits, '_' and '-'; a placeholder matches one token of letters, digits, '_'
-	// and '-', at most 64 bytes.
+	// and '-', at most 64 bytes. The last placeholder may be written <name...>: it then
+	// matches 1 to RestMaxTokens tokens ("switch.<name...>" matches switch.payments and
+	// switch.payments.channel.icbc).
 	Pattern string
 	// Type describes the values for people: "bool", "int 0..1000", "\"on\" | \"off\"".
 	Type string
@@ -34,7 +36,17 @@ type Spec struct {
 	Doc string
 	// Validate checks a value before it is stored. Required.
 	Validate Validator
+	// Checks are further checks of the whole key and value, added with Registry.AddCheck by
+	// the module that applies the key (for example that a key id has the right form).
+	Checks []Check
 }
+
+// Check is a further check of a key and its value (compact JSON); its error text is shown to
+// API clients like a Validator's.
+type Check func(key string, value []byte) error
+
+// RestMaxTokens bounds the tokens a <name...> placeholder matches.
+const RestMaxTokens = 5
 
 // Registry holds the key specs a Center accepts. A key is accepted only if exactly one spec's
 // pattern matches it. It is safe for concurrent use; modules register their keys when they
@@ -48,6 +60,15 @@ type compiled struct {
 	Spec
 	tokens []string // "" marks a placeholder
 	names  []string // placeholder names, by token position ("" for literals)
+	rest   bool     // the last placeholder is <name...>
+}
+
+// lengths returns the fewest and most tokens a matching key has.
+func (c *compiled) lengths() (lo, hi int) {
+	if c.rest {
+		return len(c.tokens), len(c.tokens) - 1 + RestMaxTokens
+	}
+	return len(c.tokens), len(c.tokens)
 }
 
 // NewRegistry returns a registry holding fincore's built-in keys (see docs/config.md):
@@ -81,6 +102,23 @@ func (r *Registry) Register(s Spec) error {
 	}
 	r.specs = append(r.specs, c)
 	return nil
+}
+
+// AddCheck adds a check to the spec registered with pattern: a value is then stored only if
+// the spec's validator and every check accept it.
+func (r *Registry) AddCheck(pattern string, check Check) error {
+	if check == nil {
+		return fmt.Errorf("config: add check to %q: nil check", pattern)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.specs {
+		if c.Pattern == pattern {
+			c.Checks = append(slices.Clip(c.Checks), check)
+			return nil
+		}
+	}
+	return fmt.Errorf("config: add check: no registered pattern %q", pattern)
 }
 
 // Specs returns the registered specs sorted by pattern.
@@ -147,7 +185,14 @@ func compile(s Spec) (*compiled, error) {
 		return nil, fmt.Errorf("config: pattern %q must be 1 to %d bytes", s.Pattern, KeyMaxBytes)
 	}
 	c := &compiled{Spec: s}
-	for t := range strings.SplitSeq(s.Pattern, ".") {
+	pattern, rest := strings.CutSuffix(s.Pattern, "...>")
+	if rest {
+		pattern += ">"
+	}
+	if strings.Contains(pattern, "...") {
+		return nil, fmt.Errorf("config: pattern %q: only the last placeholder may be <name...>", s.Pattern)
+	}
+	for t := range strings.SplitSeq(pattern, ".") {
 		if len(t) > 2 && t[0] == '<' && t[len(t)-1] == '>' {
 			name := t[1 : len(t)-1]
 			if !validLiteral(name) || slices.Contains(c.names, name) {
@@ -163,6 +208,10 @@ func compile(s Spec) (*compiled, error) {
 		c.tokens = append(c.tokens, t)
 		c.names = append(c.names, "")
 	}
+	if rest && c.tokens[len(c.tokens)-1] != "" {
+		return nil, fmt.Errorf("config: pattern %q: <name...> must be a whole token", s.Pattern)
+	}
+	c.rest = rest
 	return c, nil
 }
 
@@ -179,7 +228,7 @@ func validLiteral(t string) bool {
 }
 
 func (c *compiled) match(tokens []string) (map[string]string, bool) {
-	if len(tokens) != len(c.tokens) {
+	if lo, hi := c.lengths(); len(tokens) < lo || len(tokens) > hi {
 		return nil, false
 	}
 	var params map[string]string
@@ -188,7 +237,11 @@ func (c *compiled) match(tokens []string) (map[string]string, bool) {
 			if params == nil {
 				params = make(map[string]string, 1)
 			}
-			params[c.names[i]] = tokens[i]
+			v := tokens[i]
+			if c.rest && i == len(c.tokens)-1 {
+				v = strings.Join(tokens[i:], ".")
+			}
+			params[c.names[i]] = v
 			continue
 		}
 		if tokens[i] != t {
@@ -198,13 +251,16 @@ func (c *compiled) match(tokens []string) (map[string]string, bool) {
 	return params, true
 }
 
-// overlap reports whether some key matches both patterns: same length, and at every position
-// equal literals or at least one placeholder.
+// overlap reports whether some key matches both patterns: their lengths can agree, and at
+// every position both fix, equal literals or at least one placeholder (positions past a
+// pattern's tokens fall in its <name...> placeholder, which takes anything).
 func overlap(a, b *compiled) bool {
-	if len(a.tokens) != len(b.tokens) {
+	alo, ahi := a.lengths()
+	blo, bhi := b.lengths()
+	if ahi < blo || bhi < alo {
 		return false
 	}
-	for i := range a.tokens {
+	for i := range min(len(a.tokens), len(b.tokens)) {
 		if a.tokens[i] != "" && b.tokens[i] != "" && a.tokens[i] != b.tokens[i] {
 			return false
 		}

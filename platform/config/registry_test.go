@@ -20,7 +20,9 @@ func TestRegistryBuiltins(t *testing.T) {
 		{"risk.ruleset.cashout.version", "risk.ruleset.<name>.version", map[string]string{"name": "cashout"}},
 		{"ratelimit.default", "ratelimit.default", nil},
 		{"ratelimit.key.key_9f8e", "ratelimit.key.<key_id>", map[string]string{"key_id": "key_9f8e"}},
-		{"switch.payments", "switch.<feature>", map[string]string{"feature": "payments"}},
+		{"switch.payments", "switch.<name...>", map[string]string{"name": "payments"}},
+		{"switch.payments.channel.icbc", "switch.<name...>", map[string]string{"name": "payments.channel.icbc"}},
+		{"switch.a.b.c.d.e", "switch.<name...>", map[string]string{"name": "a.b.c.d.e"}},
 	} {
 		spec, params, err := r.Lookup(tc.key)
 		if err != nil {
@@ -34,7 +36,7 @@ func TestRegistryBuiltins(t *testing.T) {
 	for _, key := range []string{
 		"", "channel", "channel.icbc", "channel.icbc.colour", "channel..weight", "channel.icbc.weight.",
 		".channel.icbc.weight", "channel.ic bc.weight", "channel.icbc*.weight", "channel.>.weight",
-		"channel.中国.weight", "ratelimit", "ratelimit.key", "switch", "switch.a.b",
+		"channel.中国.weight", "ratelimit", "ratelimit.key", "switch", "switch.a.b.c.d.e.f",
 		"channel." + strings.Repeat("x", 65) + ".weight", strings.Repeat("a.", 200) + "a",
 	} {
 		_, _, err := r.Lookup(key)
@@ -67,18 +69,23 @@ func TestRegistryRegister(t *testing.T) {
 		{"same as built-in", Spec{Pattern: "channel.<code>.weight", Validate: Bool()}},
 		{"overlaps built-in", Spec{Pattern: "channel.icbc.<what>", Validate: Bool()}},
 		{"overlaps switch", Spec{Pattern: "<any>.payments", Validate: Bool()}},
+		{"inside switch's rest", Spec{Pattern: "switch.payments.<x>.<y>.mode", Validate: Bool()}},
+		{"rest over a built-in", Spec{Pattern: "channel.<rest...>", Validate: Bool()}},
+		{"rest not last", Spec{Pattern: "a.<r...>.b", Validate: Bool()}},
 		{"overlaps the new key", Spec{Pattern: "payment.route.<m>.<field>", Validate: Bool()}},
 	} {
 		if err := r.Register(tc.spec); err == nil {
 			t.Errorf("%s: Register(%q) succeeded", tc.name, tc.spec.Pattern)
 		}
 	}
-	// Same length, different literal: no overlap.
-	if err := r.Register(Spec{Pattern: "channel.<code>.cost", Validate: Int(0, 100)}); err != nil {
-		t.Fatalf("a distinct pattern was refused: %v", err)
+	// Same length, different literal: no overlap. Nor past a rest placeholder's reach.
+	for _, p := range []string{"channel.<code>.cost", "switch.a.b.c.d.e.f", "feature.<x...>"} {
+		if err := r.Register(Spec{Pattern: p, Validate: Int(0, 100)}); err != nil {
+			t.Fatalf("a distinct pattern %q was refused: %v", p, err)
+		}
 	}
 	specs := r.Specs()
-	if len(specs) != len(builtins())+2 {
+	if len(specs) != len(builtins())+4 {
 		t.Fatalf("%d specs", len(specs))
 	}
 	for i := 1; i < len(specs); i++ {
@@ -101,8 +108,8 @@ func TestBuiltinValues(t *testing.T) {
 		{"channel.a.priority", []string{"-5", "0", "9223372036854775807"}, []string{"9223372036854775808", "0.5", "true"}, "integer"},
 		{"risk.ruleset.r.version", []string{"1", "42"}, []string{"0", "-3", "2.5"}, ">= 1"},
 		{"ratelimit.default",
-			[]string{`{"rate_per_s":100,"burst":200}`, `{"burst":1,"rate_per_s":0.5}`, `{"rate_per_s":1e3,"burst":5}`},
-			[]string{`{"rate_per_s":0,"burst":1}`, `{"rate_per_s":-1,"burst":1}`, `{"rate_per_s":1,"burst":0}`,
+			[]string{`{"rate_per_s":100,"burst":200}`, `{"burst":1,"rate_per_s":0.5}`, `{"rate_per_s":1e3,"burst":5}`, `{"rate_per_s":1e9,"burst":1000000000}`},
+			[]string{`{"rate_per_s":0,"burst":1}`, `{"rate_per_s":0,"burst":0}`, `{"rate_per_s":-1,"burst":1}`, `{"rate_per_s":1,"burst":0}`, `{"rate_per_s":1,"burst":1000000001}`,
 				`{"rate_per_s":1}`, `{"burst":1}`, `{"rate_per_s":1,"burst":1,"x":2}`, `{"rate_per_s":"1","burst":1}`,
 				`{"rate_per_s":1,"burst":1.5}`, `{"rate_per_s":1,"burst":1,"burst":2}`, `[1,2]`, `{"rate_per_s":2e9,"burst":1}`},
 			"burst"},
@@ -170,4 +177,37 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestAddCheck(t *testing.T) {
+	r := NewRegistry()
+	c := &Center{reg: r}
+	before, _, _ := r.Lookup("ratelimit.key.abc")
+	err := r.AddCheck("ratelimit.key.<key_id>", func(key string, value []byte) error {
+		if !strings.HasPrefix(key, "ratelimit.key.fk_") {
+			return errors.New(key + ": not a key id")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AddCheck("ratelimit.key.<id>", func(string, []byte) error { return nil }); err == nil {
+		t.Fatal("AddCheck on an unregistered pattern succeeded")
+	}
+	v := []byte(`{"rate_per_s":1,"burst":1}`)
+	if _, err := c.Validate("ratelimit.key.fk_1", v); err != nil {
+		t.Fatalf("value passing both checks refused: %v", err)
+	}
+	_, err = c.Validate("ratelimit.key.abc", v)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Kind != ErrValueInvalid || ce.Detail != "ratelimit.key.abc: not a key id" {
+		t.Fatalf("value failing the added check: %v", err)
+	}
+	if _, err := c.Validate("ratelimit.key.fk_1", []byte(`{"rate_per_s":1}`)); !errors.Is(err, ErrValueInvalid) {
+		t.Fatalf("the spec's own validator no longer runs: %v", err)
+	}
+	if len(before.Checks) != 0 {
+		t.Fatal("AddCheck changed a spec returned earlier")
+	}
 }

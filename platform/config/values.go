@@ -14,7 +14,7 @@ import (
 // fraction, no exponent, no quotes), a boolean is true or false, an object has exactly its
 // documented fields, each once. Modules build their own validators from these.
 
-// Degradation switch states (keys switch.<feature>).
+// Degradation switch states (keys switch.<name...>).
 const (
 	SwitchOn       = "on"       // the feature runs normally
 	SwitchDegraded = "degraded" // the feature runs in its reduced mode (the module defines it)
@@ -48,8 +48,8 @@ func builtins() []Spec {
 			Doc: "The token bucket of an API key that has no limit of its own."},
 		{Pattern: "ratelimit.key.<key_id>", Type: `{"rate_per_s": number > 0, "burst": int >= 1}`, Validate: validateRateLimit,
 			Doc: "The token bucket of API key <key_id>, instead of ratelimit.default."},
-		{Pattern: "switch.<feature>", Type: `"on" | "degraded" | "off"`, Validate: Enum(SwitchOn, SwitchDegraded, SwitchOff),
-			Doc: "The degradation switch of <feature>: on, degraded (the module's reduced mode) or off."},
+		{Pattern: "switch.<name...>", Type: `"on" | "degraded" | "off"`, Validate: Enum(SwitchOn, SwitchDegraded, SwitchOff),
+			Doc: "The degradation switch <name>: a module (ledger, payments) or a finer part of one (payments.channel.icbc); on, degraded (the module's reduced mode) or off."},
 	}
 }
 
@@ -129,7 +129,7 @@ func parseEnum(v []byte, allowed []string) (string, error) {
 	return "", fmt.Errorf("must be one of %s, not %s", quoteAll(allowed), describe(v))
 }
 
-// ParseSwitch decodes a degradation switch (switch.<feature>).
+// ParseSwitch decodes a degradation switch (switch.<name...>).
 func ParseSwitch(v []byte) (string, error) {
 	return parseEnum(v, []string{SwitchOn, SwitchDegraded, SwitchOff})
 }
