@@ -43,6 +43,7 @@ var benchCommands = map[string]func(args []string) error{
 	"payments": cmdBenchPayments,
 	"risk":     cmdBenchRisk,
 	"timers":   cmdBenchTimers,
+	"eod":      cmdBenchEOD,
 }
 
 func main() {

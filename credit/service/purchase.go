@@ -90,7 +90,7 @@ func (s *Service) Purchase(ctx context.Context, req PurchaseRequest) (*Loan, boo
 	if err := s.ensureAccounts(ctx, append(globalAccounts(line.Currency), receivableInput(line.ID, line.Currency), merchantInput(req.MerchantID, line.Currency))...); err != nil {
 		return nil, false, err
 	}
-	var replay *Loan
+	var replay, made *Loan
 	err = s.commit(ctx, func() (*ledger.Unit, error) {
 		if err := replayed(s.existingLoan(ctx, req.ID, hash))(&replay); err != nil {
 			return nil, err
@@ -104,13 +104,13 @@ func (s *Service) Purchase(ctx context.Context, req PurchaseRequest) (*Loan, boo
 		}
 		line.Available -= req.Amount
 		line.OpenLoans++
-		l := *loan
+		l := *loan // the template stays at version 0 for a retry
 		u := &ledger.Unit{
 			Transfers: purchasePostings(&l, line),
 			Records:   []ledger.RecordWrite{loanRecord(&l), lineRecord(line)},
 		}
 		u.Events = []ledger.ModuleEvent{{Subject: "credit.purchase.created", ID: "credit.purchase." + l.ID, Payload: u.Records[0].Record.Data}}
-		loan = &l
+		made = &l
 		return u, nil
 	})
 	if err != nil {
@@ -119,7 +119,7 @@ func (s *Service) Purchase(ctx context.Context, req PurchaseRequest) (*Loan, boo
 	if replay != nil {
 		return replay, false, nil
 	}
-	return loan, true, nil
+	return made, true, nil
 }
 
 // checkDraw checks that line can fund the purchase now.

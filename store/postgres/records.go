@@ -112,7 +112,7 @@ func (s *LedgerStore) ListRecords(ctx context.Context, q ledger.RecordQuery) ([]
 		if err != nil {
 			return nil, false, err
 		}
-		add("(created_at < ? OR (created_at = ? AND id < ?))", at, at, q.StartingAfter)
+		add("(created_at, id) < (?, ?)", at, q.StartingAfter) // a row value: an index range
 	}
 	limit := max(q.Limit, 1)
 	args = append(args, limit+1)
