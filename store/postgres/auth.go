@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +49,13 @@ func (s *AuthStore) CreateKey(ctx context.Context, k auth.Key, e auth.AuditEntry
 func (s *AuthStore) CreateFirstKey(ctx context.Context, k auth.Key, e auth.AuditEntry) (bool, error) {
 	var created bool
 	var err error
-	for range 5 {
+	// Serializable transactions racing for the first key fail with 40001 but one; the
+	// others retry after a short random pause (up to 20 times: many first starts at once
+	// on a loaded machine can take several rounds).
+	for attempt := range 20 {
+		if attempt > 0 {
+			time.Sleep(time.Duration(1+rand.IntN(20*attempt)) * time.Millisecond)
+		}
 		created = false
 		err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(tx pgx.Tx) error {
 			var exists bool
