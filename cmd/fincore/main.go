@@ -29,6 +29,7 @@ Usage:
   fincore bench routing [--rate N] [--duration D] [--drop-at D] [--seed N]
   fincore bench risk [--clients N] [--duration D] [--http] [--data DIR | --postgres URL]
   fincore bench timers [--timers N] [--rate N] [--duration D] [--data DIR | --postgres URL]
+  fincore bench config [--watchers 100] [--sets 500] [--interval 10ms] [--data DIR | --nats URL]
   fincore risk backtest --ruleset FILE --from T1 --to T2 [--name NAME] (--data DIR | --postgres URL)
   fincore bank-sim [--addr 127.0.0.1:9090] [--iso-addr ADDR] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
   fincore version
@@ -38,6 +39,7 @@ Run 'fincore COMMAND -h' for a command's flags.
 
 // benchCommands are the `fincore bench NAME` scenarios.
 var benchCommands = map[string]func(args []string) error{
+	"config":   cmdBenchConfig,
 	"ledger":   cmdBenchLedger,
 	"routing":  cmdBenchRouting,
 	"payments": cmdBenchPayments,
