@@ -76,6 +76,8 @@ func TestDependencies(t *testing.T) {
 		// config works on a JetStream connection, not the bus package, and knows no module (net/http
 		// comes in with the NATS client).
 		{"platform/config", append([]string{mod + "ledger", mod + "platform/bus", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
+		// idem stores keys through its Store interface and knows nothing of HTTP.
+		{"platform/idem", append([]string{"net/http", mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		{"platform/bus", append([]string{mod + "ledger", mod + "httpapi", mod + "store/", mod + "cmd/"}, drivers...)},
 		// obs sees the ledger through its Store interface and hooks, never an adapter or a
 		// driver (database/sql itself comes in with client_golang's collectors).

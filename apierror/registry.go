@@ -17,6 +17,7 @@ const (
 	IDConflict           Code = "id_conflict"
 	IdempotencyConflict  Code = "idempotency_conflict"
 	RecordConflict       Code = "record_conflict"
+	IdempotencyInFlight  Code = "idempotency_in_progress"
 	CurrencyMismatch     Code = "currency_mismatch"
 	SameAccount          Code = "same_account"
 	ExceedsCredits       Code = "exceeds_credits"
@@ -83,7 +84,8 @@ var registry = []Def{
 	{TransferNotFound, 404, "The transfer does not exist."},
 	{PendingNotFound, 404, "The pending transfer does not exist, or the transfer is not pending."},
 	{IDConflict, 409, "An object with this id already exists with a different body."},
-	{IdempotencyConflict, 409, "This Idempotency-Key was used with a different request body."},
+	{IdempotencyConflict, 409, "This Idempotency-Key was used with a different request (method, path or body)."},
+	{IdempotencyInFlight, 409, "A request with this Idempotency-Key is still being processed; retry after the Retry-After header's seconds."},
 	{RecordConflict, 409, "The object was changed by another request at the same time; read it again and retry."},
 	{CurrencyMismatch, 422, "The currencies of the transfer and its accounts differ."},
 	{SameAccount, 422, "The debit and credit accounts are the same."},

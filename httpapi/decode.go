@@ -48,6 +48,11 @@ func (s *Server) readOptionalBody(w http.ResponseWriter, r *http.Request) ([]byt
 			return nil, apierror.Newf(apierror.UnsupportedMedia, "", "charset %q is not supported; send UTF-8.", clip(cs))
 		}
 	}
+	return s.readLimited(w, r)
+}
+
+// readLimited reads the request's body within the size limit.
+func (s *Server) readLimited(w http.ResponseWriter, r *http.Request) ([]byte, *apierror.Error) {
 	if r.ContentLength > s.maxBody {
 		return nil, s.tooLarge()
 	}

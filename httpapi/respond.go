@@ -52,8 +52,16 @@ func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
 // writeError writes e with an explicit status (an atomic batch answers 422 with its failing
 // item's code).
 func (s *Server) writeError(w http.ResponseWriter, status int, e *apierror.Error) {
-	if sw, ok := w.(*statusWriter); ok {
-		sw.code = e.Code
+	for u := w; u != nil; {
+		if sw, ok := u.(*statusWriter); ok {
+			sw.code = e.Code
+			break
+		}
+		wr, ok := u.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		u = wr.Unwrap()
 	}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")

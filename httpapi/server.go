@@ -16,6 +16,7 @@ import (
 
 	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/idem"
 )
 
 // DefaultMaxBodyBytes is the default limit on a request body (1 MiB).
@@ -38,6 +39,9 @@ type Options struct {
 	// no-op unless the program installs an SDK). A W3C traceparent header from the client
 	// makes the span a child of the client's.
 	TracerProvider trace.TracerProvider
+	// Idempotency, if set, makes every POST route honour the Idempotency-Key header
+	// (docs/api.md); without it the header is ignored.
+	Idempotency *idem.Service
 }
 
 // Server is the HTTP API. It is an http.Handler; more routes (from other modules) are added
@@ -50,7 +54,8 @@ type Server struct {
 	mux     *http.ServeMux
 	onDone  func(method, route string, status int, d time.Duration)
 	tracer  trace.Tracer
-	guard   atomic.Pointer[Guard] // nil: authentication off (UseAuth turns it on)
+	guard   atomic.Pointer[Guard]        // nil: authentication off (UseAuth turns it on)
+	idem    atomic.Pointer[idem.Service] // nil: Idempotency-Key ignored
 
 	mu      sync.Mutex
 	routes  []string          // registered patterns, "METHOD /path"
@@ -72,6 +77,7 @@ func NewServer(eng *ledger.Engine, opts Options) *Server {
 	}
 	s := &Server{eng: eng, log: opts.Logger, maxBody: opts.MaxBodyBytes, mux: http.NewServeMux(), onDone: opts.Observe,
 		tracer: newTracer(opts.TracerProvider)}
+	s.idem.Store(opts.Idempotency)
 	s.HandleFunc("GET /healthz", s.healthz)
 	s.HandleFunc("GET /openapi.json", serveOpenAPI)
 	s.registerLedger()
@@ -86,11 +92,16 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.HandleScoped(pattern
 
 // HandleScoped registers h for pattern like Handle, and records the scope ("ledger:read",
 // "admin", ...) a caller's key must hold to use the route. The scope is enforced by the
-// authentication layer, which reads it with Scope; "" marks a public route.
+// authentication layer, which reads it with Scope; "" marks a public route. A POST route
+// honours the Idempotency-Key header (see Options.Idempotency), with keys scoped to the
+// caller's Actor.
 func (s *Server) HandleScoped(pattern, scope string, h http.Handler) {
 	method, _, ok := strings.Cut(pattern, " ")
 	if !ok || method == "" || strings.HasPrefix(method, "/") {
 		panic("httpapi: pattern " + pattern + " must start with a method")
+	}
+	if method == http.MethodPost {
+		h = s.idempotent(h)
 	}
 	s.mux.Handle(pattern, h)
 	s.mu.Lock()

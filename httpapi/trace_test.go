@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/idem"
 	"github.com/fincore/fincore/store/sqlite"
 )
 
@@ -36,7 +37,8 @@ func tracedAPI(t *testing.T) (*testAPI, *tracetest.SpanRecorder) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := NewServer(eng, Options{Logger: slog.New(slog.DiscardHandler), TracerProvider: tp})
+	svc := idem.New(st.(idem.Provider).Idempotency(), idem.Config{Logger: slog.New(slog.DiscardHandler)})
+	api := NewServer(eng, Options{Logger: slog.New(slog.DiscardHandler), TracerProvider: tp, Idempotency: svc})
 	api.HandleFunc("GET /boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
 	srv := httptest.NewServer(api)
 	t.Cleanup(func() {
@@ -89,6 +91,7 @@ func TestTraceRequestSpanTree(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("traceparent", "00-"+traceID+"-"+clientSpan+"-01")
 	req.Header.Set("X-Request-Id", "req-trace-1")
+	req.Header.Set(IdempotencyKeyHeader, "trace-key")
 	a.send(req).wantStatus(t, 201)
 
 	srv := oneSpan(t, rec, "POST /v1/accounts")
@@ -118,6 +121,7 @@ func TestTraceRequestSpanTree(t *testing.T) {
 		"http.response.status_code": attribute.IntValue(201),
 		"url.path":                  attribute.StringValue("/v1/accounts"),
 		"fincore.request_id":        attribute.StringValue("req-trace-1"),
+		"fincore.idempotency":       attribute.StringValue("executed"),
 	} {
 		if got := attrs(srv)[k]; got != want {
 			t.Errorf("server span %s = %v, want %v", k, got.Emit(), want.Emit())

@@ -20,6 +20,7 @@ import (
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/bus"
 	"github.com/fincore/fincore/platform/config"
+	"github.com/fincore/fincore/platform/idem"
 	"github.com/fincore/fincore/platform/obs"
 )
 
@@ -66,6 +67,7 @@ func cmdServe(args []string) error {
 	tf.register(fs)
 	var pf paymentFlags
 	pf.register(fs)
+	idemTTL := fs.Duration("idempotency-ttl", idem.DefaultTTL, "how long an Idempotency-Key is remembered")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -140,12 +142,15 @@ func cmdServe(args []string) error {
 		return err
 	}
 	defer timers.Stop() // first: its handlers use the engine and the bus
+	idems, stopIdems := startIdempotency(st, *idemTTL, metrics, log)
+	defer stopIdems()
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
 	api := withCredit(withPayments(withRisk(newHandler(eng, st, metrics, log), riskEng), pays), creditSvc)
+	api.UseIdempotency(idems)
 	acc, err := af.enableAuth(ctx, api, st, metrics, log, os.Stderr)
 	if err != nil {
 		return err

@@ -44,8 +44,9 @@ type Metrics struct {
 	outbox *outboxCollector
 	timers *timerMetrics
 
-	configOnce sync.Once
-	config     *configMetrics // nil until ConfigObserver
+	configOnce   sync.Once
+	config       *configMetrics // nil until ConfigObserver
+	idemRequests *prometheus.CounterVec
 }
 
 // New returns a registry with the HTTP, ledger, Go runtime and process metrics registered.
@@ -109,6 +110,7 @@ func New() *Metrics {
 	m.reg.MustRegister(m.outbox)
 	m.timers = newTimerMetrics()
 	m.reg.MustRegister(m.timers)
+	m.registerIdempotency()
 	m.reg.MustRegister(
 		m.httpRequests, m.httpDuration,
 		m.groupInputs, m.commitDuration, m.records, m.groups, m.accounts, m.commitFailures,
