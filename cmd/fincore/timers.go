@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/bus"
 	"github.com/fincore/fincore/platform/obs"
@@ -27,7 +29,7 @@ func newTimerService(ctx context.Context, st ledger.Store, b *bus.Bus, m *obs.Me
 	if err := b.EnsureStream(ctx, timerStream, []string{"timer.>"}); err != nil {
 		return nil, err
 	}
-	svc, err := timer.New(timer.Config{Store: p.Timers(), Publisher: b, Observer: m, Logger: log})
+	svc, err := timer.New(timer.Config{Store: p.Timers(), Publisher: b, Observer: m, Logger: log, TracerProvider: otel.GetTracerProvider()})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults for the Config fields left zero.
@@ -69,6 +71,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, if set, is told about every delivery attempt (for metrics).
 	Observer Observer
+	// TracerProvider makes a "timer.fire" span around every delivery attempt (default: none
+	// are made).
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -153,7 +158,8 @@ type Stats struct {
 
 // Service fires durable timers. Create it with New, register handlers, then Start it.
 type Service struct {
-	cfg Config
+	cfg    Config
+	tracer trace.Tracer
 
 	hmu      sync.RWMutex
 	handlers map[string]HandlerFunc
@@ -195,6 +201,7 @@ func New(cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	return &Service{
 		cfg:        cfg,
+		tracer:     newTracer(cfg.TracerProvider),
 		handlers:   map[string]HandlerFunc{},
 		byID:       map[string]*entry{},
 		wake:       make(chan struct{}, 1),
@@ -572,7 +579,7 @@ func (s *Service) worker(ctx context.Context) {
 			continue // cancelled while queued
 		}
 		started := s.cfg.Clock.Now()
-		err := s.deliver(ctx, e.t)
+		err := s.deliverTraced(ctx, e, started)
 		if ctx.Err() != nil {
 			return // abandoned: fires again after a restart
 		}
