@@ -63,6 +63,7 @@ type server struct {
 	cmd  *exec.Cmd
 	logs *lockedBuffer
 	env  []string // the process environment; nil: this one's
+	bin  string   // the binary; "": binPath
 }
 
 func startServer(t testing.TB, storeArgs ...string) *server {
@@ -75,7 +76,11 @@ func (s *server) start() {
 	s.t.Helper()
 	s.logs = &lockedBuffer{}
 	args := append([]string{"serve", "--addr", s.addr, "--log-level", "warn"}, s.args...)
-	s.cmd = exec.Command(binPath, args...)
+	bin := binPath
+	if s.bin != "" {
+		bin = s.bin
+	}
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if err := s.cmd.Start(); err != nil {

@@ -18,7 +18,7 @@ var version = ""
 const usage = `fincore — a consumer-finance core: double-entry ledger and the services around it.
 
 Usage:
-  fincore serve   [--addr 127.0.0.1:8080] [--data DIR | --postgres URL [--migrate]] [--demo]
+  fincore serve   [--addr 127.0.0.1:8080] [--data DIR | --postgres URL [--migrate] [--lock postgres|nats|none] [--lease-ttl 10s] [--instance NAME]] [--demo]
   fincore migrate (--postgres URL | --data DIR)
   fincore keys    create --name NAME --scopes S,S... | list | revoke KEY_ID   [--data DIR | --postgres URL | --url URL]
   fincore config  get KEY | set KEY VALUE [--reason R] [--expect-version N] | list [--prefix P] | history KEY   [--server URL] [--key KEY]

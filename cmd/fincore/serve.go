@@ -68,6 +68,8 @@ func cmdServe(args []string) error {
 	var pf paymentFlags
 	pf.register(fs)
 	idemTTL := fs.Duration("idempotency-ttl", idem.DefaultTTL, "how long an Idempotency-Key is remembered")
+	var lf lockFlags
+	lf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -110,8 +112,12 @@ func cmdServe(args []string) error {
 	if err != nil {
 		return fmt.Errorf("timers: %w", err)
 	}
-	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify, TracerProvider: otel.GetTracerProvider(),
-		TimersCommitted: timers.Committed})
+	lessor, err := lf.lessor(ctx, &sf, st, b, metrics, log)
+	if err != nil {
+		return err
+	}
+	eng, err := ledger.Open(ctx, gateCommits(st), ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify, TracerProvider: otel.GetTracerProvider(),
+		TimersCommitted: timers.Committed, Lessor: lessor})
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,12 @@ type Backend interface {
 	Release(ctx context.Context, name, holder string, token uint64) error
 }
 
+// Provider is implemented by storage handles (such as a ledger store) whose database also
+// holds a lock table: it returns that database's Backend.
+type Provider interface {
+	Locks() Backend
+}
+
 // Observer is told about a Locker's leases (for metrics). Its methods must not block.
 type Observer interface {
 	// Acquired: a lease was granted; takeover is true when it replaced an unreleased lease.

@@ -47,6 +47,9 @@ type Metrics struct {
 	configOnce   sync.Once
 	config       *configMetrics // nil until ConfigObserver
 	idemRequests *prometheus.CounterVec
+
+	lockOnce sync.Once
+	locks    *lockMetrics // nil until LockObserver
 }
 
 // New returns a registry with the HTTP, ledger, Go runtime and process metrics registered.

@@ -22,6 +22,9 @@ var _ lock.Backend = (*LockStore)(nil)
 // Locks returns the lock backend of d.
 func (d *DB) Locks() *LockStore { return &LockStore{db: d} }
 
+// Locks returns the lock backend of the ledger store's database (lock.Provider).
+func (o ownedLedger) Locks() lock.Backend { return o.db.Locks() }
+
 // nowNs is the server's clock in Unix nanoseconds (at microsecond precision).
 const nowNs = `(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint`
 

@@ -26,6 +26,9 @@ var _ lock.Backend = (*LockStore)(nil)
 // Locks returns the lock backend of d.
 func (d *DB) Locks() *LockStore { return &LockStore{db: d} }
 
+// Locks returns the lock backend of the ledger store's database (lock.Provider).
+func (o ownedLedger) Locks() lock.Backend { return o.db.Locks() }
+
 // releaseDeadLeases frees the leases of earlier processes; Open calls it once it holds the
 // data directory's lock.
 func (d *DB) releaseDeadLeases(ctx context.Context) error {
