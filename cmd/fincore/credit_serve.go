@@ -35,11 +35,14 @@ func newCredit(ctx context.Context, eng *ledger.Engine, st ledger.Store, timers 
 	if err != nil {
 		return nil, err
 	}
-	if err := svc.EnsureChart(ctx); err != nil {
-		return nil, err
-	}
 	timers.Register(service.EODHandler, svc.HandleEODTimer)
-	if err := svc.ScheduleEOD(ctx); err != nil {
+	// Both write through the ledger: on a standby they wait until it is the writer.
+	if err := setupAsWriter(ctx, eng, log, "credit", func(ctx context.Context) error {
+		if err := svc.EnsureChart(ctx); err != nil {
+			return err
+		}
+		return svc.ScheduleEOD(ctx)
+	}); err != nil {
 		return nil, err
 	}
 	return svc, nil

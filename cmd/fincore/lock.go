@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/bus"
 	"github.com/fincore/fincore/platform/lock"
@@ -120,4 +121,39 @@ func (x ledgerLessor) Acquire(ctx context.Context) (ledger.WriterLease, error) {
 		return nil, err
 	}
 	return lease, nil
+}
+
+// setupAsWriter runs a module's start-up writes to the ledger (idempotent, such as creating
+// its accounts): now if this instance is the ledger writer, else in the background as soon as
+// it becomes the writer, so that a standby starts without writing. Errors other than
+// not_leader are returned (now) or logged and retried (later).
+func setupAsWriter(ctx context.Context, eng *ledger.Engine, log *slog.Logger, what string, setup func(context.Context) error) error {
+	err := setup(ctx)
+	if e := apierror.As(err); e == nil || e.Code != apierror.NotLeader {
+		return err
+	}
+	log.Info("standby: setup deferred until this instance is the ledger writer", "module", what)
+	go func() {
+		backoff := 100 * time.Millisecond
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			if !eng.Writable() {
+				continue
+			}
+			err := setup(ctx)
+			if err == nil {
+				log.Info("setup done as the ledger writer", "module", what)
+				return
+			}
+			if e := apierror.As(err); e == nil || e.Code != apierror.NotLeader {
+				log.Error("setup as the ledger writer failed; retrying", "module", what, "err", err)
+				backoff = min(2*backoff, 10*time.Second)
+			}
+		}
+	}()
+	return nil
 }

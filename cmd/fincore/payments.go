@@ -186,7 +186,7 @@ func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timer
 		return nil, err
 	}
 	p.svc = svc
-	if err := svc.Setup(ctx); err != nil {
+	if err := setupAsWriter(ctx, eng, log, "payments", svc.Setup); err != nil {
 		return nil, err
 	}
 	for name, h := range svc.Handlers() {
