@@ -71,6 +71,13 @@ const (
 	TooManyOpenLoans       Code = "too_many_open_purchases"
 	NothingOwed            Code = "nothing_owed"
 	PurchaseDeclined       Code = "purchase_declined"
+
+	ReconStatementInvalid    Code = "recon_statement_invalid"
+	ReconReportNotFound      Code = "recon_report_not_found"
+	ReconDiscrepancyNotFound Code = "recon_discrepancy_not_found"
+	ReconAlreadyResolved     Code = "recon_already_resolved"
+	ReconNotAdjustable       Code = "recon_not_adjustable"
+	ReconLimitExceeded       Code = "recon_limit_exceeded"
 )
 
 // registry: code, HTTP status, default message. Order is the order of docs/errors.md.
@@ -110,6 +117,12 @@ var registry = []Def{
 	{ChannelNotFound, 404, "No bank channel has this code."},
 	{WebhookNotFound, 404, "No webhook delivery has this id."},
 	{SignatureInvalid, 401, "The notification's signature is missing, malformed, expired or wrong."},
+	{ReconStatementInvalid, 400, "The statement file is malformed; the message names the first bad line. Nothing was imported."},
+	{ReconReportNotFound, 404, "No statement of this channel and business day has been imported."},
+	{ReconDiscrepancyNotFound, 404, "The reconciliation report has no discrepancy with this id."},
+	{ReconAlreadyResolved, 409, "The discrepancy is resolved already (a discrepancy resolves once)."},
+	{ReconNotAdjustable, 422, "No adjustment can resolve this discrepancy now (our side is still processing, the currencies differ, or the books already agree); accept it with a note."},
+	{ReconLimitExceeded, 422, "The report would exceed a reconciliation limit (50 discrepancies, 20 statement revisions, 100 cross-day items); nothing was stored."},
 	{Unauthenticated, 401, "The request has no API key, or its key is invalid or revoked (Authorization: Bearer <key>)."},
 	{Forbidden, 403, "The API key lacks the scope this route needs."},
 	{KeyNotFound, 404, "The API key does not exist."},

@@ -43,6 +43,7 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	s.UseAuth(Guard{Keys: auth.NewService(nil, auth.Config{})})
 	s.RegisterRisk(nil)
 	s.RegisterPayments(nil, PaymentsOptions{})
+	s.RegisterRecon(nil, ReconOptions{})
 	s.RegisterCredit(nil)
 	registered := map[string]bool{}
 	for _, r := range s.Routes() {

@@ -128,15 +128,7 @@ func cmdKeys(args []string, stdout io.Writer) error {
 
 func openKeysClient(ctx context.Context, sf storeFlags, base string) (keysClient, error) {
 	if base != "" {
-		token := os.Getenv(envAPIKey)
-		if token == "" {
-			return nil, fmt.Errorf("--url needs an admin key in $%s", envAPIKey)
-		}
-		u, err := url.Parse(base)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--url %q is not an http(s) URL", base)
-		}
-		return &httpKeys{base: strings.TrimSuffix(base, "/"), token: token, c: &http.Client{Timeout: 30 * time.Second}}, nil
+		return newAPIClient(base, 30*time.Second, "--url needs an admin key in $"+envAPIKey)
 	}
 	st, err := sf.openLedgerStore(ctx, false)
 	if err != nil {
@@ -191,14 +183,21 @@ type httpKeys struct {
 	c           *http.Client
 }
 
+// do calls the server: body (JSON-encoded, or a rawBody as it is) if any, and the answer
+// decoded into out.
 func (h *httpKeys) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	ct := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case rawBody: // sent as it is
+		rd, ct = bytes.NewReader(b.data), b.contentType
+	default:
+		j, err := json.Marshal(body)
 		if err != nil {
 			return err
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, h.base+path, rd)
 	if err != nil {
@@ -206,7 +205,7 @@ func (h *httpKeys) do(ctx context.Context, method, path string, body, out any) e
 	}
 	req.Header.Set("Authorization", "Bearer "+h.token)
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ct)
 	}
 	resp, err := h.c.Do(req)
 	if err != nil {

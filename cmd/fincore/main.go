@@ -31,6 +31,7 @@ Usage:
   fincore bench timers [--timers N] [--rate N] [--duration D] [--data DIR | --postgres URL]
   fincore bench config [--watchers 100] [--sets 500] [--interval 10ms] [--data DIR | --nats URL]
   fincore risk backtest --ruleset FILE --from T1 --to T2 [--name NAME] (--data DIR | --postgres URL)
+  fincore recon   import|show|resolve --channel C --date YYYY-MM-DD ... [--url URL]   (key in $FINCORE_API_KEY)
   fincore bank-sim [--addr 127.0.0.1:9090] [--iso-addr ADDR] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
   fincore version
 
@@ -71,6 +72,8 @@ func run(args []string) int {
 		err = cmdConfig(args[1:], os.Stdout, os.Stderr)
 	case "bank-sim":
 		err = cmdBankSim(args[1:])
+	case "recon":
+		err = cmdRecon(args[1:], os.Stdout)
 	case "ledger":
 		if len(args) < 2 || args[1] != "verify" {
 			fmt.Fprint(os.Stderr, "usage: fincore ledger verify (--data DIR | --postgres URL)\n")

@@ -156,6 +156,7 @@ func cmdServe(args []string) error {
 		return err
 	}
 	api := withCredit(withPayments(withRisk(newHandler(eng, st, metrics, log), riskEng), pays), creditSvc)
+	api = withRecon(api, pays)
 	api.UseIdempotency(idems)
 	acc, err := af.enableAuth(ctx, api, st, metrics, log, os.Stderr)
 	if err != nil {
