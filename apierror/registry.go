@@ -71,6 +71,7 @@ const (
 	TooManyOpenLoans       Code = "too_many_open_purchases"
 	NothingOwed            Code = "nothing_owed"
 	PurchaseDeclined       Code = "purchase_declined"
+	RefundExceedsPrincipal Code = "refund_exceeds_principal"
 
 	ReconStatementInvalid    Code = "recon_statement_invalid"
 	ReconReportNotFound      Code = "recon_report_not_found"
@@ -145,6 +146,7 @@ var registry = []Def{
 	{LineFrozen, 422, "The credit account is frozen; it takes no purchases."},
 	{TooManyOpenLoans, 422, "The credit account has the most open purchases it may have (50); repay one first."},
 	{NothingOwed, 422, "The credit account (or purchase) owes nothing; the repayment was not taken."},
+	{RefundExceedsPrincipal, 422, "The merchant refund is more than the principal the purchase still owes; nothing was changed."},
 	{PurchaseDeclined, 422, "The purchase was declined by the risk decision."},
 	{Internal, 500, "An internal error occurred; it has been logged."},
 

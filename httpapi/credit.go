@@ -36,6 +36,7 @@ func (s *Server) RegisterCredit(svc *service.Service) {
 	s.HandleScoped("GET /v1/credit/accounts/{id}/statements", ScopeCreditRead, http.HandlerFunc(c.listStatements))
 	s.HandleScoped("POST /v1/credit/purchases", ScopeCreditWrite, http.HandlerFunc(c.purchase))
 	s.HandleScoped("GET /v1/credit/purchases/{id}", ScopeCreditRead, http.HandlerFunc(c.getPurchase))
+	s.HandleScoped("POST /v1/credit/purchases/{id}/refunds", ScopeCreditWrite, http.HandlerFunc(c.refund))
 	s.HandleScoped("POST /v1/credit/repayments", ScopeCreditWrite, http.HandlerFunc(c.repay))
 	s.HandleScoped("GET /v1/credit/repayments/{id}", ScopeCreditRead, http.HandlerFunc(c.getRepayment))
 	s.HandleScoped("GET /v1/credit/eod/{date}", ScopeCreditRead, http.HandlerFunc(c.getEOD))
@@ -150,6 +151,15 @@ func (c *creditAPI) repay(w http.ResponseWriter, r *http.Request) {
 		str("currency", &req.Currency).str("purchase_id", &req.LoanID)
 	c.create(w, r, f, []string{"id", "account_id", "amount", "currency"}, func(ctx context.Context) (any, bool, error) {
 		return c.svc.Repay(ctx, req)
+	})
+}
+
+// refund serves POST /v1/credit/purchases/{id}/refunds: {"id", "amount"}.
+func (c *creditAPI) refund(w http.ResponseWriter, r *http.Request) {
+	req := service.RefundRequest{LoanID: r.PathValue("id")}
+	f := newFields().str("id", &req.ID).int("amount", 1, money.MaxAmount, &req.Amount)
+	c.create(w, r, f, []string{"id", "amount"}, func(ctx context.Context) (any, bool, error) {
+		return c.svc.RefundPurchase(ctx, req)
 	})
 }
 

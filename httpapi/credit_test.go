@@ -186,3 +186,41 @@ func waitEOD(t *testing.T, a *testAPI, date string) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+func TestCreditRefundOverHTTP(t *testing.T) {
+	a, _, _ := newCreditAPI(t)
+	a.do("POST", "/v1/credit/applications", `{"id":"app1","customer_id":"c1","name":"Li Lei","id_number":"`+idNumber+`","monthly_income":2500000}`).
+		wantStatus(t, http.StatusCreated)
+	a.do("POST", "/v1/credit/purchases", `{"id":"p1","account_id":"ca_c1","merchant_id":"m1","amount":299900,"currency":"CNY","plan":"installments","periods":3}`).
+		wantStatus(t, http.StatusCreated)
+	// Refused refunds change nothing.
+	a.do("POST", "/v1/credit/purchases/p1/refunds", `{"id":"f1","amount":299901}`).wantError(t, 422, "refund_exceeds_principal", "amount")
+	a.do("POST", "/v1/credit/purchases/nope/refunds", `{"id":"f1","amount":1}`).wantError(t, 404, "purchase_not_found", "id")
+	a.do("POST", "/v1/credit/purchases/p1/refunds", `{"id":"f1","amount":1.5}`).wantError(t, 400, "invalid_request", "amount")
+	a.do("POST", "/v1/credit/purchases/p1/refunds", `{"amount":1}`).wantError(t, 400, "invalid_request", "id")
+	recv, _ := a.eng.Account(context.Background(), service.ReceivableAccount("ca_c1"))
+	if recv.Balances.CreditsPosted != 0 {
+		t.Fatalf("refused refunds posted: %+v", recv.Balances)
+	}
+	// Refunding period 3 in full: its principal 99,968 and fee 1,500.
+	var ref struct {
+		ChargesCut int64 `json:"charges_cut"`
+		Cuts       []struct {
+			Transfer string `json:"transfer_id"`
+		} `json:"cuts"`
+	}
+	a.do("POST", "/v1/credit/purchases/p1/refunds", `{"id":"f1","amount":99968}`).wantStatus(t, http.StatusCreated).decode(t, &ref)
+	if ref.ChargesCut != 1_500 || len(ref.Cuts) != 2 || ref.Cuts[0].Transfer == "" {
+		t.Fatalf("refund: %+v", ref)
+	}
+	a.do("POST", "/v1/credit/purchases/p1/refunds", `{"id":"f1","amount":99968}`).wantStatus(t, http.StatusOK)
+	a.do("POST", "/v1/credit/purchases/p1/refunds", `{"id":"f1","amount":5}`).wantError(t, 409, "id_conflict", "id")
+	var loan struct {
+		Owed     int64 `json:"owed"`
+		Refunded int64 `json:"refunded"`
+	}
+	a.do("GET", "/v1/credit/purchases/p1", "").wantStatus(t, 200).decode(t, &loan)
+	if loan.Owed != 304_400-99_968-1_500 || loan.Refunded != 99_968 {
+		t.Fatalf("purchase after refund: %+v", loan)
+	}
+}

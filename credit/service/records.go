@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/fincore/fincore/credit"
@@ -22,6 +23,7 @@ const (
 	KindRepayment   = "credit.repayment"
 	KindStatement   = "credit.statement"
 	KindEOD         = "credit.eod"
+	KindRefund      = "credit.refund"
 )
 
 // Line statuses.
@@ -91,6 +93,10 @@ type Loan struct {
 	Items []credit.Item `json:"items"`
 	// Waived are the interest and fees waived by early repayment, per installment.
 	Waived []credit.Split `json:"waived"`
+	// Refunded is the principal merchant refunds took off the plan; RefundCuts are the
+	// interest and fees they took off installments not yet earned (so never earned).
+	Refunded   int64          `json:"refunded,omitempty"`
+	RefundCuts []credit.Split `json:"refund_cuts,omitempty"`
 	// Earned is the number of installments whose interest and fee have been recognised as
 	// income (on their due dates, in period order).
 	Earned int `json:"earned"`
@@ -125,10 +131,11 @@ func (l *Loan) OwedPrincipal() int64 {
 	return n
 }
 
-// waived returns what was waived of component c on period k.
+// waived returns what was waived of component c on period k, by early repayment or by a
+// merchant refund: charges that are never earned.
 func (l *Loan) waived(k int, c credit.Component) int64 {
 	var n int64
-	for _, s := range l.Waived {
+	for _, s := range slices.Concat(l.Waived, l.RefundCuts) {
 		if s.Period == k && s.Component == c {
 			n += s.Amount
 		}
