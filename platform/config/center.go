@@ -93,6 +93,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for change timestamps (default time.Now).
 	Now func() time.Time
+	// WatchQueueMax bounds the changes queued for one watch (default DefaultWatchQueueMax).
+	WatchQueueMax int
 }
 
 // Meta is who makes a change and on what terms.
@@ -170,8 +172,10 @@ type Center struct {
 	observer Observer
 	log      *slog.Logger
 	now      func() time.Time
+	queueMax int
 
 	mu       sync.Mutex
+	hub      *hub // the watches' shared subscription; nil until the first Watch
 	watchers map[*watcher]struct{}
 	closed   bool
 	stopConn func() // stops following the connection's status
@@ -202,6 +206,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Center, e
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.WatchQueueMax <= 0 {
+		opts.WatchQueueMax = DefaultWatchQueueMax
+	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      opts.Bucket,
 		Description: "fincore configuration (platform/config)",
@@ -217,7 +224,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Center, e
 	}
 	c := &Center{
 		kv: kv, nc: js.Conn(), reg: opts.Registry, auditor: opts.Auditor, observer: opts.Observer,
-		log: opts.Logger.With("component", "config"), now: opts.Now,
+		log: opts.Logger.With("component", "config"), now: opts.Now, queueMax: opts.WatchQueueMax,
 		watchers: map[*watcher]struct{}{},
 	}
 	c.followConnection()
@@ -239,9 +246,13 @@ func (c *Center) Close() {
 	for w := range c.watchers {
 		ws = append(ws, w)
 	}
+	h := c.hub
 	c.mu.Unlock()
 	for _, w := range ws {
 		w.stop()
+	}
+	if h != nil {
+		h.stop()
 	}
 	c.stopConn()
 }

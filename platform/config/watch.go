@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,20 +16,25 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Watch timings.
+// Watch limits and timings.
 const (
 	// watchStartTimeout bounds how long Watch waits for the current values.
 	watchStartTimeout = 30 * time.Second
-	// reopenMin and reopenMax bound the wait between attempts to reopen a watch whose
-	// subscription ended (the server went away): it doubles from reopenMin up to reopenMax.
+	// reopenMin and reopenMax bound the wait between attempts to reopen the subscription
+	// after it ended (the server went away): it doubles from reopenMin up to reopenMax.
 	reopenMin = 50 * time.Millisecond
 	reopenMax = 2 * time.Second
+	// DefaultWatchQueueMax bounds the changes queued for one watch whose Func has not yet
+	// taken them (Options.WatchQueueMax). When a watch's queue is full, the Center's other
+	// watches wait for it (changes are never dropped), and a warning is logged.
+	DefaultWatchQueueMax = 10_000
 )
 
 // Func applies a change of one key. value is the key's new value (compact JSON, already
 // validated when it was stored), or nil when the key was deleted; version is the revision,
 // which increases with every change in the bucket. A Func runs on its watch's goroutine, one
-// call at a time; a slow Func delays the changes after it (never drops them). A panic is
+// call at a time; a slow Func delays the changes after it (never drops them), and one that
+// falls Options.WatchQueueMax changes behind holds up the Center's other watches. A panic is
 // recovered and logged, and the watch goes on.
 type Func func(key string, value json.RawMessage, version uint64)
 
@@ -37,10 +43,12 @@ type Func func(key string, value json.RawMessage, version uint64)
 // stored, exactly once per revision. It is how an instance applies configuration: the module
 // reads nothing else.
 //
-// If the connection to an external NATS server breaks, the watch resumes after the last
-// revision it delivered as soon as the connection is back, so no change is skipped (as long
-// as the bucket still holds it: the last HistoryDefault revisions of each key) and none is
-// delivered twice.
+// The watches of a Center share one subscription to the bucket (and one copy of the current
+// values), so a change reaches the server's consumers once per instance, not once per watch.
+// If the connection to an external NATS server breaks, the subscription resumes after the
+// last revision it delivered as soon as the connection is back, so no change is skipped (as
+// long as the bucket still holds it: the last HistoryDefault revisions of each key) and none
+// is delivered twice.
 //
 // stop ends the watch and waits for a call of fn in progress; cancelling ctx or closing the
 // Center ends it too. ctx also bounds the wait for the current values.
@@ -48,58 +56,57 @@ func (c *Center) Watch(ctx context.Context, prefix string, fn Func) (stop func()
 	if fn == nil {
 		return nil, fmt.Errorf("config: watch %q: nil func", prefix)
 	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("config: watch %q: the center is closed", prefix)
-	}
-	filters, match := watchFilter(prefix)
-	w := &watcher{
-		c: c, prefix: prefix, filters: filters, match: match, fn: fn,
-		kick: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		log: c.log.With("watch", prefix),
-	}
-	// The subscription lives as long as ctx (the client unsubscribes when ctx is done), so
-	// the wait for the current values is bounded separately.
-	kw, err := c.kv.WatchFiltered(ctx, slices.Clone(filters))
+	h, err := c.startHub()
 	if err != nil {
 		return nil, fmt.Errorf("config: watch %q: %w", prefix, err)
 	}
 	timeout := time.NewTimer(watchStartTimeout)
 	defer timeout.Stop()
-	for initial := true; initial; {
-		select {
-		case <-ctx.Done():
-			_ = kw.Stop()
-			return nil, fmt.Errorf("config: watch %q: waiting for the current values: %w", prefix, ctx.Err())
-		case <-timeout.C:
-			_ = kw.Stop()
-			return nil, fmt.Errorf("config: watch %q: the current values did not arrive within %s", prefix, watchStartTimeout)
-		case e, ok := <-kw.Updates():
-			switch {
-			case !ok:
-				return nil, fmt.Errorf("config: watch %q: the subscription ended before the current values arrived", prefix)
-			case e == nil:
-				initial = false
-			case e.Operation() == jetstream.KeyValuePut:
-				// A key deleted before the watch started is simply absent.
-				w.apply(e)
-			default:
-				w.last = max(w.last, e.Revision())
-			}
-		}
-	}
-
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		_ = kw.Stop()
+	select {
+	case <-h.ready:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("config: watch %q: waiting for the current values: %w", prefix, ctx.Err())
+	case <-timeout.C:
+		return nil, fmt.Errorf("config: watch %q: the current values did not arrive within %s", prefix, watchStartTimeout)
+	case <-h.done:
 		return nil, fmt.Errorf("config: watch %q: the center is closed", prefix)
 	}
-	c.watchers[w] = struct{}{}
+
+	_, match := watchFilter(prefix)
+	w := &watcher{
+		c: c, hub: h, prefix: prefix, match: match, fn: fn,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		log: c.log.With("watch", prefix),
+	}
+	w.room = sync.NewCond(&w.mu)
+	// Take the current values and join the fan-out in one step: every revision after the
+	// snapshot is pushed to the queue.
+	h.mu.Lock()
+	snapshot := make([]update, 0, len(h.cache))
+	for k, v := range h.cache {
+		if match(k) {
+			snapshot = append(snapshot, update{key: k, value: v.value, version: v.version})
+		}
+	}
+	w.last = h.last
+	h.subs[w] = struct{}{}
+	h.mu.Unlock()
+
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.watchers[w] = struct{}{}
+	}
 	c.mu.Unlock()
-	go w.run(ctx, kw)
+	if closed {
+		h.leave(w)
+		return nil, fmt.Errorf("config: watch %q: the center is closed", prefix)
+	}
+	slices.SortFunc(snapshot, func(a, b update) int { return cmp.Compare(a.version, b.version) })
+	for _, u := range snapshot {
+		w.call(u)
+	}
+	go w.run(ctx)
 	return w.stop, nil
 }
 
@@ -122,100 +129,127 @@ func watchFilter(prefix string) ([]string, func(string) bool) {
 	return []string{">"}, match
 }
 
-// watcher is one running Watch.
-type watcher struct {
-	c       *Center
-	prefix  string
-	filters []string
-	match   func(string) bool
-	fn      Func
-	log     *slog.Logger
-	last    uint64 // the last revision handled; owned by the run goroutine after start
-
-	kick chan struct{} // reopen after the last revision (the connection came back)
-	quit chan struct{}
-	done chan struct{}
-	once sync.Once
+// update is one revision of one key, as watches receive it.
+type update struct {
+	key     string
+	value   json.RawMessage // nil: deleted
+	version uint64
+	at      time.Time // when it was set (zero for a deletion)
 }
 
-func (w *watcher) stop() {
-	w.once.Do(func() { close(w.quit) })
-	<-w.done
+// cached is a key's current value in the hub.
+type cached struct {
+	value   json.RawMessage
+	version uint64
 }
 
-func (w *watcher) run(ctx context.Context, kw jetstream.KeyWatcher) {
-	defer close(w.done)
+// hub is a Center's one subscription to the bucket: it keeps the current value of every key
+// and pushes each new revision to the watches whose prefix matches.
+type hub struct {
+	c   *Center
+	log *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]cached
+	last  uint64 // the last revision applied
+	subs  map[*watcher]struct{}
+
+	ready  chan struct{} // closed once the cache holds the current values
+	kick   chan struct{} // reopen after the last revision (the connection came back)
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startHub starts the Center's subscription if it is not running yet.
+func (c *Center) startHub() (*hub, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("the center is closed")
+	}
+	if c.hub != nil {
+		return c.hub, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// The subscription lives as long as ctx: the client unsubscribes when it is done.
+	kw, err := c.kv.WatchFiltered(ctx, []string{">"})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	h := &hub{
+		c: c, log: c.log, cache: map[string]cached{}, subs: map[*watcher]struct{}{},
+		ready: make(chan struct{}), kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
+	}
+	c.hub = h
+	go h.run(ctx, kw)
+	return h, nil
+}
+
+func (h *hub) run(ctx context.Context, kw jetstream.KeyWatcher) {
+	defer close(h.done)
 	defer func() {
-		w.c.mu.Lock()
-		delete(w.c.watchers, w)
-		w.c.mu.Unlock()
 		if kw != nil {
 			_ = kw.Stop()
 		}
 	}()
 	for {
-		var updates <-chan jetstream.KeyValueEntry
-		if kw != nil {
-			updates = kw.Updates()
-		}
 		select {
-		case <-w.quit:
-			return
 		case <-ctx.Done():
 			return
-		case <-w.kick:
-			if kw != nil {
-				_ = kw.Stop()
-			}
-			if kw = w.reopen(ctx); kw == nil {
+		case <-h.kick:
+			_ = kw.Stop()
+			if kw = h.reopen(ctx); kw == nil {
 				return
 			}
-		case e, ok := <-updates:
+		case e, ok := <-kw.Updates():
 			switch {
 			case !ok:
 				// The subscription ended under us (the connection closed, or the server
 				// dropped the consumer): resume after the last revision.
-				if kw = w.reopen(ctx); kw == nil {
+				if kw = h.reopen(ctx); kw == nil {
 					return
 				}
-			case e != nil: // nil marks the end of a reopened watch's backlog
-				w.apply(e)
+			case e == nil: // the current values are in; later nils end a reopened backlog
+				select {
+				case <-h.ready:
+				default:
+					close(h.ready)
+				}
+			default:
+				h.apply(e)
 			}
 		}
 	}
 }
 
-// reopen starts a new subscription that resumes after the last revision handled, retrying
-// with backoff. It returns nil when the watch is stopped or the connection is closed for good.
-func (w *watcher) reopen(ctx context.Context) jetstream.KeyWatcher {
+// reopen starts a new subscription that resumes after the last revision applied, retrying
+// with backoff. It returns nil when the hub stops or the connection is closed for good.
+func (h *hub) reopen(ctx context.Context) jetstream.KeyWatcher {
 	delay := reopenMin
 	for {
-		select {
-		case <-w.quit:
-			return nil
-		case <-ctx.Done():
-			return nil
-		default:
-		}
-		if w.c.nc != nil && w.c.nc.IsClosed() {
-			w.log.Info("connection closed; the watch ends")
+		if ctx.Err() != nil {
 			return nil
 		}
-		opts := []jetstream.WatchOpt{}
-		if w.last > 0 {
-			// Every revision after the last one delivered, not only the latest per key.
-			opts = append(opts, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(w.last+1))
+		if h.c.nc != nil && h.c.nc.IsClosed() {
+			h.log.Info("connection closed; configuration watches end")
+			return nil
 		}
-		// WatchFiltered rewrites the slice it is given.
-		kw, err := w.c.kv.WatchFiltered(ctx, slices.Clone(w.filters), opts...)
+		h.mu.Lock()
+		last := h.last
+		h.mu.Unlock()
+		var opts []jetstream.WatchOpt
+		if last > 0 {
+			// Every revision after the last one applied, not only the latest per key.
+			opts = append(opts, jetstream.IncludeHistory(), jetstream.ResumeFromRevision(last+1))
+		}
+		kw, err := h.c.kv.WatchFiltered(ctx, []string{">"}, opts...)
 		if err == nil {
-			w.log.Info("watch resumed", "after_version", w.last)
+			h.log.Info("configuration watch resumed", "after_version", last)
 			return kw
 		}
-		w.log.Warn("reopen watch", "after_version", w.last, "retry_in", delay, "err", err)
+		h.log.Warn("reopen configuration watch", "after_version", last, "retry_in", delay, "err", err)
 		select {
-		case <-w.quit:
-			return nil
 		case <-ctx.Done():
 			return nil
 		case <-time.After(delay):
@@ -224,45 +258,162 @@ func (w *watcher) reopen(ctx context.Context) jetstream.KeyWatcher {
 	}
 }
 
-// apply hands one revision to fn, once: revisions at or before the last one handled (a
-// resumed subscription may overlap the old one) are skipped.
-func (w *watcher) apply(e jetstream.KeyValueEntry) {
-	if e.Revision() <= w.last {
-		return
-	}
-	w.last = e.Revision()
-	key := e.Key()
-	if !w.match(key) {
-		return
-	}
-	var value json.RawMessage
-	var at time.Time
+// apply records one revision and pushes it to the matching watches, once: revisions at or
+// before the last one applied (a resumed subscription may overlap the old one) are skipped.
+func (h *hub) apply(e jetstream.KeyValueEntry) {
+	u := update{key: e.Key(), version: e.Revision()}
 	if e.Operation() == jetstream.KeyValuePut {
 		r, err := decodeRecord(e.Value())
 		if err != nil {
-			w.log.Error("skipping an unreadable stored value", "key", key, "version", e.Revision(), "err", err)
-			return
+			h.log.Error("skipping an unreadable stored value", "key", u.key, "version", u.version, "err", err)
+			u.version = 0 // still advances last below
+		} else {
+			u.value, u.at = r.Value, r.At
 		}
-		value, at = r.Value, r.At
 	}
-	w.call(key, value, e.Revision())
-	if o := w.c.observer; o != nil && !at.IsZero() {
-		o.ConfigApplied(key, e.Revision(), w.c.now().Sub(at))
+	h.mu.Lock()
+	if e.Revision() <= h.last {
+		h.mu.Unlock()
+		return
+	}
+	h.last = e.Revision()
+	if u.version == 0 {
+		h.mu.Unlock()
+		return
+	}
+	if u.value == nil {
+		delete(h.cache, u.key)
+	} else {
+		h.cache[u.key] = cached{value: u.value, version: u.version}
+	}
+	var to []*watcher
+	for w := range h.subs {
+		if w.match(u.key) {
+			to = append(to, w)
+		}
+	}
+	h.mu.Unlock()
+	for _, w := range to {
+		w.push(u)
 	}
 }
 
-func (w *watcher) call(key string, value json.RawMessage, version uint64) {
+func (h *hub) leave(w *watcher) {
+	h.mu.Lock()
+	delete(h.subs, w)
+	h.mu.Unlock()
+}
+
+// stop ends the subscription and waits for it.
+func (h *hub) stop() {
+	h.cancel()
+	<-h.done
+}
+
+// watcher is one running Watch: a queue of the revisions pushed to it and the goroutine that
+// hands them to its Func.
+type watcher struct {
+	c      *Center
+	hub    *hub
+	prefix string
+	match  func(string) bool
+	fn     Func
+	log    *slog.Logger
+	last   uint64 // the last revision handed to fn; owned by the caller, then by run
+
+	mu       sync.Mutex
+	room     *sync.Cond // signalled when the queue shrinks or the watch ends
+	queue    []update
+	stopped  bool
+	lagged   bool          // a warning about a full queue was logged
+	wake     chan struct{} // a push happened
+	quit     chan struct{}
+	done     chan struct{}
+	quitOnce sync.Once
+}
+
+// push queues u for the watch, waiting while the queue is full.
+func (w *watcher) push(u update) {
+	w.mu.Lock()
+	for len(w.queue) >= w.c.queueMax && !w.stopped {
+		if !w.lagged {
+			w.lagged = true
+			w.log.Warn("watch is too slow: its queue is full and the other configuration watches wait for it", "queued", len(w.queue))
+		}
+		w.room.Wait()
+	}
+	if !w.stopped {
+		w.queue = append(w.queue, u)
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *watcher) stop() {
+	w.quitOnce.Do(func() { close(w.quit) })
+	<-w.done
+}
+
+func (w *watcher) run(ctx context.Context) {
+	defer close(w.done)
+	defer func() {
+		w.mu.Lock()
+		w.stopped = true
+		w.queue = nil
+		w.room.Broadcast()
+		w.mu.Unlock()
+		w.hub.leave(w)
+		w.c.mu.Lock()
+		delete(w.c.watchers, w)
+		w.c.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-w.quit:
+			return
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		}
+		w.mu.Lock()
+		batch := w.queue
+		w.queue = nil
+		w.lagged = false
+		w.room.Broadcast()
+		w.mu.Unlock()
+		for _, u := range batch {
+			select {
+			case <-w.quit:
+				return
+			default:
+			}
+			if u.version <= w.last {
+				continue
+			}
+			w.last = u.version
+			w.call(u)
+			if o := w.c.observer; o != nil && !u.at.IsZero() {
+				o.ConfigApplied(u.key, u.version, w.c.now().Sub(u.at))
+			}
+		}
+	}
+}
+
+func (w *watcher) call(u update) {
 	defer func() {
 		if r := recover(); r != nil {
-			w.log.Error("watch function panicked; the watch goes on", "key", key, "version", version,
+			w.log.Error("watch function panicked; the watch goes on", "key", u.key, "version", u.version,
 				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 		}
 	}()
-	w.fn(key, value, version)
+	w.fn(u.key, u.value, u.version)
 }
 
-// followConnection reopens every watch when the connection to the server comes back, so that
-// a watch resumes at once instead of when its subscription notices the missed heartbeats.
+// followConnection reopens the subscription when the connection to the server comes back, so
+// that watches resume at once instead of when the subscription notices the missed heartbeats.
 func (c *Center) followConnection() {
 	if c.nc == nil {
 		c.stopConn = func() {}
@@ -280,15 +431,17 @@ func (c *Center) followConnection() {
 			if s == nats.CLOSED {
 				return
 			}
-			c.log.Info("connection back; resuming watches")
 			c.mu.Lock()
-			for w := range c.watchers {
-				select {
-				case w.kick <- struct{}{}:
-				default: // a reopen is already pending
-				}
-			}
+			h := c.hub
 			c.mu.Unlock()
+			if h == nil {
+				continue
+			}
+			c.log.Info("connection back; resuming configuration watches")
+			select {
+			case h.kick <- struct{}{}:
+			default: // a reopen is already pending
+			}
 		}
 	}()
 }

@@ -15,19 +15,19 @@ import (
 	"github.com/fincore/fincore/platform/bus"
 )
 
-// update is one call of a watch function.
-type update struct {
+// seen is one call of a watch function.
+type seen struct {
 	key     string
 	value   string // "" for a deletion
 	version uint64
 }
 
-func (u update) String() string { return fmt.Sprintf("%s=%s@%d", u.key, u.value, u.version) }
+func (u seen) String() string { return fmt.Sprintf("%s=%s@%d", u.key, u.value, u.version) }
 
 // recorder is a watch function that keeps every call, and lets a test wait for a version.
 type recorder struct {
 	mu   sync.Mutex
-	got  []update
+	got  []seen
 	cond chan struct{} // closed and replaced on every call
 }
 
@@ -36,15 +36,15 @@ func newRecorder() *recorder { return &recorder{cond: make(chan struct{})} }
 func (r *recorder) fn(key string, value json.RawMessage, version uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got = append(r.got, update{key, string(value), version})
+	r.got = append(r.got, seen{key, string(value), version})
 	close(r.cond)
 	r.cond = make(chan struct{})
 }
 
-func (r *recorder) updates() []update {
+func (r *recorder) updates() []seen {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]update(nil), r.got...)
+	return append([]seen(nil), r.got...)
 }
 
 // waitVersion waits until the recorder has seen version v or a later one.
@@ -90,7 +90,7 @@ func TestWatch(t *testing.T) {
 		stopPartial := mustWatch(t, c, "channel.a", partial.fn)
 		// The current values arrive before Watch returns: the latest of each key, in version
 		// order.
-		if got, want := fmt.Sprint(channels.updates()), fmt.Sprint([]update{
+		if got, want := fmt.Sprint(channels.updates()), fmt.Sprint([]seen{
 			{"channel.a.weight", "2", a2.Version}, {"channel.b.enabled", "false", b1.Version},
 		}); got != want {
 			t.Fatalf("initial values: %s, want %s", got, want)
@@ -99,14 +99,14 @@ func TestWatch(t *testing.T) {
 			t.Fatalf("watch of everything started with %d values, want 3", n)
 		}
 
-		var want []update
+		var want []seen
 		for i := range 20 {
 			ch := mustSet(t, c, "channel.b.weight", strconv.Itoa(i), Meta{})
-			want = append(want, update{"channel.b.weight", strconv.Itoa(i), ch.Version})
+			want = append(want, seen{"channel.b.weight", strconv.Itoa(i), ch.Version})
 			mustSet(t, c, "switch.pay", `"off"`, Meta{})
 		}
 		last := mustSet(t, c, "channel.a.weight", "3", Meta{})
-		want = append(want, update{"channel.a.weight", "3", last.Version})
+		want = append(want, seen{"channel.a.weight", "3", last.Version})
 		channels.waitVersion(t, last.Version, 10*time.Second)
 		if got := channels.updates()[2:]; fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("changes: %v\nwant %v", got, want)
@@ -116,7 +116,7 @@ func TestWatch(t *testing.T) {
 			t.Fatalf("watch of everything saw %d updates, want 44", n)
 		}
 		partial.waitVersion(t, last.Version, 10*time.Second)
-		if got := fmt.Sprint(partial.updates()); got != fmt.Sprint([]update{
+		if got := fmt.Sprint(partial.updates()); got != fmt.Sprint([]seen{
 			{"channel.a.weight", "2", a2.Version}, {"channel.a.weight", "3", last.Version},
 		}) {
 			t.Fatalf("watch of channel.a: %s", got)
@@ -139,7 +139,7 @@ func TestWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		channels.waitVersion(t, after.Version+1, 10*time.Second)
-		if u := channels.updates(); u[len(u)-1] != (update{"channel.a.weight", "", after.Version + 1}) {
+		if u := channels.updates(); u[len(u)-1] != (seen{"channel.a.weight", "", after.Version + 1}) {
 			t.Fatalf("deletion delivered as %v", u[len(u)-1])
 		}
 	})
@@ -306,11 +306,11 @@ func TestWatchResumesAfterReconnect(t *testing.T) {
 	mustWatch(t, c1, "channel.", r1.fn)
 	mustWatch(t, c2, "", r2.fn)
 
-	var want []update
+	var want []seen
 	set := func(c *Center, key, value string) uint64 {
 		t.Helper()
 		ch := mustSet(t, c, key, value, Meta{})
-		want = append(want, update{key, value, ch.Version})
+		want = append(want, seen{key, value, ch.Version})
 		return ch.Version
 	}
 	for i := range 5 {
@@ -346,5 +346,155 @@ func TestWatchResumesAfterReconnect(t *testing.T) {
 	r2.waitVersion(t, v, 10*time.Second)
 	if got := fmt.Sprint(r2.updates()); got != fmt.Sprint(want) {
 		t.Fatalf("after the reconnection watcher 2 saw\n%s\nwant\n%s", got, fmt.Sprint(want))
+	}
+}
+
+// TestWatchesShareOneSubscription: however many watches a Center runs, the server has one
+// consumer for them.
+func TestWatchesShareOneSubscription(t *testing.T) {
+	forEachMode(t, Options{}, func(t *testing.T, b *bus.Bus, c *Center) {
+		var rs []*recorder
+		for i := range 10 {
+			r := newRecorder()
+			rs = append(rs, r)
+			mustWatch(t, c, []string{"", "channel.", "switch."}[i%3], r.fn)
+		}
+		st, err := b.JetStream().Stream(t.Context(), "KV_"+c.kv.Bucket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Consumers != 1 {
+			t.Fatalf("%d consumers for 10 watches, want 1", info.State.Consumers)
+		}
+		ch := mustSet(t, c, "channel.a.weight", "1", Meta{})
+		for i, r := range rs {
+			if i%3 != 2 {
+				r.waitVersion(t, ch.Version, 10*time.Second)
+			}
+		}
+	})
+}
+
+// TestWatchJoinsDuringWrites: a watch started while a key keeps changing gets a current value
+// and then every later version, with no gap and no repeat.
+func TestWatchJoinsDuringWrites(t *testing.T) {
+	b := mustBus(t, bus.Options{DataDir: t.TempDir()})
+	c := mustOpen(t, b, testBucket(t), Options{})
+	mustWatch(t, c, "", func(string, json.RawMessage, uint64) {}) // the subscription runs already
+	const n = 200
+	versions := make(chan uint64, n)
+	go func() {
+		defer close(versions)
+		for i := range n {
+			ch, err := c.Set(context.Background(), "channel.a.weight", []byte(strconv.Itoa(i%1000)), Meta{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			versions <- ch.Version
+		}
+	}()
+	var rs []*recorder
+	var all []uint64
+	for v := range versions {
+		all = append(all, v)
+		if len(all)%40 == 1 {
+			r := newRecorder()
+			mustWatch(t, c, "channel.", r.fn)
+			rs = append(rs, r)
+		}
+	}
+	for i, r := range rs {
+		r.waitVersion(t, all[len(all)-1], 10*time.Second)
+		got := r.updates()
+		first := got[0].version
+		var want []uint64
+		for _, v := range all {
+			if v >= first {
+				want = append(want, v)
+			}
+		}
+		var have []uint64
+		for _, u := range got {
+			have = append(have, u.version)
+		}
+		if fmt.Sprint(have) != fmt.Sprint(want) {
+			t.Fatalf("watch %d saw versions %v, want %v", i, have, want)
+		}
+	}
+}
+
+// slowAndFast starts two watches of everything on a new Center, one blocked until gate is
+// closed, and makes n changes; last is the version of the last one.
+func slowAndFast(t *testing.T, opts Options, n int) (c *Center, gate chan struct{}, slow, fast *recorder, last uint64) {
+	t.Helper()
+	b := mustBus(t, bus.Options{DataDir: t.TempDir()})
+	c = mustOpen(t, b, testBucket(t), opts)
+	gate = make(chan struct{})
+	slow, fast = newRecorder(), newRecorder()
+	mustWatch(t, c, "", func(k string, v json.RawMessage, ver uint64) {
+		<-gate
+		slow.fn(k, v, ver)
+	})
+	mustWatch(t, c, "", fast.fn)
+	for i := range n {
+		last = mustSet(t, c, "switch.x", []string{`"on"`, `"off"`}[i%2], Meta{}).Version
+	}
+	return c, gate, slow, fast, last
+}
+
+// TestSlowWatchLosesNothing: a watch whose function blocks gets every change once it resumes,
+// in order, and does not hold up the others while its queue has room.
+func TestSlowWatchLosesNothing(t *testing.T) {
+	_, gate, slow, fast, last := slowAndFast(t, Options{}, 50)
+	fast.waitVersion(t, last, 10*time.Second)
+	if n := len(slow.updates()); n != 0 {
+		t.Fatalf("the blocked watch saw %d changes", n)
+	}
+	close(gate)
+	slow.waitVersion(t, last, 10*time.Second)
+	if got, want := fmt.Sprint(slow.updates()), fmt.Sprint(fast.updates()); got != want {
+		t.Fatalf("slow watch saw\n%s\nfast watch saw\n%s", got, want)
+	}
+}
+
+// TestFullQueueHoldsUpOthers: when a blocked watch's queue is full the other watches wait
+// (nothing is dropped), and everyone gets every change once it resumes.
+func TestFullQueueHoldsUpOthers(t *testing.T) {
+	c, gate, slow, fast, last := slowAndFast(t, Options{WatchQueueMax: 3}, 10)
+	// The slow watch holds one change in its function and three in its queue; the fourth
+	// waits for room, and the fast watch with it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		full := 0
+		c.mu.Lock()
+		for w := range c.watchers {
+			w.mu.Lock()
+			if len(w.queue) == 3 {
+				full++
+			}
+			w.mu.Unlock()
+		}
+		c.mu.Unlock()
+		if full == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no watch queue filled up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := len(fast.updates()); n >= 10 {
+		t.Fatalf("the fast watch got all %d changes past a full queue", n)
+	}
+	close(gate)
+	slow.waitVersion(t, last, 10*time.Second)
+	fast.waitVersion(t, last, 10*time.Second)
+	if len(slow.updates()) != 10 || fmt.Sprint(slow.updates()) != fmt.Sprint(fast.updates()) {
+		t.Fatalf("slow %v\nfast %v", slow.updates(), fast.updates())
 	}
 }
