@@ -34,6 +34,13 @@ type paymentsBenchResult struct {
 	CompleteP50Ms  float64 `json:"complete_p50_ms"`
 	CompleteP99Ms  float64 `json:"complete_p99_ms"`
 	BankLatencyP50 float64 `json:"bank_latency_p50_ms"`
+	Groups         int64   `json:"groups"`
+	AvgGroup       float64 `json:"avg_group"`
+	AvgCommitMs    float64 `json:"avg_commit_ms"`
+	// CPUPerPayment is the process's CPU time (user and system: fincore, the simulated banks
+	// and the load generator) per payment, from the first submission to the last completion.
+	// Unlike the rates it hardly depends on what else the machine runs.
+	CPUPerPaymentUs float64 `json:"cpu_us_per_payment"`
 }
 
 // cmdBenchPayments accepts payments for --duration from --clients concurrent clients through
@@ -45,6 +52,7 @@ func cmdBenchPayments(args []string) error {
 	clients := fs.Int("clients", 64, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "how long payments are submitted")
 	workers := fs.Int("workers", 1024, "timer workers (concurrent bank calls)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (submission and completion) to this file")
 	var sf storeFlags
 	sf.register(fs, false)
 	fs.Lookup("data").DefValue = ""
@@ -56,25 +64,18 @@ func cmdBenchPayments(args []string) error {
 		return fmt.Errorf("want 1 ≤ --clients ≤ 4096, a positive --duration and --workers")
 	}
 	ctx := context.Background()
-	if sf.postgres == "" && sf.data == "" {
-		dir, err := os.MkdirTemp("", "fincore-bench-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		sf.data = dir
-	}
-	st, err := sf.openLedgerStore(ctx, true)
+	st, closeStore, err := openBenchStore(ctx, &sf, "fincore-bench-")
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer closeStore()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ts, err := timer.New(timer.Config{Store: st.(timer.Provider).Timers(), Workers: *workers, Logger: quiet})
 	if err != nil {
 		return err
 	}
-	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, TimersCommitted: ts.Committed})
+	var gobs groupTally
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, TimersCommitted: ts.Committed, Observer: &gobs})
 	if err != nil {
 		return err
 	}
@@ -133,6 +134,13 @@ func cmdBenchPayments(args []string) error {
 		return err
 	}
 
+	stopCPU, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	stopProfile := sync.OnceFunc(stopCPU)
+	defer stopProfile()
+	cpu0 := cpuTime()
 	var seq atomic.Int64
 	lats := make([][]time.Duration, *clients)
 	start := time.Now()
@@ -167,6 +175,8 @@ func cmdBenchPayments(args []string) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	stopProfile()
+	cpuUsed := cpuTime() - cpu0
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
@@ -184,6 +194,14 @@ func cmdBenchPayments(args []string) error {
 		AcceptedPerS:  float64(int64(float64(total)/acceptEnd.Sub(start).Seconds()*10)) / 10,
 		CompletedPerS: float64(int64(float64(total)/completeSpan.Seconds()*10)) / 10,
 		AcceptP50Ms:   ms(all, 0.5), AcceptP99Ms: ms(all, 0.99), CompleteP50Ms: ms(completeLat, 0.5), CompleteP99Ms: ms(completeLat, 0.99)}
+	if total > 0 {
+		res.CPUPerPaymentUs = float64(cpuUsed.Microseconds()*10/total) / 10
+	}
+	if n := gobs.groups.Load(); n > 0 {
+		res.Groups = n
+		res.AvgGroup = float64(gobs.inputs.Load()*10/n) / 10
+		res.AvgCommitMs = float64(gobs.nanos.Load()/n/1000) / 1000
+	}
 	if st := svc.Stats(); len(st) > 0 {
 		res.BankLatencyP50 = st["bench-a"].LatencyP50Ms
 	}
@@ -193,4 +211,13 @@ func cmdBenchPayments(args []string) error {
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
 	return nil
+}
+
+// groupTally sums the ledger's group commits.
+type groupTally struct{ groups, inputs, nanos atomic.Int64 }
+
+func (t *groupTally) GroupCommitted(c ledger.GroupCommit) {
+	t.groups.Add(1)
+	t.inputs.Add(int64(c.Inputs))
+	t.nanos.Add(int64(c.Duration))
 }
