@@ -30,6 +30,10 @@ type Config struct {
 	GroupMax int
 	// CacheMax bounds the accounts the writer keeps in memory (default 1,000,000).
 	CacheMax int
+	// RecordCacheMax bounds the versions of module records (Unit.Records) the writer keeps
+	// in memory, so that a record written again soon (the next state of a payment) is
+	// checked without a read (default 100,000; about 200 bytes each).
+	RecordCacheMax int
 	// ExpiryInterval, if positive, makes the engine sweep storage for pending transfers past
 	// their timeout, at start and then every ExpiryInterval, and expire them. It is off by
 	// default: each pending transfer with a timeout commits with a durable expiry timer
@@ -87,6 +91,9 @@ func (c *Config) defaults() {
 	if c.CacheMax <= 0 {
 		c.CacheMax = 1_000_000
 	}
+	if c.RecordCacheMax <= 0 {
+		c.RecordCacheMax = 100_000
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -131,6 +138,7 @@ type Engine struct {
 
 	// Owned by the writer goroutine.
 	cache      map[string]*Account
+	recCache   map[RecordKey]*Record // latest version and creation time of records, without data
 	lastTs     Timestamp
 	lastHash   []byte
 	needReload bool
@@ -173,11 +181,12 @@ func (r *request) size() int {
 func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	cfg.defaults()
 	e := &Engine{
-		store:  st,
-		cfg:    cfg,
-		tracer: newTracer(cfg.TracerProvider),
-		stop:   make(chan struct{}),
-		cache:  make(map[string]*Account),
+		store:    st,
+		cfg:      cfg,
+		tracer:   newTracer(cfg.TracerProvider),
+		stop:     make(chan struct{}),
+		cache:    make(map[string]*Account),
+		recCache: make(map[RecordKey]*Record),
 	}
 	e.bufs[0].init()
 	e.bufs[1].init()
@@ -398,6 +407,10 @@ func (e *Engine) run(t *term) {
 			e.settle()
 			e.evict()
 		}
+		if len(e.recCache) > e.cfg.RecordCacheMax {
+			// Safe at any time: a version not cached is in the group in flight or in storage.
+			e.evictRecords()
+		}
 		ok := e.prepare(g)
 		if prevFailed := e.settle(); prevFailed {
 			if ok {
@@ -435,6 +448,7 @@ func (e *Engine) settle() (failed bool) {
 		return false
 	}
 	clear(e.cache)
+	clear(e.recCache)
 	e.needReload = true
 	return true
 }
@@ -446,6 +460,17 @@ func (e *Engine) evict() {
 			break
 		}
 		delete(e.cache, id)
+		n--
+	}
+}
+
+func (e *Engine) evictRecords() {
+	n := len(e.recCache) - e.cfg.RecordCacheMax*3/4
+	for k := range e.recCache {
+		if n <= 0 {
+			break
+		}
+		delete(e.recCache, k)
 		n--
 	}
 }

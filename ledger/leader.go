@@ -92,6 +92,7 @@ func (e *Engine) startTerm(ctx context.Context, lease WriterLease) (*term, error
 	// The writer state may have been written by a previous term's goroutine, which has
 	// exited (endTerm waited for it); another writer may have moved the journal on since.
 	clear(e.cache)
+	clear(e.recCache)
 	e.lastTs, e.lastHash, e.needReload, e.prev = head.Timestamp, head.Hash, false, nil
 	e.term.Store(t)
 	e.failed.Store(nil)

@@ -186,6 +186,9 @@ func (e *Engine) appendUnit(u *Unit) {
 		}
 		g.records[rec.Key()] = &cp
 		w.Record = cp // the caller sees what was written
+		v := cp
+		v.Data = nil
+		e.recCache[rec.Key()] = &v
 	}
 	g.moduleEvents = append(g.moduleEvents, u.Events...)
 	g.batch.Timers = append(g.batch.Timers, u.Timers...)
@@ -210,17 +213,22 @@ func (e *Engine) loadRecords(ctx context.Context) error {
 	if len(g.recKeys) == 0 {
 		return nil
 	}
-	keys := g.recKeys
-	if p := e.prev; p != nil {
-		rest := keys[:0:0]
-		for _, k := range keys {
+	// The versions the writer wrote or loaded are cached (e.recCache, which is dropped when
+	// a commit fails): only records it has not seen lately are read from storage.
+	var keys []RecordKey
+	p := e.prev
+	for _, k := range g.recKeys {
+		if p != nil {
 			if r := p.records[k]; r != nil {
 				g.loadedRecords[k] = r // written once and never changed: safe to share
-			} else {
-				rest = append(rest, k)
+				continue
 			}
 		}
-		keys = rest
+		if r := e.recCache[k]; r != nil {
+			g.loadedRecords[k] = r
+			continue
+		}
+		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
 		return nil
@@ -232,6 +240,9 @@ func (e *Engine) loadRecords(ctx context.Context) error {
 	for _, r := range recs {
 		if g.loadedRecords[r.Key()] == nil {
 			g.loadedRecords[r.Key()] = r
+			v := *r
+			v.Data = nil
+			e.recCache[r.Key()] = &v
 		}
 	}
 	return nil

@@ -52,8 +52,14 @@ func (s *Service) handleQuery(ctx context.Context, t timer.Timer) error {
 // known is queried; otherwise the next channel is tried. It returns errStillUnknown when the
 // bank has not decided yet (the timer retries).
 func (s *Service) drive(ctx context.Context, id string) error {
+	// The first turn takes the payment from CreatePayment's hand-over if it is there.
+	p, fresh := s.fresh.take(id)
 	for range 16 { // bounded: each turn either finishes, waits, or records progress
-		p, err := s.loadPayment(ctx, id)
+		var err error
+		if !fresh {
+			p, err = s.loadPayment(ctx, id)
+		}
+		fresh = false
 		if err != nil {
 			if errors.Is(err, ledger.ErrNotFound) || isNotFound(err) {
 				s.log.Warn("payment timer for a missing payment", "payment_id", id)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
 	"regexp"
 	"strings"
@@ -71,6 +72,45 @@ type Service struct {
 	// Merchants and cards never change once written: reads of them are cached.
 	merchants cache[Merchant]
 	cards     cache[Card]
+	// fresh holds payments this service has just created, for their processing timer to take
+	// instead of reading them back from storage.
+	fresh freshPayments
+}
+
+// freshMax bounds Service.fresh: payments created but not yet picked up by their processing
+// timer (normally a handful: the timer is due at once).
+const freshMax = 8192
+
+// freshPayments is a hand-over of just-created payments from CreatePayment to the first run
+// of their processing timer, which then skips reading the payment back from storage. An
+// entry is only a hint: every write names the version it replaces, so a payment that changed
+// meanwhile (elsewhere) makes that write fail with record_conflict and the processor reads
+// the payment from storage.
+type freshPayments struct {
+	mu sync.Mutex
+	m  map[string]Payment
+}
+
+func (f *freshPayments) put(p Payment) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil || len(f.m) >= freshMax {
+		// Full: payments whose timers run elsewhere (another instance) or not at all are
+		// never taken. Start again rather than grow.
+		f.m = make(map[string]Payment)
+	}
+	f.m[p.ID] = p
+}
+
+// take returns and forgets the fresh payment id, if there is one.
+func (f *freshPayments) take(id string) (Payment, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.m[id]
+	if ok {
+		delete(f.m, id)
+	}
+	return p, ok
 }
 
 // cacheMax bounds each cache; past it, entries are dropped at random.
@@ -477,6 +517,11 @@ func (s *Service) CreatePayment(ctx context.Context, in PaymentInput) (Payment, 
 		return Payment{}, false, err
 	}
 	p.version = 1
+	if p.Status == StatusProcessing {
+		f := p
+		f.Metadata = maps.Clone(p.Metadata) // the caller owns the returned one
+		s.fresh.put(f)
+	}
 	return p.public(), true, nil
 }
 

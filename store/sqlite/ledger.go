@@ -24,6 +24,8 @@ type LedgerStore struct {
 	insertEvents map[int]*sql.Stmt
 	// timers is the timer store of the same database.
 	timers *TimerStore
+	// records are the statements of other modules' records.
+	records *recordStmts
 }
 
 var _ ledger.Store = (*LedgerStore)(nil)
@@ -86,6 +88,9 @@ func (d *DB) Ledger() (*LedgerStore, error) {
 		return nil, err
 	}
 	if s.timers, err = d.Timers(); err != nil {
+		return nil, err
+	}
+	if s.records, err = d.prepareRecordStmts(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -196,7 +201,7 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	if _, err := s.timers.insertRows(ctx, tx, b.Timers); err != nil {
 		return err
 	}
-	if err := insertRecordRows(ctx, tx, b.Records); err != nil {
+	if err := s.insertRecordRows(ctx, tx, b.Records); err != nil {
 		return err
 	}
 	cl := tx.Stmt(s.closeStatus)

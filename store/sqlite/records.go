@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -12,22 +13,51 @@ import (
 
 const recordCols = `kind, id, version, owner, status, created_at, updated_at, data`
 
-// insertRecordRows writes new versions of records (ledger.Batch.Records) in tx.
-func insertRecordRows(ctx context.Context, tx *sql.Tx, recs []*ledger.Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	st, err := tx.PrepareContext(ctx, `INSERT INTO module_records (`+recordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version, owner = excluded.owner,
-		status = excluded.status, updated_at = excluded.updated_at, data = excluded.data`)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	for _, r := range recs {
-		if _, err := st.ExecContext(ctx, r.Kind, r.ID, r.Version, r.Owner, r.Status, r.Created.UnixNano(), r.Updated.UnixNano(), nonNil(r.Data)); err != nil {
-			return err
+// recordStmts are the prepared statements of module_records.
+type recordStmts struct {
+	// upsert holds multi-row inserts that replace existing versions, by rows per statement
+	// (insertChunks), on the writer's connection.
+	upsert map[int]*sql.Stmt
+	// get and load read through the read pool.
+	get, load *sql.Stmt
+}
+
+func (d *DB) prepareRecordStmts() (*recordStmts, error) {
+	rs := &recordStmts{upsert: map[int]*sql.Stmt{}}
+	var err error
+	for _, n := range insertChunks {
+		q := `INSERT INTO module_records (` + recordCols + `) VALUES ` + strings.Repeat("(?,?,?,?,?,?,?,?),", n-1) + `(?,?,?,?,?,?,?,?)
+			ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version, owner = excluded.owner,
+			status = excluded.status, updated_at = excluded.updated_at, data = excluded.data`
+		if rs.upsert[n], err = d.write.Prepare(q); err != nil {
+			return nil, fmt.Errorf("prepare record upsert: %w", err)
 		}
+	}
+	if rs.get, err = d.read.Prepare(`SELECT ` + recordCols + ` FROM module_records WHERE kind = ? AND id = ?`); err != nil {
+		return nil, fmt.Errorf("prepare record read: %w", err)
+	}
+	// One kind and a JSON array of ids: a fixed statement (prepared once) whatever the count.
+	if rs.load, err = d.read.Prepare(`SELECT ` + recordCols + ` FROM module_records
+		WHERE kind = ? AND id IN (SELECT value FROM json_each(?))`); err != nil {
+		return nil, fmt.Errorf("prepare record load: %w", err)
+	}
+	return rs, nil
+}
+
+// insertRecordRows writes new versions of records (ledger.Batch.Records) in tx, in multi-row
+// statements. A batch holds at most one version of a record.
+func (s *LedgerStore) insertRecordRows(ctx context.Context, tx *sql.Tx, recs []*ledger.Record) error {
+	args := make([]any, 0, min(len(recs), insertChunks[0])*8)
+	for len(recs) > 0 {
+		n := chunkRows(len(recs))
+		args = args[:0]
+		for _, r := range recs[:n] {
+			args = append(args, r.Kind, r.ID, r.Version, r.Owner, r.Status, r.Created.UnixNano(), r.Updated.UnixNano(), nonNil(r.Data))
+		}
+		if _, err := tx.Stmt(s.records.upsert[n]).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("write records: %w", err)
+		}
+		recs = recs[n:]
 	}
 	return nil
 }
@@ -58,36 +88,31 @@ func collectRecords(rows *sql.Rows, err error) ([]*ledger.Record, error) {
 	return out, rows.Err()
 }
 
-// LoadRecords implements ledger.Store. It reads through the writer's connection: the writer
-// calls it between its own commits.
+// LoadRecords implements ledger.Store: one query per kind among keys (a group's keys are
+// mostly of one or two kinds).
 func (s *LedgerStore) LoadRecords(ctx context.Context, keys []ledger.RecordKey) ([]*ledger.Record, error) {
-	var out []*ledger.Record
-	for len(keys) > 0 {
-		n := min(len(keys), 400)
-		var q strings.Builder
-		q.WriteString(`SELECT ` + recordCols + ` FROM module_records WHERE (kind, id) IN (VALUES `)
-		args := make([]any, 0, 2*n)
-		for i, k := range keys[:n] {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?, ?)")
-			args = append(args, k.Kind, k.ID)
+	byKind := map[string][]string{}
+	var kinds []string
+	for _, k := range keys {
+		if _, ok := byKind[k.Kind]; !ok {
+			kinds = append(kinds, k.Kind)
 		}
-		q.WriteString(")")
-		recs, err := collectRecords(s.db.read.QueryContext(ctx, q.String(), args...))
+		byKind[k.Kind] = append(byKind[k.Kind], k.ID)
+	}
+	var out []*ledger.Record
+	for _, kind := range kinds {
+		recs, err := collectRecords(s.records.load.QueryContext(ctx, kind, idsJSON(byKind[kind])))
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, recs...)
-		keys = keys[n:]
 	}
 	return out, nil
 }
 
 // GetRecord implements ledger.Store.
 func (s *LedgerStore) GetRecord(ctx context.Context, kind, id string) (*ledger.Record, error) {
-	r, err := scanRecord(s.db.read.QueryRowContext(ctx, `SELECT `+recordCols+` FROM module_records WHERE kind = ? AND id = ?`, kind, id))
+	r, err := scanRecord(s.records.get.QueryRowContext(ctx, kind, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ledger.ErrNotFound
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ func TestRecords(t *testing.T, f Factory) {
 		{"ConcurrentWritersOneWins", testUnitConcurrent},
 		{"ListAndPage", testRecordsList},
 		{"SurviveRestart", testRecordsRestart},
+		{"VersionsBeyondTheWriterCache", testRecordsBeyondCache},
+		{"FailedCommitForgetsVersions", testRecordsFailedCommit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -305,4 +308,105 @@ func testRecordsRestart(t *testing.T, f Factory) {
 	if _, err := e.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{{Record: payment("p", "succeeded", "{}"), Expect: 1}}}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testRecordsBeyondCache writes more records than the writer keeps versions of: versions it
+// has forgotten are read from storage, so stale writes are still refused and current ones
+// accepted, for records of several kinds in one unit.
+func testRecordsBeyondCache(t *testing.T, f Factory) {
+	st := f(t)()
+	e, err := ledger.Open(context.Background(), st, ledger.Config{Logger: QuietLogger(), RecordCacheMax: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx := context.Background()
+	const n = 40
+	for i := range n {
+		if _, err := e.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{
+			{Record: payment(fmt.Sprintf("p%d", i), "processing", "{}")},
+			{Record: ledger.Record{Kind: "refund", ID: fmt.Sprintf("r%d", i), Status: "processing", Data: []byte("{}")}},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		stale := ledger.Unit{Records: []ledger.RecordWrite{
+			{Record: payment(fmt.Sprintf("p%d", i), "succeeded", "{}"), Expect: 1},
+			{Record: ledger.Record{Kind: "refund", ID: fmt.Sprintf("r%d", i), Status: "succeeded", Data: []byte("{}")}, Expect: 0},
+		}}
+		if _, err := e.Commit(ctx, stale); !isRecordConflict(err) {
+			t.Fatalf("record %d: a write over a stale version gave %v, want record_conflict", i, err)
+		}
+		stale.Records[1].Expect = 1
+		if _, err := e.Commit(ctx, stale); err != nil {
+			t.Fatalf("record %d: a write over the current versions: %v", i, err)
+		}
+	}
+	for i := range n {
+		rec, err := st.GetRecord(ctx, "refund", fmt.Sprintf("r%d", i))
+		if err != nil || rec.Version != 2 || rec.Status != "succeeded" {
+			t.Fatalf("refund %d: %+v, %v; want version 2, succeeded", i, rec, err)
+		}
+	}
+}
+
+// failingCommits fails every storage commit while fail is set.
+type failingCommits struct {
+	ledger.Store
+	fail atomic.Bool
+}
+
+func (s *failingCommits) Commit(ctx context.Context, token int64, b *ledger.Batch) error {
+	if s.fail.Load() {
+		return errors.New("injected commit failure")
+	}
+	return s.Store.Commit(ctx, token, b)
+}
+
+// testRecordsFailedCommit: a record version the writer applied in memory but could not
+// commit is forgotten, so the next write is checked against storage.
+func testRecordsFailedCommit(t *testing.T, f Factory) {
+	st := &failingCommits{Store: f(t)()}
+	e, err := ledger.Open(context.Background(), st, ledger.Config{Logger: QuietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx := context.Background()
+	if _, err := e.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{{Record: payment("p", "processing", "{}")}}}); err != nil {
+		t.Fatal(err)
+	}
+	st.fail.Store(true)
+	if _, err := e.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{{Record: payment("p", "sending", "{}"), Expect: 1}}}); err == nil {
+		t.Fatal("a commit that failed in storage reported success")
+	}
+	st.fail.Store(false)
+	// The writer fails what it prepared on top of the failed group, then reloads: the first
+	// writes after a failure may be refused as unavailable and are retried.
+	commit := func(u ledger.Unit) error {
+		for range 10 {
+			_, err := e.Commit(ctx, u)
+			var ae *apierror.Error
+			if !errors.As(err, &ae) || ae.Code != apierror.Unavailable {
+				return err
+			}
+		}
+		return errors.New("still unavailable after 10 tries")
+	}
+	// Storage still has version 1: writing over version 2 is refused, over version 1 accepted.
+	if err := commit(ledger.Unit{Records: []ledger.RecordWrite{{Record: payment("p", "succeeded", "{}"), Expect: 2}}}); !isRecordConflict(err) {
+		t.Fatalf("a write over the uncommitted version gave %v, want record_conflict", err)
+	}
+	if err := commit(ledger.Unit{Records: []ledger.RecordWrite{{Record: payment("p", "succeeded", "{}"), Expect: 1}}}); err != nil {
+		t.Fatalf("a write over the committed version: %v", err)
+	}
+	if rec, err := st.GetRecord(ctx, "payment", "p"); err != nil || rec.Version != 2 || rec.Status != "succeeded" {
+		t.Fatalf("record %+v, %v; want version 2, succeeded", rec, err)
+	}
+}
+
+func isRecordConflict(err error) bool {
+	var ae *apierror.Error
+	return errors.As(err, &ae) && ae.Code == apierror.RecordConflict
 }
