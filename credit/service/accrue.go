@@ -44,6 +44,7 @@ func earnPostings(id, currency string, interest, fee int64, meta map[string]stri
 type dayResult struct {
 	transfers []ledger.TransferInput
 	event     *ledger.ModuleEvent
+	writeOff  *ledger.ModuleEvent
 	earned    int64
 	penalty   int64
 }
@@ -66,9 +67,16 @@ func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
 		d = start.AddDays(maxCatchUpDays)
 	}
 	var interest, fee int64
+	var writeOff bool
 	for day := start; !day.After(d); day = day.AddDays(1) {
 		i, f := earnThrough(l, day)
 		interest, fee = interest+i, fee+f
+		if p.WriteOffDays > 0 && credit.DaysPastDue(l.Items, day) >= p.WriteOffDays {
+			// Written off at the end of this day, without its penalty; no day after it
+			// is applied.
+			d, writeOff = day, true
+			break
+		}
 		for _, sp := range credit.DailyPenalties(l.Items, day, p.DailyPenaltyRate, p.GraceDays) {
 			for k := range l.Items {
 				if l.Items[k].Period == sp.Period {
@@ -94,5 +102,40 @@ func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
 	if ev, ok := bucketEvent(l, d, "end_of_day"); ok {
 		r.event = &ev
 	}
+	if writeOff {
+		writeOffLoan(l, d, &r)
+	}
 	return r, true
+}
+
+// writeOffLoan writes a loan off at the end of d (DESIGN.md C6): the charges of
+// installments not yet fallen due go back from the receivable to unearned income (they
+// will never be earned), and everything else it owes (principal, earned interest and fees,
+// penalties) is charged from the receivable to write-off expense. What the customer owes
+// stays in the loan's items for collection; the loan leaves the batch (status
+// written_off, so no more penalties) and a credit.loan.written_off event is emitted.
+func writeOffLoan(l *Loan, d credit.Date, r *dayResult) {
+	var unearned int64
+	for i := range l.Items {
+		if l.Items[i].Period > l.Earned {
+			unearned += l.Items[i].Interest + l.Items[i].Fee
+		}
+	}
+	owed := l.Owed()
+	expense := owed - unearned
+	meta := map[string]string{"loan": l.ID, "date": d.String()}
+	id := "credit.writeoff." + l.ID
+	if unearned > 0 {
+		r.transfers = append(r.transfers, ledger.TransferInput{ID: id + ".unearned", DebitAccountID: UnearnedAccount(l.Currency),
+			CreditAccountID: ReceivableAccount(l.Account), Amount: unearned, Currency: l.Currency, Code: "credit.write_off.unearned", Metadata: meta})
+	}
+	if expense > 0 {
+		r.transfers = append(r.transfers, ledger.TransferInput{ID: id, DebitAccountID: WriteOffAccount(l.Currency),
+			CreditAccountID: ReceivableAccount(l.Account), Amount: expense, Currency: l.Currency, Code: "credit.write_off", Metadata: meta})
+	}
+	l.Status, l.Next = LoanWrittenOff, credit.Date{}
+	l.WrittenOff, l.WrittenOffUnearned, l.WrittenOffOn = expense, unearned, d
+	payload := encode(map[string]any{"loan_id": l.ID, "account_id": l.Account, "date": d, "days_past_due": l.DPD,
+		"written_off": expense, "unearned_reversed": unearned, "principal": l.OutstandingPrincipal, "owed": owed})
+	r.writeOff = &ledger.ModuleEvent{Subject: "credit.loan.written_off", ID: id, Payload: payload}
 }

@@ -59,6 +59,7 @@ type EODRun struct {
 	Earned      int64            `json:"earned"`
 	Penalties   int64            `json:"penalties"`
 	StageEvents int64            `json:"stage_changes"`
+	WrittenOff  int64            `json:"written_off"`
 	Statements  int64            `json:"statements"`
 	Resumed     int              `json:"resumed"`
 	Reconcile   *ReconcileReport `json:"reconcile,omitempty"`
@@ -149,6 +150,9 @@ func (s *Service) RunEOD(ctx context.Context, d credit.Date, progress func(Progr
 	st.mu.Lock() // one run of a date at a time in this process
 	defer st.mu.Unlock()
 
+	if err := s.EnsureChart(ctx); err != nil { // accounts added to the chart since the loans were made
+		return nil, err
+	}
 	run, err := s.startRun(ctx, d)
 	if err != nil || run.Stage == StageDone {
 		return run, err
@@ -262,6 +266,9 @@ func (u *eodUnit) unit() ledger.Unit {
 		if ev := u.res[i].event; ev != nil {
 			out.Events = append(out.Events, *ev)
 		}
+		if ev := u.res[i].writeOff; ev != nil {
+			out.Events = append(out.Events, *ev)
+		}
 	}
 	return out
 }
@@ -310,6 +317,7 @@ func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) 
 		run.Earned += changed.earned
 		run.Penalties += changed.penalty
 		run.StageEvents += changed.events
+		run.WrittenOff += changed.writtenOff
 		if len(recs) > 0 {
 			run.Cursor = recs[len(recs)-1].ID
 		}
@@ -329,7 +337,7 @@ func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) 
 	}
 }
 
-type eodTotals struct{ loans, earned, penalty, events int64 }
+type eodTotals struct{ loans, earned, penalty, events, writtenOff int64 }
 
 // commitEODUnits commits units, EODWorkers at a time. A unit that meets a concurrent change
 // of one of its loans (a repayment) is redone loan by loan from the stored versions.
@@ -347,6 +355,9 @@ func (s *Service) commitEODUnits(ctx context.Context, d credit.Date, units []*eo
 		tot.penalty += res.penalty
 		if res.event != nil {
 			tot.events++
+		}
+		if res.writeOff != nil {
+			tot.writtenOff++
 		}
 	}
 	for _, u := range units {

@@ -77,6 +77,9 @@ func (s *Service) Reconcile(ctx context.Context) (*ReconcileReport, error) {
 		}
 		after = recs[len(recs)-1].ID
 	}
+	if err := s.writtenOffPrincipal(ctx, "", func(owner string, p int64) { get(owner).principal += p }); err != nil {
+		return nil, err
+	}
 	after = ""
 	for {
 		recs, more, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLine, StartingAfter: after, Limit: eodPage})
@@ -150,11 +153,38 @@ func (s *Service) accountSums(ctx context.Context, id string) (acctSums, error) 
 		a.owed += l.Owed()
 		a.principal += l.OwedPrincipal()
 	}
+	if err := s.writtenOffPrincipal(ctx, id, func(_ string, p int64) { a.principal += p }); err != nil {
+		return a, err
+	}
 	acct, err := s.st.GetAccount(ctx, ReceivableAccount(id))
 	if err == nil {
 		a.receivable = acct.Balances.DebitsPosted - acct.Balances.CreditsPosted
 	}
 	return a, nil
+}
+
+// writtenOffPrincipal calls add with the owner and owed principal of every written-off loan
+// (of owner, or of every account for ""). A written-off loan's principal still counts as
+// drawn on its line: the line does not get it back (docs/credit.md, write-off).
+func (s *Service) writtenOffPrincipal(ctx context.Context, owner string, add func(owner string, principal int64)) error {
+	after := ""
+	for {
+		recs, more, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLoan, Owner: owner, Status: LoanWrittenOff, StartingAfter: after, Limit: eodPage})
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			l, err := decodeLoan(r)
+			if err != nil {
+				return err
+			}
+			add(l.Account, l.OutstandingPrincipal)
+		}
+		if !more || len(recs) == 0 {
+			return nil
+		}
+		after = recs[len(recs)-1].ID
+	}
 }
 
 // loanOwed reads the owed and owed_principal fields that follow next at the start of a

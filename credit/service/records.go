@@ -36,6 +36,9 @@ const (
 const (
 	LoanActive  = "active"
 	LoanPaidOff = "paid_off"
+	// LoanWrittenOff is a loan written off after the product's write_off_days past due: its
+	// receivable was charged to write-off expense and the batch no longer touches it.
+	LoanWrittenOff = "written_off"
 )
 
 // Plans of a purchase.
@@ -104,6 +107,12 @@ type Loan struct {
 	PenaltyTotal int64         `json:"penalty_total"`
 	DPD          int           `json:"days_past_due"`
 	Bucket       credit.Bucket `json:"bucket"`
+	// WrittenOff is what the write-off charged to expense (principal, earned charges and
+	// penalties), WrittenOffUnearned the charges not yet earned it reversed, and
+	// WrittenOffOn its business date.
+	WrittenOff         int64       `json:"written_off,omitempty"`
+	WrittenOffUnearned int64       `json:"written_off_unearned,omitempty"`
+	WrittenOffOn       credit.Date `json:"written_off_on,omitzero"`
 	// LastEOD is the last business date the end-of-day batch applied to the loan.
 	LastEOD credit.Date `json:"last_eod"`
 	Status  string      `json:"status"`

@@ -184,17 +184,18 @@ func InterestIncomeAccount(cur string) string  { return "credit.income.interest.
 func FeeIncomeAccount(cur string) string       { return "credit.income.fee." + cur }
 func PenaltyIncomeAccount(cur string) string   { return "credit.income.penalty." + cur }
 func RepaymentClearingAccount(c string) string { return "credit.repayments." + c }
+func WriteOffAccount(cur string) string        { return "credit.writeoff." + cur }
 
 // Account codes of the chart.
 const (
-	CodeReceivable  = "credit.loan_receivable"
-	CodeMerchant    = "credit.merchant_payable"
-	CodeUnearned    = "credit.unearned_income"
-	CodeInterest    = "credit.interest_income"
-	CodeFee         = "credit.fee_income"
-	CodePenalty     = "credit.penalty_income"
-	CodeRepayClear  = "credit.repayment_clearing"
-	codeGlobalCount = 5
+	CodeReceivable = "credit.loan_receivable"
+	CodeMerchant   = "credit.merchant_payable"
+	CodeUnearned   = "credit.unearned_income"
+	CodeInterest   = "credit.interest_income"
+	CodeFee        = "credit.fee_income"
+	CodePenalty    = "credit.penalty_income"
+	CodeRepayClear = "credit.repayment_clearing"
+	CodeWriteOff   = "credit.write_off_expense"
 )
 
 func accountInput(id, currency, code string, flags ledger.Flags, meta map[string]string) ledger.AccountInput {
@@ -209,6 +210,7 @@ func globalAccounts(cur string) []ledger.AccountInput {
 		accountInput(FeeIncomeAccount(cur), cur, CodeFee, ledger.Flags{}, nil),
 		accountInput(PenaltyIncomeAccount(cur), cur, CodePenalty, ledger.Flags{}, nil),
 		accountInput(RepaymentClearingAccount(cur), cur, CodeRepayClear, ledger.Flags{}, nil),
+		accountInput(WriteOffAccount(cur), cur, CodeWriteOff, ledger.Flags{}, nil),
 	}
 }
 
