@@ -35,7 +35,7 @@ func TestReconEndToEnd(t *testing.T) {
 	}
 	defer func() { bankCmd.Process.Kill(); bankCmd.Wait() }()
 	bankURL := "http://" + bankAddr
-	waitHTTP(t, bankURL+"/v1/payments/none")
+	waitListening(t, bankURL)
 	srv := startServer(t, "--data", t.TempDir(), "--no-sim-banks", "--bank-sim", "recon-a="+bankURL)
 	defer srv.kill()
 
