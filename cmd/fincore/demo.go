@@ -48,7 +48,7 @@ func seedDemo(ctx context.Context, eng *ledger.Engine) error {
 
 // demoTraffic generates a few transfers a second until ctx ends: purchases, authorisations
 // that are captured, released or left to expire, and refunds.
-func demoTraffic(ctx context.Context, eng *ledger.Engine, log *slog.Logger) {
+func demoTraffic(ctx context.Context, eng *ledger.Engine, screen demoScreen, log *slog.Logger) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	run := time.Now().UnixNano()
@@ -63,7 +63,7 @@ func demoTraffic(ctx context.Context, eng *ledger.Engine, log *slog.Logger) {
 		id := fmt.Sprintf("demo-%d-%d", run, n)
 		amount := int64(100 + rand.IntN(50_000))
 		r := rand.IntN(10)
-		if r < 9 && demoScreen != nil && !demoScreen(ctx, id, user, merchant, amount) {
+		if r < 9 && screen != nil && !screen(ctx, id, user, merchant, amount) {
 			continue // refused by the risk engine
 		}
 		var err error

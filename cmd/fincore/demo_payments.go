@@ -10,17 +10,15 @@ import (
 
 	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/payment"
-	"github.com/fincore/fincore/risk"
-	"github.com/fincore/fincore/rulesets"
 )
 
 // demoCardPANs are test card numbers (they pass the Luhn check) for the demo's customers.
 var demoCardPANs = []string{"6222020200112233446", "4242424242424242", "6225880137005584", "6212260200013333337"}
 
-// seedPaymentsDemo sets up the cashier's demo (idempotently): three merchants, a few cards,
-// and the cash-out rule pack as the active "payment" rule set, so that demo payments go
-// through the risk engine. It returns the card tokens.
-func seedPaymentsDemo(ctx context.Context, svc *payment.Service, riskEng *risk.Engine) ([]string, error) {
+// seedPaymentsDemo sets up the cashier's demo (idempotently): three merchants and a few
+// cards; its payments are screened by the "payment" rule set seedDemoRisk activates. It
+// returns the card tokens.
+func seedPaymentsDemo(ctx context.Context, svc *payment.Service) ([]string, error) {
 	for i := 1; i <= 3; i++ {
 		_, err := svc.CreateMerchant(ctx, payment.MerchantInput{ID: fmt.Sprintf("demo-shop-%d", i), Name: fmt.Sprintf("Demo shop %d", i),
 			Currency: "CNY", FeeBps: 30 * i})
@@ -40,21 +38,6 @@ func seedPaymentsDemo(ctx context.Context, svc *payment.Service, riskEng *risk.E
 			return nil, err
 		}
 		cards = append(cards, c.ID)
-	}
-	if riskEng != nil {
-		if h, ok := riskEng.RuleSet(PaymentRuleSet); !ok || h.Active == 0 {
-			src, err := rulesets.Packs.ReadFile("cash_out.yaml")
-			if err != nil {
-				return nil, err
-			}
-			sum, err := riskEng.PutRuleSet(ctx, PaymentRuleSet, src)
-			if err != nil {
-				return nil, fmt.Errorf("demo rule set: %w", err)
-			}
-			if _, err := riskEng.Activate(ctx, PaymentRuleSet, sum.Version, 0); err != nil {
-				return nil, err
-			}
-		}
 	}
 	return cards, nil
 }

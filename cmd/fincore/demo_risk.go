@@ -11,35 +11,35 @@ import (
 	"github.com/fincore/fincore/rulesets"
 )
 
-// demoRuleSet is the rule set the demo's payments are screened by: the cash-out pack.
-const demoRuleSet = "demo-payments"
-
-// demoScreen, when set, is asked about each demo payment before it is posted; a payment it
+// demoScreen is asked about each demo ledger purchase before it is posted; a purchase it
 // refuses is not posted.
-var demoScreen func(ctx context.Context, id, user, merchant string, amount int64) bool
+type demoScreen func(ctx context.Context, id, user, merchant string, amount int64) bool
 
-// seedDemoRisk installs the cash-out pack as the demo's rule set and routes the demo's
-// payments through the risk engine.
-func seedDemoRisk(ctx context.Context, eng *risk.Engine, log *slog.Logger) error {
-	src, err := fs.ReadFile(rulesets.Packs, "cash_out.yaml")
-	if err != nil {
-		return err
+// seedDemoRisk makes the cash-out pack the active "payment" rule set (unless one is active
+// already) — the rule set that screens the cashier's payments too (docs/payments.md) — and
+// returns the screen of the demo's ledger purchases, which asks the same rule set.
+func seedDemoRisk(ctx context.Context, eng *risk.Engine, log *slog.Logger) (demoScreen, error) {
+	if h, ok := eng.RuleSet(PaymentRuleSet); !ok || h.Active == 0 {
+		src, err := fs.ReadFile(rulesets.Packs, "cash_out.yaml")
+		if err != nil {
+			return nil, err
+		}
+		sum, err := eng.PutRuleSet(ctx, PaymentRuleSet, src)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := eng.Activate(ctx, PaymentRuleSet, sum.Version, 0); err != nil {
+			return nil, err
+		}
 	}
-	sum, err := eng.PutRuleSet(ctx, demoRuleSet, src)
-	if err != nil {
-		return err
-	}
-	if _, err := eng.Activate(ctx, demoRuleSet, sum.Version, 0); err != nil {
-		return err
-	}
-	demoScreen = func(ctx context.Context, id, user, merchant string, amount int64) bool {
+	return func(ctx context.Context, id, user, merchant string, amount int64) bool {
 		raw := fmt.Sprintf(`{"type":"payment","id":%q,"timestamp":%q,"user_id":%q,"merchant_id":%q,"amount":%d}`,
 			id, time.Now().UTC().Format(time.RFC3339Nano), user, merchant, amount)
 		ev, err := risk.ParseEvent([]byte(raw))
 		if err != nil {
 			return false
 		}
-		d, err := eng.Decide(ctx, demoRuleSet, ev)
+		d, err := eng.Decide(ctx, PaymentRuleSet, ev)
 		if err != nil {
 			log.Debug("demo risk decision failed", "id", id, "err", err)
 			return true
@@ -49,6 +49,5 @@ func seedDemoRisk(ctx context.Context, eng *risk.Engine, log *slog.Logger) error
 			return false
 		}
 		return true
-	}
-	return nil
+	}, nil
 }

@@ -24,8 +24,8 @@ func TestDemoPaymentsGoThroughRisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	defer func() { demoScreen = nil }()
-	if err := seedDemoRisk(ctx, eng, slog.New(slog.DiscardHandler)); err != nil {
+	demoScreen, err := seedDemoRisk(ctx, eng, slog.New(slog.DiscardHandler))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !demoScreen(ctx, "p1", "demo:user:1", "demo:merchant:1", 1234) {

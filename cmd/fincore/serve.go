@@ -194,11 +194,12 @@ func cmdServe(args []string) error {
 		if err := seedDemo(ctx, eng); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
-		if err := seedDemoRisk(ctx, riskEng, log); err != nil {
+		screen, err := seedDemoRisk(ctx, riskEng, log)
+		if err != nil {
 			return fmt.Errorf("seed demo risk rules: %w", err)
 		}
-		go demoTraffic(ctx, eng, log)
-		cards, err := seedPaymentsDemo(ctx, pays.svc, riskEng)
+		go demoTraffic(ctx, eng, screen, log)
+		cards, err := seedPaymentsDemo(ctx, pays.svc)
 		if err != nil {
 			return fmt.Errorf("seed payments demo: %w", err)
 		}
