@@ -197,7 +197,7 @@ func EngineDecider(eng *risk.Engine, ruleset string) RiskDecider {
 		if err != nil {
 			return "", err
 		}
-		d, err := eng.Decide(ctx, ruleset, ev)
+		d, err := eng.DecideBrief(ctx, ruleset, ev)
 		if err != nil {
 			return "", err
 		}

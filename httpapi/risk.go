@@ -121,7 +121,7 @@ func (a *riskAPI) decide(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	dec, err := a.eng.Decide(r.Context(), name, ev)
+	dec, err := a.eng.DecideBrief(r.Context(), name, ev)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -129,7 +129,8 @@ func (a *riskAPI) decide(w http.ResponseWriter, r *http.Request) {
 	out := decisionResponse{Decision: dec.Decision, Score: dec.Score, Reasons: dec.Reasons, RuleSet: dec.RuleSet,
 		Version: dec.Version, EventID: dec.EventID, Errors: dec.Errors}
 	if explain {
-		out.Features, out.Models = dec.Features, dec.Models
+		x := dec.Explain()
+		out.Features, out.Models = x.Features, x.Models
 	}
 	WriteJSON(w, http.StatusOK, out)
 }

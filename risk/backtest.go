@@ -83,6 +83,7 @@ func Backtest(ctx context.Context, st Store, name string, source []byte, from, t
 	hits := map[string]int{}
 	warmFrom := from.Add(-time.Duration(e.cat.Load().retention))
 	var after int64
+	sc := new(scratch)
 	for {
 		evs, err := st.Events(ctx, after, warmFrom, replayBatch)
 		if err != nil {
@@ -100,7 +101,7 @@ func Backtest(ctx context.Context, st Store, name string, source []byte, from, t
 				return nil, fmt.Errorf("event %s: %w", le.ID, err)
 			}
 			if le.Time.Before(from) {
-				e.apply(ev, true, nil)
+				e.apply(ev, true, nil, sc)
 				rep.WarmUp++
 				continue
 			}
@@ -120,7 +121,7 @@ func Backtest(ctx context.Context, st Store, name string, source []byte, from, t
 			}
 		}
 		for _, ev := range batch {
-			d := e.evaluate(l.active, ev, e.apply(ev, true, nil))
+			d := e.evaluate(l.active, ev, e.apply(ev, true, nil, sc), sc)
 			rep.Events++
 			rep.Candidate[d.Decision]++
 			for _, r := range d.Reasons {

@@ -56,7 +56,8 @@ type Compiled struct {
 	Decision DecisionDef
 
 	env      envLayout
-	stateIDs []int // the engine's state id of each feature
+	stateIDs []int        // the engine's state id of each feature
+	frag     logFragments // pieces of the decision log body
 }
 
 // Feature is a compiled feature definition.
@@ -68,6 +69,8 @@ type Feature struct {
 	Sig      string
 	allTypes bool
 	where    *vm.Program
+	// fastWhere is where compiled to a closure (nil: where runs on expr's VM).
+	fastWhere boolFn
 }
 
 // Matches reports whether an event of type typ is one the feature counts (before where).
@@ -80,6 +83,12 @@ func (f *Feature) Matches(typ string) bool {
 func (f *Feature) passes(ev *Event) bool {
 	if f.where == nil {
 		return true
+	}
+	if f.fastWhere != nil {
+		env := fastEnv{fields: ev.Fields}
+		if v, ok := f.fastWhere(&env); ok {
+			return v
+		}
 	}
 	out, err := vm.Run(f.where, eventOnlyEnv{Event: ev.Fields})
 	b, _ := out.(bool)
@@ -101,6 +110,10 @@ type modelInput struct {
 type compiledRule struct {
 	RuleDef
 	prog *vm.Program
+	// fast is the expression compiled to a closure (nil: it runs on expr's VM only).
+	fast boolFn
+	// reason is the rule as a decision's reason when it hits.
+	reason Reason
 }
 
 // envLayout is the type of the environment rules run in: event, features and models, the
@@ -140,6 +153,21 @@ func newEnvLayout(features []*Feature, models []*compiledModel) envLayout {
 		{Name: "Models", Type: l.models, Tag: `expr:"models"`},
 	})
 	return l
+}
+
+// build returns the environment expr's VM runs rules in, for one event.
+func (l envLayout) build(ev *Event, fv, mv []float64) any {
+	env := reflect.New(l.typ).Elem()
+	env.Field(envEvent).Set(reflect.ValueOf(ev.Fields))
+	f := env.Field(envFeatures)
+	for i, v := range fv {
+		f.Field(i).SetFloat(v)
+	}
+	m := env.Field(envModels)
+	for i, v := range mv {
+		m.Field(i).SetFloat(v)
+	}
+	return env.Interface()
 }
 
 // eventOnlyEnv is the environment of a feature's where: the event alone.
@@ -182,8 +210,10 @@ func Compile(rs *RuleSet, opts CompileOptions) (*Compiled, error) {
 			prog, err := compileExpr(fd.Where, fd.whereLine, declared{lists: lists}, expr.Env(eventOnlyEnv{}), expr.AsBool(), inList)
 			if err != nil {
 				p.add(err.Line, "feature %s: where: %s", fd.Name, err.Msg)
+			} else {
+				f.where = prog
+				f.fastWhere = (&fastCompiler{lists: lookup}).boolean(prog.Node())
 			}
-			f.where = prog
 		}
 		on := slices.Clone(fd.On)
 		sort.Strings(on)
@@ -238,6 +268,10 @@ func Compile(rs *RuleSet, opts CompileOptions) (*Compiled, error) {
 		names.features[n] = true
 	}
 	envZero := reflect.New(c.env.typ).Elem().Interface()
+	fc := &fastCompiler{features: featureIdx, models: map[string]int{}, lists: lookup}
+	for i, m := range c.Models {
+		fc.models[m.id] = len(c.Features) + i
+	}
 	ruleIDs := map[string]bool{}
 	for _, rd := range rs.Rules {
 		if ruleIDs[rd.ID] {
@@ -252,11 +286,13 @@ func Compile(rs *RuleSet, opts CompileOptions) (*Compiled, error) {
 			p.add(err.Line, "rule %s: when: %s", rd.ID, err.Msg)
 			continue
 		}
-		c.Rules = append(c.Rules, &compiledRule{RuleDef: rd, prog: prog})
+		c.Rules = append(c.Rules, &compiledRule{RuleDef: rd, prog: prog, fast: fc.boolean(prog.Node()),
+			reason: Reason{Rule: rd.ID, Reason: rd.Reason, Score: rd.Score, Action: rd.Action}})
 	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	c.frag = newLogFragments(c)
 	return c, nil
 }
 

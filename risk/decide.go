@@ -3,7 +3,7 @@ package risk
 import (
 	"context"
 	"math"
-	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -32,21 +32,19 @@ type Decision struct {
 	// Errors are rules whose expression failed at run time (they count as not hit).
 	Errors []RuleError `json:"errors,omitempty"`
 
-	c  *Compiled // what decided
-	fv []float64 // feature values in the rule set's order
-	mv []float64 // model values in the rule set's order
+	c    *Compiled // what decided
+	fv   []float64 // feature values in the rule set's order
+	mv   []float64 // model values in the rule set's order
+	hits []int32   // indexes of the rules that hit (Reasons), in c.Rules
 }
 
-// compact returns a copy of d without the Features and Models maps (their values stay in fv
-// and mv), to be remembered for repeated requests at a fraction of the memory.
-func (d *Decision) compact() *Decision {
-	c := *d
-	c.Features, c.Models = nil, nil
-	return &c
-}
-
-// expand returns a copy of a compact decision with its maps rebuilt.
-func (d *Decision) expand() *Decision {
+// Explain returns the decision with its Features and Models maps: every feature and model
+// value of the rule set as computed for the event. d itself is not changed (decisions are
+// shared with repeated requests of the same event).
+func (d *Decision) Explain() *Decision {
+	if d.Features != nil || d.c == nil {
+		return d
+	}
 	c := *d
 	c.Features = make(map[string]float64, len(d.fv))
 	for i, f := range d.c.Features {
@@ -57,6 +55,24 @@ func (d *Decision) expand() *Decision {
 		for i, m := range d.c.Models {
 			c.Models[m.id] = d.mv[i]
 		}
+	}
+	return &c
+}
+
+// compact returns a copy of d to be remembered for repeated requests: without Reasons, which
+// expand rebuilds from the rule indexes.
+func (d *Decision) compact() *Decision {
+	c := *d
+	c.Reasons = nil
+	return &c
+}
+
+// expand returns a copy of a compact decision with its Reasons.
+func (d *Decision) expand() *Decision {
+	c := *d
+	c.Reasons = make([]Reason, len(d.hits))
+	for i, ri := range d.hits {
+		c.Reasons[i] = d.c.Rules[ri].reason
 	}
 	return &c
 }
@@ -80,8 +96,19 @@ type RuleError struct {
 // too. Both decisions are logged with their features, models and rule hits. The same
 // event sent again gets the decision it got the first time; sent for another rule set, it is
 // evaluated without being counted again. The same id with a different body is
-// ErrIDConflict.
+// ErrIDConflict. The decision is explained (see Decision.Explain).
 func (e *Engine) Decide(ctx context.Context, name string, ev *Event) (*Decision, error) {
+	d, err := e.DecideBrief(ctx, name, ev)
+	if err != nil {
+		return nil, err
+	}
+	return d.Explain(), nil
+}
+
+// DecideBrief is Decide without building the Features and Models maps (Explain builds them
+// when asked for). The decision is shared with repeated requests of the event and must not
+// be modified.
+func (e *Engine) DecideBrief(ctx context.Context, name string, ev *Event) (*Decision, error) {
 	sets := *e.sets.Load()
 	l := sets[name]
 	if l == nil {
@@ -146,7 +173,9 @@ func (e *Engine) Ingest(ctx context.Context, ev *Event) (bool, error) {
 	err := e.enqueueCheck()
 	if err == nil {
 		e.stats.events.Add(1)
-		e.apply(ev, true, func() { e.enqueue(logItem{event: ev}) })
+		sc := scratchPool.Get().(*scratch)
+		e.apply(ev, true, func() { e.enqueue(logItem{event: ev}) }, sc)
+		scratchPool.Put(sc)
 	} else {
 		e.dedupe.forget(ev.ID)
 	}
@@ -164,93 +193,124 @@ func (e *Engine) decide(l *loaded, ev *Event, count bool) (*Decision, error) {
 	if count {
 		logFn = func() { e.enqueue(logItem{event: ev}) }
 	}
-	values := e.apply(ev, count, logFn)
-	dec := e.evaluate(l.active, ev, values)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	values := e.apply(ev, count, logFn, sc)
+	dec := e.evaluate(l.active, ev, values, sc)
 	e.enqueue(logItem{decision: dec})
 	if l.shadow != nil {
-		sd := e.evaluate(l.shadow, ev, values)
+		sd := e.evaluate(l.shadow, ev, values, sc)
 		e.enqueue(logItem{decision: sd, shadow: true})
 	}
 	return dec, nil
 }
 
-// envPool recycles expression VMs.
+// scratch is the working memory of one decision, recycled.
+type scratch struct {
+	values []float64 // feature values by state id
+	counts []bool    // whether the event counts in each state of the touched key groups
+	x      []float64 // model inputs
+	hits   []int32   // indexes of the rules that hit
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// vmPool recycles expression VMs.
 var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
 
-// evaluate runs c's models and rules on ev with the feature values (by state id).
-func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64) *Decision {
-	env := reflect.New(c.env.typ).Elem()
-	env.Field(envEvent).Set(reflect.ValueOf(ev.Fields))
-	fv := env.Field(envFeatures)
+// evaluate runs c's models and rules on ev with the feature values (by state id). Rules run
+// as closures where they were compiled to them, on expr's VM otherwise (and where a closure
+// defers to it).
+func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64, sc *scratch) *Decision {
+	nf := len(c.Features)
+	vals := make([]float64, nf+len(c.Models))
+	fv, mv := vals[:nf:nf], vals[nf:]
 	for i, id := range c.stateIDs {
-		fv.Field(i).SetFloat(values[id])
+		fv[i] = values[id]
 	}
-	mv := env.Field(envModels)
-	var xbuf [64]float64
 	for i, m := range c.Models {
-		x := xbuf[:0]
-		for _, in := range m.inputs {
-			if in.feature >= 0 {
-				x = append(x, values[c.stateIDs[in.feature]])
-			} else if v, ok := ev.Number(in.field); ok {
-				x = append(x, v)
-			} else {
-				x = append(x, math.NaN())
-			}
-		}
-		p := m.model.Predict(x)
-		if math.IsNaN(p) {
-			p = 0
-		}
-		mv.Field(i).SetFloat(p)
+		mv[i], sc.x = m.predict(ev, fv, sc.x)
 	}
-	envAny := env.Interface()
-	machine := vmPool.Get().(*vm.VM)
-	defer vmPool.Put(machine)
-	d := &Decision{RuleSet: c.Name, Version: c.Version, EventID: ev.ID, Reasons: []Reason{}, c: c}
+	d := &Decision{RuleSet: c.Name, Version: c.Version, EventID: ev.ID, c: c, fv: fv}
+	if len(mv) > 0 {
+		d.mv = mv
+	}
+	env := fastEnv{fields: ev.Fields, vals: vals}
+	var slow any // the environment of expr's VM, built when first needed
+	var machine *vm.VM
+	hits := sc.hits[:0]
 	var forceReject, forceAccept, forceReview bool
-	for _, r := range c.Rules {
-		out, err := machine.Run(r.prog, envAny)
-		if err != nil {
-			e.stats.ruleErrors.Add(1)
-			d.Errors = append(d.Errors, RuleError{Rule: r.ID, Error: clipText(err.Error())})
+	for ri, r := range c.Rules {
+		var hit, ok bool
+		if r.fast != nil {
+			hit, ok = r.fast(&env)
+		}
+		if !ok {
+			if slow == nil {
+				slow = c.env.build(ev, fv, mv)
+				machine = vmPool.Get().(*vm.VM)
+				defer vmPool.Put(machine)
+			}
+			out, err := machine.Run(r.prog, slow)
+			if err != nil {
+				e.stats.ruleErrors.Add(1)
+				d.Errors = append(d.Errors, RuleError{Rule: r.ID, Error: clipText(err.Error())})
+				continue
+			}
+			hit, _ = out.(bool)
+		}
+		if !hit {
 			continue
 		}
-		if hit, _ := out.(bool); !hit {
-			continue
-		}
+		hits = append(hits, int32(ri))
 		d.Score += r.Score
-		d.Reasons = append(d.Reasons, Reason{Rule: r.ID, Reason: r.Reason, Score: r.Score, Action: r.Action})
-		switch r.Action {
-		case Reject:
-			forceReject = true
-		case Accept:
-			forceAccept = true
-		case Review:
-			forceReview = true
+		forceReject = forceReject || r.Action == Reject
+		forceAccept = forceAccept || r.Action == Accept
+		forceReview = forceReview || r.Action == Review
+	}
+	sc.hits = hits
+	d.hits = slices.Clone(hits)
+	d.Reasons = make([]Reason, len(hits))
+	for i, ri := range hits {
+		d.Reasons[i] = c.Rules[ri].reason
+	}
+	d.Decision = c.Decision.outcome(d.Score, forceReject, forceAccept, forceReview)
+	return d
+}
+
+// predict evaluates the model on ev with the rule set's feature values fv (a missing event
+// input is NaN; a NaN prediction is 0). x is scratch space for the inputs, returned for reuse.
+func (m *compiledModel) predict(ev *Event, fv, x []float64) (float64, []float64) {
+	x = x[:0]
+	for _, in := range m.inputs {
+		if in.feature >= 0 {
+			x = append(x, fv[in.feature])
+		} else if v, ok := ev.Number(in.field); ok {
+			x = append(x, v)
+		} else {
+			x = append(x, math.NaN())
 		}
 	}
+	p := m.model.Predict(x)
+	if math.IsNaN(p) {
+		p = 0
+	}
+	return p, x
+}
+
+// outcome is the decision for a summed score and the actions of the rules that hit: any
+// reject rejects; otherwise any accept accepts; otherwise the thresholds, or a review action,
+// decide.
+func (dd DecisionDef) outcome(score int, reject, accept, review bool) string {
 	switch {
-	case forceReject:
-		d.Decision = Reject
-	case forceAccept:
-		d.Decision = Accept
-	case d.Score >= c.Decision.RejectAt:
-		d.Decision = Reject
-	case d.Score >= c.Decision.ReviewAt || forceReview:
-		d.Decision = Review
-	default:
-		d.Decision = Accept
+	case reject:
+		return Reject
+	case accept:
+		return Accept
+	case score >= dd.RejectAt:
+		return Reject
+	case score >= dd.ReviewAt || review:
+		return Review
 	}
-	d.fv = make([]float64, len(c.Features))
-	for i := range c.Features {
-		d.fv[i] = values[c.stateIDs[i]]
-	}
-	if len(c.Models) > 0 {
-		d.mv = make([]float64, len(c.Models))
-		for i := range c.Models {
-			d.mv[i] = mv.Field(i).Float()
-		}
-	}
-	return d.expand()
+	return Accept
 }

@@ -69,6 +69,8 @@ type Engine struct {
 	cat    atomic.Pointer[catalog]
 	sigIDs map[string]int // feature signature -> state id; ids are never reused (admin)
 	nextID int
+	// fieldIDs numbers the key fields, for the shards' maps (admin; never reused).
+	fieldIDs map[string]int32
 
 	shards    []shard
 	seed      maphash.Seed
@@ -97,24 +99,52 @@ type catalog struct {
 	groups    []keyGroup
 	retention int64 // R: the longest window, ns
 	maxID     int
+	nStates   int // states over all groups
 }
 
 type keyGroup struct {
 	field string
+	fid   int32 // the field's number (Engine.fieldIDs)
 	ids   []int // state ids
 	specs []window.Spec
 	defs  []*Feature
 }
 
 type shard struct {
-	mu     sync.Mutex
-	states map[stateKey]*window.State
-	_      [40]byte // keep neighbouring locks off one cache line
+	mu   sync.Mutex
+	keys map[keyRef]*keyStates
+	_    [40]byte // keep neighbouring locks off one cache line
 }
 
-type stateKey struct {
-	id  int32
-	key string
+// keyRef is a key value of a key field: the user u1, the device d7.
+type keyRef struct {
+	field int32 // Engine.fieldIDs
+	key   string
+}
+
+// keyStates are the window states of one key value, one per feature (state id) that has
+// counted an event of it. One map look-up per key value finds them all.
+type keyStates struct {
+	slots []stateSlot
+}
+
+type stateSlot struct {
+	id int32
+	st *window.State
+}
+
+// find returns the state of id, looking first at slot hint (states are mostly created in
+// the key group's order, so the feature's position in its group is usually its slot).
+func (k *keyStates) find(id int32, hint int) *window.State {
+	if hint < len(k.slots) && k.slots[hint].id == id {
+		return k.slots[hint].st
+	}
+	for i := range k.slots {
+		if k.slots[i].id == id {
+			return k.slots[i].st
+		}
+	}
+	return nil
 }
 
 // Open starts an engine on st: it loads the lists and the active and shadow rule sets, and
@@ -152,12 +182,12 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, store: st, log: cfg.Logger, lists: newListSet(),
-		sigIDs: map[string]int{}, shards: make([]shard, cfg.Shards), seed: maphash.MakeSeed(),
+		sigIDs: map[string]int{}, fieldIDs: map[string]int32{}, shards: make([]shard, cfg.Shards), seed: maphash.MakeSeed(),
 		logq: make(chan logItem, cfg.LogQueue), done: make(chan struct{}),
 	}
 	e.dedupe.init(cfg.DedupeMax, int64(cfg.DedupeWindow))
 	for i := range e.shards {
-		e.shards[i].states = make(map[stateKey]*window.State)
+		e.shards[i].keys = make(map[keyRef]*keyStates)
 	}
 	empty := map[string]*loaded{}
 	e.sets.Store(&empty)
@@ -268,7 +298,12 @@ func (e *Engine) install(sets map[string]*loaded) {
 			cat.retention = max(cat.retention, int64(f.Window))
 			g := groups[f.Key]
 			if g == nil {
-				g = &keyGroup{field: f.Key}
+				fid, ok := e.fieldIDs[f.Key]
+				if !ok {
+					fid = int32(len(e.fieldIDs))
+					e.fieldIDs[f.Key] = fid
+				}
+				g = &keyGroup{field: f.Key, fid: fid}
 				groups[f.Key] = g
 				order = append(order, f.Key)
 			}
@@ -276,6 +311,7 @@ func (e *Engine) install(sets map[string]*loaded) {
 			g.ids = append(g.ids, id)
 			g.specs = append(g.specs, window.Spec{Agg: agg, Window: f.Window})
 			g.defs = append(g.defs, f)
+			cat.nStates++
 		}
 	}
 	names := make([]string, 0, len(sets))
@@ -303,25 +339,36 @@ type applied struct {
 }
 
 // apply counts ev in the features that count it and reads every feature's value at its
-// time. With count false (a duplicate event) it only reads. logFn, if set, runs while the
-// touched shards are still locked, so that the event log's order agrees with the order in
-// which events changed each key's state.
-func (e *Engine) apply(ev *Event, count bool, logFn func()) []float64 {
+// time, into sc.values (by state id). With count false (a duplicate event) it only reads.
+// logFn, if set, runs while the touched shards are still locked, so that the event log's
+// order agrees with the order in which events changed each key's state.
+func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float64 {
 	cat := e.cat.Load()
 	ts := ev.Time.UnixNano()
-	values := make([]float64, cat.maxID+1)
+	if n := cat.maxID + 1; cap(sc.values) < n {
+		sc.values = make([]float64, n)
+	} else {
+		sc.values = sc.values[:n]
+		clear(sc.values)
+	}
+	values := sc.values
+	if cap(sc.counts) < cat.nStates {
+		sc.counts = make([]bool, cat.nStates)
+	}
 
 	// Work out everything that does not need a lock first: keys, shards, filters.
 	type touch struct {
 		g      *keyGroup
 		key    string
 		shard  int
-		counts []bool
+		counts []bool // whether ev counts in each of g's states
+		any    bool   // whether it counts in any
 	}
 	var touchBuf [8]touch
 	touches := touchBuf[:0]
 	var lockBuf [8]int
 	locks := lockBuf[:0]
+	off := 0
 	for gi := range cat.groups {
 		g := &cat.groups[gi]
 		key, ok := ev.Key(g.field)
@@ -330,9 +377,12 @@ func (e *Engine) apply(ev *Event, count bool, logFn func()) []float64 {
 		}
 		t := touch{g: g, key: key, shard: e.shardOf(g.field, key)}
 		if count {
-			t.counts = make([]bool, len(g.ids))
+			t.counts = sc.counts[off : off+len(g.ids) : off+len(g.ids)]
+			off += len(g.ids)
 			for i, f := range g.defs {
-				t.counts[i] = f.Matches(ev.Type) && f.passes(ev)
+				c := f.Matches(ev.Type) && f.passes(ev)
+				t.counts[i] = c
+				t.any = t.any || c
 			}
 		}
 		touches = append(touches, t)
@@ -358,13 +408,21 @@ func (e *Engine) apply(ev *Event, count bool, logFn func()) []float64 {
 	}
 	for _, t := range touches {
 		sh := &e.shards[t.shard]
+		ref := keyRef{t.g.fid, t.key}
+		ks := sh.keys[ref]
+		if ks == nil {
+			if !accept || !t.any {
+				continue // nothing to read, nothing to count
+			}
+			ks = &keyStates{slots: make([]stateSlot, 0, len(t.g.ids))}
+			sh.keys[ref] = ks
+		}
 		for i, id := range t.g.ids {
-			k := stateKey{int32(id), t.key}
-			st := sh.states[k]
+			st := ks.find(int32(id), i)
 			if accept && t.counts[i] {
 				if st == nil {
 					st = window.New(t.g.specs[i])
-					sh.states[k] = st
+					ks.slots = append(ks.slots, stateSlot{int32(id), st})
 				}
 				v, h := featureInput(ev, t.g.defs[i])
 				st.Add(ts, v, h)
@@ -415,8 +473,11 @@ func (e *Engine) Watermark() time.Time { return time.Unix(0, e.watermark.Load())
 // Stats are counters for metrics and benchmarks.
 type Stats struct {
 	Decisions, Events, Duplicates, TooOld, RuleErrors, LogErrors, Evicted int64
-	Keys                                                                  int
-	StateBytes                                                            int64
+	// Keys is the number of window states held (one per feature and key value); KeyValues
+	// the number of key values (users, devices ...) they belong to.
+	Keys       int
+	KeyValues  int
+	StateBytes int64
 }
 
 type stats struct {
@@ -426,21 +487,30 @@ type stats struct {
 // Stats returns the engine's counters, and the feature state's size (which takes every
 // shard's lock in turn).
 func (e *Engine) Stats() Stats {
-	s := Stats{
-		Decisions: e.stats.decisions.Load(), Events: e.stats.events.Load(), Duplicates: e.stats.duplicates.Load(),
-		TooOld: e.stats.tooOld.Load(), RuleErrors: e.stats.ruleErrors.Load(), LogErrors: e.stats.logErrors.Load(),
-		Evicted: e.stats.evicted.Load(),
-	}
+	s := e.Counters()
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		s.Keys += len(sh.states)
-		for k, st := range sh.states {
-			s.StateBytes += int64(st.Bytes() + len(k.key) + 48)
+		s.KeyValues += len(sh.keys)
+		for k, ks := range sh.keys {
+			s.Keys += len(ks.slots)
+			s.StateBytes += int64(len(k.key) + 64 + cap(ks.slots)*16)
+			for _, sl := range ks.slots {
+				s.StateBytes += int64(sl.st.Bytes())
+			}
 		}
 		sh.mu.Unlock()
 	}
 	return s
+}
+
+// Counters returns the engine's counters without the feature state's size (no locks).
+func (e *Engine) Counters() Stats {
+	return Stats{
+		Decisions: e.stats.decisions.Load(), Events: e.stats.events.Load(), Duplicates: e.stats.duplicates.Load(),
+		TooOld: e.stats.tooOld.Load(), RuleErrors: e.stats.ruleErrors.Load(), LogErrors: e.stats.logErrors.Load(),
+		Evicted: e.stats.evicted.Load(),
+	}
 }
 
 // sweepLoop evicts idle keys and the state of features no rule set uses any more.
@@ -479,10 +549,19 @@ func (e *Engine) Sweep() {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		for k, st := range sh.states {
-			if _, live := cat.feats[int(k.id)]; !live || st.Idle(floor) {
-				delete(sh.states, k)
-				e.stats.evicted.Add(1)
+		for k, ks := range sh.keys {
+			kept := ks.slots[:0]
+			for _, sl := range ks.slots {
+				if _, live := cat.feats[int(sl.id)]; !live || sl.st.Idle(floor) {
+					e.stats.evicted.Add(1)
+					continue
+				}
+				kept = append(kept, sl)
+			}
+			clear(ks.slots[len(kept):])
+			ks.slots = kept
+			if len(kept) == 0 {
+				delete(sh.keys, k)
 			}
 		}
 		sh.mu.Unlock()

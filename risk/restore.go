@@ -31,6 +31,7 @@ func (e *Engine) restore(ctx context.Context) error {
 	}
 	t0 := time.Now()
 	n := 0
+	sc := new(scratch)
 	for {
 		evs, err := e.store.Events(ctx, after, from, replayBatch)
 		if err != nil {
@@ -44,7 +45,7 @@ func (e *Engine) restore(ctx context.Context) error {
 			if s, first := e.dedupe.claim(ev.ID, xxhash.Sum64(ev.Raw), ev.Time.UnixNano()); first {
 				close(s.ready)
 			}
-			e.apply(ev, true, nil)
+			e.apply(ev, true, nil, sc)
 			after = le.Seq
 			n++
 		}

@@ -60,12 +60,14 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 		sn.Sigs = append(sn.Sigs, f.Sig)
 	}
 	for i := range e.shards {
-		for k, st := range e.shards[i].states {
-			si, ok := sigIdx[int(k.id)]
-			if !ok {
-				continue
+		for k, ks := range e.shards[i].keys {
+			for _, sl := range ks.slots {
+				si, ok := sigIdx[int(sl.id)]
+				if !ok {
+					continue
+				}
+				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: k.key, State: sl.st.Snapshot()})
 			}
-			sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(k.id)].Key, Key: k.key, State: st.Snapshot()})
 		}
 	}
 	unlock()
@@ -137,7 +139,22 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, error) {
 		if !ok {
 			return 0, time.Time{}, fmt.Errorf("snapshot: state of %s %q is inconsistent", s.Field, s.Key)
 		}
-		e.shards[e.shardOf(s.Field, s.Key)].states[stateKey{int32(ids[s.Sig]), s.Key}] = st
+		fid, ok := e.fieldIDs[s.Field]
+		if !ok {
+			continue // not a key field of the loaded rule sets
+		}
+		sh := &e.shards[e.shardOf(s.Field, s.Key)]
+		ref := keyRef{fid, s.Key}
+		ks := sh.keys[ref]
+		if ks == nil {
+			ks = &keyStates{}
+			sh.keys[ref] = ks
+		}
+		id := int32(ids[s.Sig])
+		if ks.find(id, 0) != nil {
+			continue // the same state twice: keep the first
+		}
+		ks.slots = append(ks.slots, stateSlot{id, st})
 		n++
 	}
 	e.watermark.Store(sn.Watermark)

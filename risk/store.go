@@ -29,7 +29,8 @@ type Store interface {
 	ListItems(ctx context.Context) (map[string][]string, error)
 
 	// AppendLog writes events and decisions in one transaction, events in the order given.
-	// An event whose id is already logged is skipped.
+	// An event whose id is already logged is skipped. The slices (bodies included) are
+	// the caller's again once it returns: the store must not keep them.
 	AppendLog(ctx context.Context, events []LoggedEvent, decisions []LoggedDecision) error
 	// Events returns up to limit logged events with Seq > afterSeq and Time >= from, by
 	// Seq.

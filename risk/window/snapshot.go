@@ -1,5 +1,10 @@
 package window
 
+import (
+	"math"
+	"sort"
+)
+
 // Snapshot is a State's content in exported form, for encoding (encoding/gob) into the
 // engine's snapshot of the feature state.
 type Snapshot struct {
@@ -24,10 +29,11 @@ type BucketSnapshot struct {
 	Hashes     []uint64
 }
 
-// Snapshot returns the state's content. The slices are copies.
+// Snapshot returns the state's content. The slices are copies. A bucketed window is written
+// as 60 slots, bucket i at position i mod 60 and unused slots with Idx math.MinInt64.
 func (s *State) Snapshot() Snapshot {
 	out := Snapshot{Agg: s.agg, W: s.w, Newest: s.newest, Any: s.any, Truncated: s.Truncated}
-	if s.ex != nil {
+	if s.bk == nil {
 		out.TS = append([]int64(nil), s.ex.ts[s.ex.head:]...)
 		if s.ex.vals != nil {
 			out.Vals = append([]float64(nil), s.ex.vals[s.ex.head:]...)
@@ -37,12 +43,16 @@ func (s *State) Snapshot() Snapshot {
 		}
 		return out
 	}
+	out.Buckets = make([]BucketSnapshot, Buckets)
+	for i := range out.Buckets {
+		out.Buckets[i].Idx = math.MinInt64
+	}
 	for i, b := range s.bk.bs {
 		bs := BucketSnapshot{Idx: b.idx, N: b.n, V: b.v}
 		if s.bk.ds != nil {
 			bs.ND, bs.Hashes = s.bk.ds[i].nd, append([]uint64(nil), s.bk.ds[i].hashes...)
 		}
-		out.Buckets = append(out.Buckets, bs)
+		out.Buckets[s.bk.pos(b.idx)] = bs
 	}
 	if s.bk.last != nil {
 		out.Last = make(map[uint64]int64, len(s.bk.last))
@@ -60,7 +70,7 @@ func FromSnapshot(sn Snapshot) (*State, bool) {
 	}
 	s := New(Spec{Agg: sn.Agg, Window: durationOf(sn.W)})
 	s.newest, s.any, s.Truncated = sn.Newest, sn.Any, sn.Truncated
-	if s.ex != nil {
+	if s.bk == nil {
 		if len(sn.Buckets) > 0 || (s.ex.needVals() && len(sn.Vals) != len(sn.TS)) || (sn.Agg == Distinct && len(sn.HS) != len(sn.TS)) {
 			return nil, false
 		}
@@ -81,12 +91,41 @@ func FromSnapshot(sn Snapshot) (*State, bool) {
 	if len(sn.Buckets) != Buckets {
 		return nil, false
 	}
-	for i, b := range sn.Buckets {
-		s.bk.bs[i] = bucket{idx: b.Idx, n: b.N, v: b.V}
-		if s.bk.ds != nil {
-			s.bk.ds[i] = distinctBucket{nd: b.ND, hashes: b.Hashes}
+	// Slots that held a bucket which has since left the window are left out, with the
+	// values whose newest bucket they were.
+	top := s.bk.index(sn.Newest)
+	live := map[int64]bool{}
+	for _, b := range sn.Buckets {
+		if b.Idx == math.MinInt64 || (sn.Any && b.Idx <= top-Buckets) || live[b.Idx] {
+			continue
+		}
+		live[b.Idx] = true
+		s.bk.bs = append(s.bk.bs, bucket{idx: b.Idx, n: b.N, v: b.V})
+		if sn.Agg == Distinct {
+			s.bk.ds = append(s.bk.ds, distinctBucket{nd: b.ND, hashes: b.Hashes})
 		}
 	}
-	s.bk.last = sn.Last
+	order := make([]int, len(s.bk.bs))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(i, j int) bool { return s.bk.bs[order[i]].idx < s.bk.bs[order[j]].idx })
+	bs := make([]bucket, len(order))
+	var ds []distinctBucket
+	for k, i := range order {
+		bs[k] = s.bk.bs[i]
+		if s.bk.ds != nil {
+			ds = append(ds, s.bk.ds[i])
+		}
+	}
+	s.bk.bs, s.bk.ds = bs, ds
+	for h, idx := range sn.Last {
+		if live[idx] {
+			if s.bk.last == nil {
+				s.bk.last = make(map[uint64]int64, len(sn.Last))
+			}
+			s.bk.last[h] = idx
+		}
+	}
 	return s, true
 }

@@ -82,22 +82,20 @@ func (s Spec) Bucketed() bool { return s.Window > ExactMax }
 // the engine gives each key's states to one writer.
 type State struct {
 	agg    Agg
-	w      int64 // window, ns
-	newest int64 // H: newest timestamp counted
-	any    bool  // whether anything was ever counted
-	ex     *exact
-	bk     *bucketed
+	w      int64     // window, ns
+	newest int64     // H: newest timestamp counted
+	any    bool      // whether anything was ever counted
+	ex     exact     // exact windows (bk nil)
+	bk     *bucketed // bucketed windows
 	// Truncated counts events (or values) dropped because the state was full.
 	Truncated int64
 }
 
 // New returns an empty state.
 func New(s Spec) *State {
-	st := &State{agg: s.Agg, w: int64(s.Window)}
+	st := &State{agg: s.Agg, w: int64(s.Window), ex: exact{agg: s.Agg}}
 	if s.Bucketed() {
 		st.bk = newBucketed(st.w, s.Agg)
-	} else {
-		st.ex = &exact{agg: s.Agg}
 	}
 	return st
 }
@@ -115,7 +113,7 @@ func (s *State) Add(ts int64, v float64, h uint64) bool {
 	if !s.any || ts > s.newest {
 		s.newest, s.any = ts, true
 	}
-	if s.ex != nil {
+	if s.bk == nil {
 		s.Truncated += s.ex.add(ts, v, h, s.newest-s.w)
 	} else {
 		s.Truncated += s.bk.add(ts, v, h, s.newest)
@@ -128,7 +126,7 @@ func (s *State) Value(t int64) float64 {
 	if !s.any {
 		return 0
 	}
-	if s.ex != nil {
+	if s.bk == nil {
 		return s.ex.value(t-s.w, t, s.newest)
 	}
 	return s.bk.value(t, s.newest)
@@ -141,29 +139,30 @@ func (s *State) Idle(floor int64) bool { return !s.any || s.newest <= floor-s.w 
 
 // Len is the number of events (exact) or distinct values and buckets (bucketed) held.
 func (s *State) Len() int {
-	if s.ex != nil {
+	if s.bk == nil {
 		return len(s.ex.ts) - s.ex.head
 	}
-	return len(s.bk.last) + Buckets
+	return len(s.bk.last) + len(s.bk.bs)
 }
 
 // Bytes estimates the memory the state holds.
 func (s *State) Bytes() int {
-	const base = 96
-	if s.ex != nil {
+	const base = 128
+	if s.bk == nil {
 		per := 8
 		if s.ex.vals != nil {
 			per += 8
 		}
 		if s.ex.hs != nil {
-			per += 8 + 24 // the hash, and its share of the reference-count map
+			per += 8 + 24 // the hash, and its share of the reference counts
 		}
 		return base + cap(s.ex.ts)*per
 	}
-	if s.bk.ds != nil {
-		return base + Buckets*(24+32) + len(s.bk.last)*48
+	n := base + 32 + cap(s.bk.bs)*24
+	if s.bk.agg == Distinct {
+		n += cap(s.bk.ds)*32 + len(s.bk.last)*(48+8)
 	}
-	return base + Buckets*24
+	return n
 }
 
 // exact keeps every event of the window, sorted by time, with running aggregates over the
@@ -174,7 +173,7 @@ type exact struct {
 	ts   []int64
 	vals []float64 // sum, min, max, avg
 	hs   []uint64  // distinct
-	refs map[uint64]int32
+	refs refCounts // distinct: how many stored events hold each hash
 
 	sum      float64
 	min, max float64
@@ -204,10 +203,7 @@ func (e *exact) add(ts int64, v float64, h uint64, floor int64) int64 {
 	}
 	if e.agg == Distinct {
 		e.hs = insert(e.hs, i, h)
-		if e.refs == nil {
-			e.refs = make(map[uint64]int32)
-		}
-		e.refs[h]++
+		e.refs.inc(h)
 	}
 	e.expire(floor)
 	var dropped int64
@@ -238,10 +234,7 @@ func (e *exact) pop() {
 		}
 	}
 	if e.agg == Distinct {
-		h := e.hs[i]
-		if e.refs[h]--; e.refs[h] <= 0 {
-			delete(e.refs, h)
-		}
+		e.refs.dec(e.hs[i])
 	}
 	e.head++
 	if e.head == len(e.ts) {
@@ -262,6 +255,73 @@ func (e *exact) pop() {
 			e.hs = compact(e.hs, e.head)
 		}
 		e.head = 0
+	}
+}
+
+// refCounts counts hashes: in a short unsorted list while there are few distinct ones (most
+// keys see a handful of values), in a map beyond that.
+type refCounts struct {
+	few  []hashRef
+	many map[uint64]int32
+}
+
+type hashRef struct {
+	h uint64
+	n int32
+}
+
+// fewRefs is how many distinct hashes refCounts keeps in its list before it moves to a map.
+const fewRefs = 16
+
+func (r *refCounts) len() int {
+	if r.many != nil {
+		return len(r.many)
+	}
+	return len(r.few)
+}
+
+func (r *refCounts) inc(h uint64) {
+	if r.many != nil {
+		r.many[h]++
+		return
+	}
+	for i := range r.few {
+		if r.few[i].h == h {
+			r.few[i].n++
+			return
+		}
+	}
+	if len(r.few) < fewRefs {
+		r.few = append(r.few, hashRef{h, 1})
+		return
+	}
+	r.many = make(map[uint64]int32, 2*fewRefs)
+	for _, x := range r.few {
+		r.many[x.h] = x.n
+	}
+	r.many[h]++
+	r.few = nil
+}
+
+func (r *refCounts) dec(h uint64) {
+	if r.many != nil {
+		if r.many[h]--; r.many[h] <= 0 {
+			delete(r.many, h)
+		}
+		if len(r.many) == 0 {
+			r.many = nil // back to the list
+		}
+		return
+	}
+	for i := range r.few {
+		if r.few[i].h == h {
+			if r.few[i].n--; r.few[i].n <= 0 {
+				last := len(r.few) - 1
+				r.few[i] = r.few[last]
+				r.few = r.few[:last]
+			}
+			return
+		}
 	}
 }
 
@@ -328,7 +388,7 @@ func (e *exact) running() float64 {
 		}
 		return e.max
 	case Distinct:
-		return float64(len(e.refs))
+		return float64(e.refs.len())
 	}
 	return 0
 }
@@ -374,18 +434,19 @@ func minMax(vs []float64) (float64, float64) {
 	return lo, hi
 }
 
-// bucketed keeps 60 buckets of w/60: the buckets (B(H) − 60, B(H)].
+// bucketed keeps the buckets of w/60 that hold events and are still in the window,
+// (B(H) − 60, B(H)], in index order: a key seen a few times holds a few buckets, not 60.
 type bucketed struct {
 	agg  Agg
-	size int64 // bucket length, ns
-	bs   [Buckets]bucket
-	// Distinct only: per slot, the values whose newest bucket it is, and the map from a
-	// value's hash to the newest bucket it was seen in.
+	size int64    // bucket length, ns
+	bs   []bucket // by idx, ascending
+	// Distinct only: per bucket (parallel to bs), the values whose newest bucket it is, and
+	// the map from a value's hash to the newest bucket it was seen in.
 	ds   []distinctBucket
 	last map[uint64]int64
 }
 
-// bucket is one slot: which bucket it holds, its event count, and v: the sum (sum, avg), the
+// bucket is one time bucket: its index, its event count, and v: the sum (sum, avg), the
 // minimum (min) or the maximum (max) of its events.
 type bucket struct {
 	idx int64
@@ -394,21 +455,14 @@ type bucket struct {
 }
 
 type distinctBucket struct {
-	nd     int64    // how many values have this slot's bucket as their newest
+	nd     int64    // how many values have this bucket as their newest
 	hashes []uint64 // values whose newest bucket was this one when added
 }
 
 func (b *bucketed) pos(idx int64) int { return int(((idx % Buckets) + Buckets) % Buckets) }
 
 func newBucketed(w int64, agg Agg) *bucketed {
-	b := &bucketed{agg: agg, size: w / Buckets}
-	for i := range b.bs {
-		b.bs[i].idx = math.MinInt64
-	}
-	if agg == Distinct {
-		b.ds = make([]distinctBucket, Buckets)
-	}
-	return b
+	return &bucketed{agg: agg, size: w / Buckets}
 }
 
 func (b *bucketed) index(ts int64) int64 {
@@ -419,23 +473,55 @@ func (b *bucketed) index(ts int64) int64 {
 	return q
 }
 
-// slot returns the slot position for bucket idx, clearing it if it held an older bucket.
-func (b *bucketed) slot(idx int64) int {
-	i := b.pos(idx)
-	s := &b.bs[i]
-	if s.idx != idx {
-		if b.ds != nil {
-			d := &b.ds[i]
-			for _, h := range d.hashes {
-				if b.last[h] == s.idx {
+// expire drops the buckets that left the window (B(H) − 60, B(H)], top being B(H), and the
+// distinct values whose newest bucket they were.
+func (b *bucketed) expire(top int64) {
+	n := 0
+	for n < len(b.bs) && b.bs[n].idx <= top-Buckets {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	if b.ds != nil {
+		for k := range n {
+			for _, h := range b.ds[k].hashes {
+				if b.last[h] == b.bs[k].idx {
 					delete(b.last, h)
 				}
 			}
-			*d = distinctBucket{hashes: d.hashes[:0]}
 		}
-		*s = bucket{idx: idx}
+		m := copy(b.ds, b.ds[n:])
+		clear(b.ds[m:])
+		b.ds = b.ds[:m]
+	}
+	b.bs = b.bs[:copy(b.bs, b.bs[n:])]
+}
+
+// find returns the position of bucket idx, inserting an empty one if there is none.
+func (b *bucketed) find(idx int64) int {
+	n := len(b.bs)
+	if n > 0 && b.bs[n-1].idx == idx {
+		return n - 1
+	}
+	i := n
+	if n > 0 && b.bs[n-1].idx > idx {
+		var found bool
+		if i, found = b.search(idx); found {
+			return i
+		}
+	}
+	b.bs = insert(b.bs, i, bucket{idx: idx})
+	if b.agg == Distinct {
+		b.ds = insert(b.ds, i, distinctBucket{})
 	}
 	return i
+}
+
+// search finds bucket idx by binary search: its position, or where it would go.
+func (b *bucketed) search(idx int64) (int, bool) {
+	i := sort.Search(len(b.bs), func(k int) bool { return b.bs[k].idx >= idx })
+	return i, i < len(b.bs) && b.bs[i].idx == idx
 }
 
 func (b *bucketed) add(ts int64, v float64, h uint64, newest int64) int64 {
@@ -443,8 +529,8 @@ func (b *bucketed) add(ts int64, v float64, h uint64, newest int64) int64 {
 	if bi <= top-Buckets {
 		return 0 // its bucket already left the window
 	}
-	// Slots of buckets that left the window are cleared when reused; value ignores them.
-	i := b.slot(bi)
+	b.expire(top)
+	i := b.find(bi)
 	s := &b.bs[i]
 	switch {
 	case b.agg == Min && (s.n == 0 || v < s.v), b.agg == Max && (s.n == 0 || v > s.v):
@@ -463,7 +549,7 @@ func (b *bucketed) add(ts int64, v float64, h uint64, newest int64) int64 {
 				return 1
 			}
 			if ok {
-				if p := b.pos(prev); b.bs[p].idx == prev {
+				if p, found := b.search(prev); found {
 					b.ds[p].nd--
 				}
 			}
@@ -483,8 +569,11 @@ func (b *bucketed) value(t, newest int64) float64 {
 	sum, mn, mx := 0.0, math.Inf(1), math.Inf(-1)
 	for i := range b.bs {
 		s := &b.bs[i]
-		if s.idx <= lo || s.idx > hi {
+		if s.idx <= lo {
 			continue
+		}
+		if s.idx > hi {
+			break
 		}
 		if b.ds != nil {
 			nd += b.ds[i].nd

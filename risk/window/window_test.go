@@ -139,7 +139,7 @@ func TestAgainstBruteForce(t *testing.T) {
 							ts -= rng.Int64N(step * 5) // a little late
 						}
 						v := float64(rng.IntN(2001) - 1000)
-						h := rng.Uint64N(40)
+						h := rng.Uint64N([]uint64{8, 40, 200}[seed%3]) // few values, or more than fewRefs
 						if got, want := st.Add(ts, v, h), m.add(ts, v, h); got != want {
 							t.Fatalf("event %d at %d: Add %v, model %v", i, ts, got, want)
 						}
@@ -202,6 +202,33 @@ func TestMemoryFollowsWindow(t *testing.T) {
 	}
 }
 
+// TestBucketsFollowWindow checks that a bucketed state holds only the buckets (and distinct
+// values) still in its window, and few buckets for a key seen rarely.
+func TestBucketsFollowWindow(t *testing.T) {
+	w := 7 * 24 * time.Hour
+	for _, agg := range []Agg{Count, Distinct} {
+		st := New(Spec{Agg: agg, Window: w})
+		step := int64(w) / 200
+		for i := range int64(2000) { // ten windows, over 200 values
+			st.Add(i*step, 1, uint64(i%300))
+		}
+		// 60 buckets, and for distinct the 200 values of the last window.
+		want := Buckets
+		if agg == Distinct {
+			want += 200
+		}
+		if st.Len() > want+1 {
+			t.Fatalf("%v: len %d, want at most %d", agg, st.Len(), want+1)
+		}
+		rare := New(Spec{Agg: agg, Window: w})
+		rare.Add(0, 1, 1)
+		rare.Add(int64(w)/2, 1, 2)
+		if rare.Len() > 4 || rare.Bytes() > 1000 {
+			t.Fatalf("%v: a key seen twice holds len %d, %d bytes", agg, rare.Len(), rare.Bytes())
+		}
+	}
+}
+
 // TestSnapshotRoundTrip checks that a state rebuilt from its snapshot answers as the original
 // does, now and after more events.
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -229,5 +256,43 @@ func TestSnapshotRoundTrip(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSnapshotWithStaleSlots loads a bucketed snapshot whose slots still hold buckets that left
+// the window (as snapshots written before buckets were kept sparse do): they and the values
+// whose newest bucket they were are left out.
+func TestSnapshotWithStaleSlots(t *testing.T) {
+	w := 60 * time.Hour // buckets of an hour
+	hour := int64(time.Hour)
+	newest := 1000*hour + 5
+	sn := Snapshot{Agg: Distinct, W: int64(w), Newest: newest, Any: true, Buckets: make([]BucketSnapshot, Buckets), Last: map[uint64]int64{}}
+	for i := range sn.Buckets {
+		sn.Buckets[i].Idx = math.MinInt64
+	}
+	put := func(idx int64, hashes ...uint64) {
+		sn.Buckets[((idx%Buckets)+Buckets)%Buckets] = BucketSnapshot{Idx: idx, N: int64(len(hashes)), ND: int64(len(hashes)), Hashes: hashes}
+		for _, h := range hashes {
+			sn.Last[h] = idx
+		}
+	}
+	put(1000, 1, 2)
+	put(990, 3)
+	put(935, 4, 5, 6) // 1000 − 65: left the window, slot not reused yet
+	st, ok := FromSnapshot(sn)
+	if !ok {
+		t.Fatal("snapshot rejected")
+	}
+	if v := st.Value(newest); v != 3 || st.Len() != 5 {
+		t.Fatalf("value %v len %d, want 3 and 5 (2 buckets, 3 values)", v, st.Len())
+	}
+	// Value 4 seen again counts once, as new.
+	st.Add(newest+1, 0, 4)
+	if v := st.Value(newest + 1); v != 4 {
+		t.Fatalf("value %v after a returning value, want 4", v)
+	}
+	round, ok := FromSnapshot(st.Snapshot())
+	if !ok || round.Value(newest+1) != 4 {
+		t.Fatalf("round trip: %v %v", ok, round.Value(newest+1))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fincore/fincore/risk"
@@ -148,7 +149,8 @@ func (s *RiskStore) ListItems(ctx context.Context) (map[string][]string, error) 
 	return out, rows.Err()
 }
 
-// AppendLog writes events (skipping logged ids) and decisions in one transaction.
+// AppendLog writes events (skipping logged ids) and decisions in one transaction, many rows
+// per INSERT statement (a statement per row cost more than the rows themselves).
 func (s *RiskStore) AppendLog(ctx context.Context, events []risk.LoggedEvent, decisions []risk.LoggedDecision) error {
 	if len(events) == 0 && len(decisions) == 0 {
 		return nil
@@ -158,31 +160,83 @@ func (s *RiskStore) AppendLog(ctx context.Context, events []risk.LoggedEvent, de
 		return err
 	}
 	defer tx.Rollback()
-	if len(events) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO risk_events (id, type, ts, body, label, received_at) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		for _, e := range events {
-			if _, err := st.ExecContext(ctx, e.ID, e.Type, e.Time.UnixNano(), []byte(e.Body), e.Label, e.Received.UnixNano()); err != nil {
-				return fmt.Errorf("log event %s: %w", e.ID, err)
-			}
-		}
+	err = insertRows(ctx, tx, `INSERT INTO risk_events (id, type, ts, body, label, received_at) VALUES `, ` ON CONFLICT (id) DO NOTHING`,
+		6, len(events), func(i int, args []any) []any {
+			e := &events[i]
+			return append(args, e.ID, e.Type, e.Time.UnixNano(), []byte(e.Body), e.Label, e.Received.UnixNano())
+		})
+	if err != nil {
+		return fmt.Errorf("log events: %w", err)
 	}
-	if len(decisions) > 0 {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		for _, d := range decisions {
-			if _, err := st.ExecContext(ctx, d.EventID, d.RuleSet, d.Version, d.Shadow, d.Decision, d.Score, []byte(d.Body), d.At.UnixNano()); err != nil {
-				return fmt.Errorf("log decision of %s: %w", d.EventID, err)
-			}
-		}
+	err = insertRows(ctx, tx, `INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at) VALUES `, ``,
+		8, len(decisions), func(i int, args []any) []any {
+			d := &decisions[i]
+			return append(args, d.EventID, d.RuleSet, d.Version, d.Shadow, d.Decision, d.Score, []byte(d.Body), d.At.UnixNano())
+		})
+	if err != nil {
+		return fmt.Errorf("log decisions: %w", err)
 	}
 	return tx.Commit()
+}
+
+// rowsPerInsert is how many rows one INSERT statement of the log carries (at most 8 columns
+// each: far below SQLite's limit of 32,766 parameters).
+const rowsPerInsert = 64
+
+// insertRows inserts n rows of cols values, rowsPerInsert to a statement: head VALUES
+// (?, ...), (?, ...) tail. row appends the values of row i to args.
+func insertRows(ctx context.Context, tx *sql.Tx, head, tail string, cols, n int, row func(i int, args []any) []any) error {
+	var full *sql.Stmt
+	defer func() {
+		if full != nil {
+			full.Close()
+		}
+	}()
+	args := make([]any, 0, min(n, rowsPerInsert)*cols)
+	for start := 0; start < n; start += rowsPerInsert {
+		m := min(rowsPerInsert, n-start)
+		args = args[:0]
+		for i := start; i < start+m; i++ {
+			args = row(i, args)
+		}
+		var err error
+		if m == rowsPerInsert {
+			if full == nil {
+				if full, err = tx.PrepareContext(ctx, rowsSQL(head, tail, cols, m)); err != nil {
+					return err
+				}
+			}
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, rowsSQL(head, tail, cols, m), args...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rowsSQL is head (?, ?, ...), ... (rows groups of cols parameters) tail.
+func rowsSQL(head, tail string, cols, rows int) string {
+	var b strings.Builder
+	b.Grow(len(head) + len(tail) + rows*(cols*3+3))
+	b.WriteString(head)
+	for r := range rows {
+		if r > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('?')
+		}
+		b.WriteByte(')')
+	}
+	b.WriteString(tail)
+	return b.String()
 }
 
 const riskEventCols = `seq, id, type, ts, body, label, received_at`

@@ -126,6 +126,51 @@ func TestRiskStore(t *testing.T, open func(t testing.TB) risk.Store) {
 		}
 	})
 
+	t.Run("LogLargeBatch", func(t *testing.T) {
+		// Batches longer than a statement's worth of rows, with ids repeated inside the
+		// batch and across batches: every event once, in the order given, every decision.
+		s := open(t)
+		mk := func(ids ...int) (evs []risk.LoggedEvent, ds []risk.LoggedDecision) {
+			for _, i := range ids {
+				id := fmt.Sprint("e", i)
+				evs = append(evs, risk.LoggedEvent{ID: id, Type: "payment", Time: at.Add(time.Duration(i) * time.Second), Body: json.RawMessage(`{"i":` + fmt.Sprint(i) + `}`), Received: at})
+				ds = append(ds, risk.LoggedDecision{EventID: id, RuleSet: "pay", Version: 1, Decision: "accept", Score: i, Body: json.RawMessage(`{}`), At: at})
+			}
+			return evs, ds
+		}
+		var first []int
+		for i := range 150 {
+			first = append(first, i)
+			if i%50 == 7 {
+				first = append(first, i) // the same id again in the batch
+			}
+		}
+		evs, ds := mk(first...)
+		must(t, s.AppendLog(ctx, evs, ds))
+		var second []int
+		for i := 140; i < 300; i++ {
+			second = append(second, i)
+		}
+		evs, ds = mk(second...)
+		must(t, s.AppendLog(ctx, evs, ds))
+		all, err := s.Events(ctx, 0, time.Time{}, 1000)
+		must(t, err)
+		if len(all) != 300 {
+			t.Fatalf("%d events logged, want 300", len(all))
+		}
+		for i, e := range all {
+			if e.ID != fmt.Sprint("e", i) || string(e.Body) != `{"i":`+fmt.Sprint(i)+`}` || !e.Time.Equal(at.Add(time.Duration(i)*time.Second)) {
+				t.Fatalf("event %d: %+v", i, e)
+			}
+		}
+		got, err := s.Decisions(ctx, []string{"e7", "e145", "e299"})
+		must(t, err)
+		// e7 twice in the first batch, e145 in both, e299 once.
+		if len(got) != 5 || got[0].EventID != "e7" || got[1].EventID != "e7" || got[2].Score != 145 || got[3].Score != 145 || got[4].EventID != "e299" {
+			t.Fatalf("decisions %+v", got)
+		}
+	})
+
 	t.Run("Snapshot", func(t *testing.T) {
 		s := open(t)
 		if _, _, ok, err := s.LoadSnapshot(ctx); err != nil || ok {
