@@ -24,6 +24,7 @@ func cmdBenchEOD(args []string) error {
 	fs := flag.NewFlagSet("bench eod", flag.ContinueOnError)
 	loans := fs.Int("loans", 100_000, "purchases to make (40 per credit line)")
 	clients := fs.Int("clients", 16, "concurrent clients while seeding")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the three batch runs (not the seeding) to this file")
 	var sf storeFlags
 	sf.register(fs, false)
 	fs.Lookup("data").DefValue = ""
@@ -111,6 +112,11 @@ func cmdBenchEOD(args []string) error {
 		Reconciled   bool    `json:"reconciled"`
 	}
 	var results []result
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	for _, c := range []struct{ date, kind string }{
 		{"2026-01-16", "quiet (nothing due)"},
 		{"2026-02-15", "due date (every loan earns)"},

@@ -3,6 +3,9 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,8 +44,7 @@ const EODHandler = "credit.eod"
 
 // Batch sizes.
 const (
-	eodUnitLoans    = 40 // loans in one unit at most
-	eodUnitPostings = ledger.UnitMax
+	eodUnitLoans = ledger.UnitMax // loans (records) in one unit at most
 )
 
 // eodPage is how many loans the batch reads at once (a variable for the tests).
@@ -253,15 +255,93 @@ func (s *Service) saveRun(ctx context.Context, run *EODRun, u *ledger.Unit) erro
 
 // eodUnit is the work of some changed loans, committed together.
 type eodUnit struct {
+	date  credit.Date
 	loans []*Loan
 	res   []dayResult
-	n     int // postings
+	keys  map[postingKey]bool // aggregated postings
+	n     int                 // postings
+	ev    int                 // events
 }
 
+// postingKey is a posting of the batch that a unit sums over its loans: earned interest,
+// earned fees, and the penalties of one receivable.
+type postingKey struct{ debit, credit, code string }
+
+// aggregated reports whether a transfer of the batch is summed per unit.
+func aggregated(tr *ledger.TransferInput) bool {
+	return tr.Code == "credit.earn.interest" || tr.Code == "credit.earn.fee" || tr.Code == "credit.penalty"
+}
+
+func newEODUnit(d credit.Date) *eodUnit { return &eodUnit{date: d, keys: map[postingKey]bool{}} }
+
+// fits reports whether the unit can take one more loan's result within the ledger's bounds.
+func (u *eodUnit) fits(res *dayResult) bool {
+	n, ev := u.n, u.ev+events(res)
+	added := map[postingKey]bool{}
+	for i := range res.transfers {
+		tr := &res.transfers[i]
+		k := postingKey{tr.DebitAccountID, tr.CreditAccountID, tr.Code}
+		if !aggregated(tr) {
+			n++
+		} else if !u.keys[k] && !added[k] {
+			added[k] = true
+			n++
+		}
+	}
+	return len(u.loans) < eodUnitLoans && n <= ledger.UnitMax && ev <= ledger.UnitMax
+}
+
+func (u *eodUnit) add(l *Loan, res dayResult) {
+	u.loans, u.res = append(u.loans, l), append(u.res, res)
+	u.ev += events(&res)
+	for i := range res.transfers {
+		tr := &res.transfers[i]
+		k := postingKey{tr.DebitAccountID, tr.CreditAccountID, tr.Code}
+		if !aggregated(tr) {
+			u.n++
+		} else if !u.keys[k] {
+			u.keys[k] = true
+			u.n++
+		}
+	}
+}
+
+func events(res *dayResult) int {
+	n := 0
+	if res.event != nil {
+		n++
+	}
+	if res.writeOff != nil {
+		n++
+	}
+	return n
+}
+
+// unit is the ledger unit: each loan's record and events, and the postings, where earned
+// interest, earned fees and each receivable's penalties are summed over the unit's loans
+// into one transfer each (credit.eod.<date>.<first loan>.<n>: a loan is in one committed
+// unit per date, so the id is never reused).
 func (u *eodUnit) unit() ledger.Unit {
 	var out ledger.Unit
+	sums := map[postingKey]int{} // index in out.Transfers
+	loans := map[postingKey]int{}
 	for i, l := range u.loans {
-		out.Transfers = append(out.Transfers, u.res[i].transfers...)
+		for _, tr := range u.res[i].transfers {
+			if !aggregated(&tr) {
+				out.Transfers = append(out.Transfers, tr)
+				continue
+			}
+			k := postingKey{tr.DebitAccountID, tr.CreditAccountID, tr.Code}
+			if j, ok := sums[k]; ok {
+				out.Transfers[j].Amount += tr.Amount
+				loans[k]++
+				continue
+			}
+			sums[k], loans[k] = len(out.Transfers), 1
+			tr.ID = fmt.Sprintf("credit.eod.%s.%s.%d", u.date, u.loans[0].ID, len(sums))
+			tr.Metadata = map[string]string{"date": u.date.String(), "first_loan": u.loans[0].ID}
+			out.Transfers = append(out.Transfers, tr)
+		}
 		out.Records = append(out.Records, loanRecord(l))
 		if ev := u.res[i].event; ev != nil {
 			out.Events = append(out.Events, *ev)
@@ -270,7 +350,15 @@ func (u *eodUnit) unit() ledger.Unit {
 			out.Events = append(out.Events, *ev)
 		}
 	}
+	for k, j := range sums {
+		out.Transfers[j].Metadata["loans"] = strconv.Itoa(loans[k])
+	}
 	return out
+}
+
+type loanWork struct {
+	l   *Loan
+	res dayResult
 }
 
 // eodLoans runs stage 1 from the run's cursor.
@@ -282,7 +370,8 @@ func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) 
 			return err
 		}
 		var units []*eodUnit
-		cur := &eodUnit{}
+		var work []loanWork
+		cur := newEODUnit(d)
 		for _, r := range recs {
 			if next, ok := loanNext(r.Data); ok && (next.IsZero() || next.After(d)) {
 				continue // nothing to do today: not even decoded
@@ -296,14 +385,18 @@ func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) 
 				return fmt.Errorf("credit: loan %s: %w", l.ID, e)
 			}
 			res, changed := advance(l, p, d)
-			if !changed {
-				continue
+			if changed {
+				work = append(work, loanWork{l, res})
 			}
-			if len(cur.loans) == eodUnitLoans || cur.n+len(res.transfers) > eodUnitPostings {
+		}
+		// Units of loans of the same account, so that their penalties sum into one posting.
+		slices.SortStableFunc(work, func(a, b loanWork) int { return strings.Compare(a.l.Account, b.l.Account) })
+		for _, w := range work {
+			if !cur.fits(&w.res) {
 				units = append(units, cur)
-				cur = &eodUnit{}
+				cur = newEODUnit(d)
 			}
-			cur.loans, cur.res, cur.n = append(cur.loans, l), append(cur.res, res), cur.n+len(res.transfers)
+			cur.add(w.l, w.res)
 		}
 		if len(cur.loans) > 0 {
 			units = append(units, cur)
@@ -405,7 +498,8 @@ func (s *Service) redoLoans(ctx context.Context, d credit.Date, u *eodUnit, add 
 			if res, did = advance(l, p, d); !did {
 				return nil, errDone
 			}
-			one := &eodUnit{loans: []*Loan{l}, res: []dayResult{res}}
+			one := newEODUnit(d)
+			one.add(l, res)
 			un := one.unit()
 			return &un, nil
 		})

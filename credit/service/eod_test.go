@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/fincore/fincore/credit"
@@ -83,27 +84,38 @@ func TestEODCrashAndResume(t *testing.T) {
 		if got := ledgerFigures(e); got != want {
 			t.Errorf("after resuming: %v, uninterrupted: %v", got, want)
 		}
-		// Every loan was charged for the date exactly once: one penalty transfer each.
+		// Every loan was charged for the date exactly once: the penalty postings on each
+		// account (summed per unit of the batch) add up to what its loans were charged, and
+		// name each loan once.
 		for i := range lines {
+			var charged, loans int64
+			var account string
 			for j := range 2 {
 				id := fmt.Sprintf("p%03d_%d", i, j)
 				l, err := e.svc.Loan(ctx, id)
 				if err != nil || l.LastEOD != d {
 					t.Fatalf("%s: %+v %v", id, l, err)
 				}
-				ts, err := e.st.AccountTransfers(ctx, ReceivableAccount(l.Account), 0, 100)
-				if err != nil {
-					t.Fatal(err)
+				charged += l.PenaltyTotal
+				if l.PenaltyTotal > 0 {
+					loans++
 				}
-				n := 0
-				for _, tr := range ts {
-					if tr.Code == "credit.penalty" && tr.Metadata["loan"] == id {
-						n++
-					}
+				account = l.Account
+			}
+			ts, err := e.st.AccountTransfers(ctx, ReceivableAccount(account), 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var posted, named int64
+			for _, tr := range ts {
+				if tr.Code == "credit.penalty" {
+					posted += tr.Amount
+					n, _ := strconv.ParseInt(tr.Metadata["loans"], 10, 64)
+					named += n
 				}
-				if n != 1 {
-					t.Errorf("%s: %d penalty postings", id, n)
-				}
+			}
+			if posted != charged || named != loans || charged == 0 {
+				t.Errorf("%s: penalties posted %d for %d loans, charged %d to %d loans", account, posted, named, charged, loans)
 			}
 		}
 		// Running the date again changes nothing.

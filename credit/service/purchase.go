@@ -109,7 +109,7 @@ func (s *Service) Purchase(ctx context.Context, req PurchaseRequest) (*Loan, boo
 			Transfers: purchasePostings(&l, line),
 			Records:   []ledger.RecordWrite{loanRecord(&l), lineRecord(line)},
 		}
-		u.Events = []ledger.ModuleEvent{{Subject: "credit.purchase.created", ID: "credit.purchase." + l.ID, Payload: u.Records[0].Record.Data}}
+		u.Events = []ledger.ModuleEvent{{Subject: "credit.purchase.created", ID: "credit.purchase." + l.ID, Payload: encode(&l)}}
 		made = &l
 		return u, nil
 	})
@@ -190,9 +190,16 @@ func purchasePostings(l *Loan, line *Line) []ledger.TransferInput {
 }
 
 func (s *Service) existingLoan(ctx context.Context, id, hash string) (*Loan, error) {
-	l, err := existing(ctx, s, KindLoan, id, hash, func(l *Loan) string { return l.Hash })
-	if l != nil {
-		l.prevBucket = l.Bucket
+	r, err := s.getRecord(ctx, KindLoan, id)
+	if err != nil || r == nil {
+		return nil, err
 	}
-	return l, err
+	l, err := decodeLoan(r)
+	if err != nil {
+		return nil, err
+	}
+	if l.Hash != hash {
+		return nil, apierror.Newf(apierror.IDConflict, "id", "purchase %s exists with a different request", id)
+	}
+	return l, nil
 }

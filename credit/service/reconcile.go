@@ -189,7 +189,7 @@ func (s *Service) writtenOffPrincipal(ctx context.Context, owner string, add fun
 
 // loanOwed reads the owed and owed_principal fields that follow next at the start of a
 // loan record ({"next":...,"owed":N,"owed_principal":M,...}) without decoding the rest.
-func loanOwed(data []byte) (owed, principal int64, ok bool) {
+func loanOwedJSON(data []byte) (owed, principal int64, ok bool) {
 	s := string(data[:min(len(data), 120)])
 	i := strings.Index(s, `,"owed":`)
 	if i < 0 {

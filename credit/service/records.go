@@ -268,7 +268,7 @@ func decode[T any](r *ledger.Record, v *T, version *int64) error {
 // loanNext reads a loan record's Next without decoding the rest: the data starts with
 // {"next":"YYYY-MM-DD" (or {"next":null for a paid-off loan). ok is false when the data does
 // not start so, and the caller decodes it.
-func loanNext(data []byte) (credit.Date, bool) {
+func loanNextJSON(data []byte) (credit.Date, bool) {
 	if bytes.HasPrefix(data, []byte(`{"next":null`)) {
 		return credit.Date{}, true
 	}

@@ -138,7 +138,7 @@ func (s *Service) RefundPurchase(ctx context.Context, req RefundRequest) (*Refun
 		u.Records = append(u.Records, loanRecord(l))
 		if l.Status == LoanPaidOff {
 			line.OpenLoans--
-			u.Events = append(u.Events, ledger.ModuleEvent{Subject: "credit.purchase.paid_off", ID: "credit.paid_off." + l.ID, Payload: u.Records[0].Record.Data})
+			u.Events = append(u.Events, ledger.ModuleEvent{Subject: "credit.purchase.paid_off", ID: "credit.paid_off." + l.ID, Payload: encode(l)})
 		}
 		if ev, ok := bucketEvent(l, today, "refund"); ok {
 			u.Events = append(u.Events, ev)

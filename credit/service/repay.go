@@ -96,7 +96,7 @@ func (s *Service) Repay(ctx context.Context, req RepaymentRequest) (*Repayment, 
 			u.Records = append(u.Records, loanRecord(l))
 			if l.Status == LoanPaidOff {
 				line.OpenLoans--
-				u.Events = append(u.Events, ledger.ModuleEvent{Subject: "credit.purchase.paid_off", ID: "credit.paid_off." + l.ID, Payload: u.Records[len(u.Records)-1].Record.Data})
+				u.Events = append(u.Events, ledger.ModuleEvent{Subject: "credit.purchase.paid_off", ID: "credit.paid_off." + l.ID, Payload: encode(l)})
 			}
 		}
 		for _, l := range changed {

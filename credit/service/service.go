@@ -322,7 +322,7 @@ func lineRecord(l *Line) ledger.RecordWrite {
 func loanRecord(l *Loan) ledger.RecordWrite {
 	v := l.Version
 	l.Version = v + 1
-	return ledger.RecordWrite{Record: ledger.Record{Kind: KindLoan, ID: l.ID, Owner: l.Account, Status: l.Status, Data: encode(l)}, Expect: v}
+	return ledger.RecordWrite{Record: ledger.Record{Kind: KindLoan, ID: l.ID, Owner: l.Account, Status: l.Status, Data: encodeLoan(l)}, Expect: v}
 }
 
 // Line returns a credit line (a customer's credit account).
@@ -351,15 +351,6 @@ func (s *Service) Loan(ctx context.Context, id string) (*Loan, error) {
 		return nil, apierror.Newf(apierror.PurchaseNotFound, "id", "purchase %q does not exist", id)
 	}
 	return decodeLoan(r)
-}
-
-func decodeLoan(r *ledger.Record) (*Loan, error) {
-	var l Loan
-	if err := decode(r, &l, &l.Version); err != nil {
-		return nil, err
-	}
-	l.prevBucket = l.Bucket
-	return &l, nil
 }
 
 // Loans returns the loans of an account: status "" for all, newest first, a page at a time.

@@ -1,0 +1,59 @@
+package service
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/fincore/fincore/credit"
+	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/money"
+)
+
+// TestLoanCodec round-trips a loan with every field set through the compact encoding, reads
+// its header without decoding, still reads the JSON records of earlier versions, and refuses
+// every truncation of the data.
+func TestLoanCodec(t *testing.T) {
+	terms := credit.Terms{Principal: 299_900, Periods: 3, Method: credit.FlatFee, FeeRate: money.MustRate("0.005"), Start: credit.MustDate("2026-01-31")}
+	s, err := credit.NewSchedule(terms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Loan{ID: "p1", Account: "ca_c1", Merchant: "m1", Product: "baitiao", Currency: "CNY", Plan: PlanInstallments,
+		Amount: 299_900, Date: terms.Start, Terms: &terms, Schedule: s.Installments, Items: credit.ItemsFromSchedule(s),
+		Waived: []credit.Split{{Period: 3, Component: credit.ComponentFee, Amount: 1_500}}, RefundCuts: []credit.Split{{Period: 2, Component: credit.ComponentInterest, Amount: 7}},
+		Refunded: 12, Earned: 1, PenaltyTotal: 51, DPD: 5, Bucket: credit.BucketM1, LastEOD: credit.MustDate("2026-03-05"),
+		WrittenOff: 3, WrittenOffUnearned: 4, WrittenOffOn: credit.MustDate("2999-12-31"), Hash: "abc", Version: 7}
+	l.Items[0].Penalty = 51
+	l.refresh()
+	data := encodeLoan(l)
+	got, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.prevBucket = l.Bucket
+	if !reflect.DeepEqual(got, l) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, l)
+	}
+	if next, ok := loanNext(data); !ok || next != l.Next {
+		t.Errorf("loanNext %s %v, want %s", next, ok, l.Next)
+	}
+	if owed, p, ok := loanOwed(data); !ok || owed != l.Owed() || p != l.OwedPrincipal() {
+		t.Errorf("loanOwed %d %d %v", owed, p, ok)
+	}
+	// JSON records of earlier versions.
+	old, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: encode(l)})
+	if err != nil || !reflect.DeepEqual(old, l) {
+		t.Fatalf("JSON record: %v\n got %+v", err, old)
+	}
+	if next, ok := loanNext(encode(l)); !ok || next != l.Next {
+		t.Errorf("loanNext of JSON: %s %v", next, ok)
+	}
+	for n := range len(data) {
+		if _, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Data: data[:n]}); err == nil {
+			t.Fatalf("decoded %d of %d bytes", n, len(data))
+		}
+	}
+	if _, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Data: append(data, 0)}); err == nil {
+		t.Error("decoded trailing data")
+	}
+}
