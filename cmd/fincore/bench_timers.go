@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/fincore/fincore/bench"
@@ -31,8 +32,20 @@ func cmdBenchTimers(args []string) error {
 	fs.IntVar(&cfg.WindowMax, "window", 0, "timers held in memory (default: the service's, 100000)")
 	data := fs.String("data", "", "directory for the embedded database; it must not hold one yet (default: a temporary directory, removed afterwards)")
 	pgURL := fs.String("postgres", "", "PostgreSQL URL; the run uses a schema of its own in that database and drops it afterwards")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx := context.Background()
 	cfg.Progress = os.Stderr
