@@ -22,6 +22,10 @@ import (
 	"github.com/fincore/fincore/risk"
 )
 
+// creditStream is the stream that holds the credit module's events (credit.>), which the
+// ledger's outbox relays.
+const creditStream = "CREDIT"
+
 // newCredit returns the credit service on eng: its chart of accounts created, its
 // end-of-day handler registered on timers (before they start) and today's batch timer
 // scheduled. Risk decisions go to the risk engine's credit_application and credit_purchase

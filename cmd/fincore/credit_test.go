@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCreditScheduleGolden: the command prints, byte for byte, the golden schedules the credit
@@ -89,5 +91,46 @@ func TestCreditEOD(t *testing.T) {
 	}
 	if err := cmdCreditEOD([]string{"--data", dir, "--date", "2999-01-01"}, &out, &errb); err == nil {
 		t.Error("a future date accepted")
+	}
+}
+
+// TestServeDemoShowsCredit starts serve --demo and finds the credit demo: an approved
+// line with three purchases, a repayment and a refund.
+func TestServeDemoShowsCredit(t *testing.T) {
+	srv := startServer(t, "--data", t.TempDir(), "--demo")
+	defer srv.kill()
+	var line struct {
+		Limit     int64 `json:"limit"`
+		Available int64 `json:"available"`
+		OpenLoans int   `json:"open_loans"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, b, err := doJSON("GET", srv.url("/v1/credit/accounts/ca_demo-alice"), nil)
+		if err == nil && st == 200 {
+			if err := json.Unmarshal(b, &line); err != nil {
+				t.Fatal(err)
+			}
+			if line.OpenLoans == 2 { // the repayment paid the pay-later purchase off
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no credit demo: %d %s %v\n%s", st, b, err, srv.logs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// 299,900 + 19,900 + 120,000 drawn; the repayment restored 50,000 of principal, the refund 20,000.
+	if drawn := line.Limit - line.Available; line.Limit != 500_000 || drawn != 439_800-50_000-20_000 {
+		t.Errorf("demo line: %+v", line)
+	}
+	for _, path := range []string{"/v1/credit/repayments/demo-repayment-1", "/v1/credit/purchases/demo-purchase-3"} {
+		st, b, err := doJSON("GET", srv.url(path), nil)
+		if err != nil || st != 200 {
+			t.Errorf("GET %s: %d %s %v", path, st, b, err)
+		}
+		if path == "/v1/credit/purchases/demo-purchase-3" && !strings.Contains(string(b), `"refunded":20000`) {
+			t.Errorf("the demo refund is not on the purchase: %s", b)
+		}
 	}
 }

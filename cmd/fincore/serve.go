@@ -103,6 +103,9 @@ func cmdServe(args []string) error {
 	if u := b.ClientURL(); u != "" {
 		log.Info("embedded NATS listening", "url", u)
 	}
+	if err := b.EnsureStream(ctx, creditStream, []string{"credit.>"}); err != nil {
+		return err
+	}
 	relay, err := newLedgerRelay(ctx, st, b, log)
 	if err != nil {
 		return fmt.Errorf("event outbox: %w", err)
@@ -204,6 +207,9 @@ func cmdServe(args []string) error {
 			return fmt.Errorf("seed payments demo: %w", err)
 		}
 		go paymentsDemoTraffic(ctx, pays.svc, cards, log)
+		if err := seedCreditDemo(ctx, creditSvc); err != nil {
+			return fmt.Errorf("seed credit demo: %w", err)
+		}
 		if err := printDemo(ctx, acc.Keys, ln.Addr().String()); err != nil {
 			return fmt.Errorf("demo key: %w", err)
 		}
