@@ -1,8 +1,6 @@
 package service
 
 import (
-	"fmt"
-
 	"github.com/fincore/fincore/credit"
 	"github.com/fincore/fincore/ledger"
 )
@@ -86,14 +84,14 @@ func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
 			r.penalty += sp.Amount
 		}
 	}
-	meta := map[string]string{"loan": l.ID, "date": d.String()}
-	r.transfers = earnPostings(fmt.Sprintf("credit.earn.%s.%s", l.ID, d), l.Currency, interest, fee, meta)
+	// The batch sums these over a unit and gives the sums their ids and metadata
+	// (eodUnit.unit), so none is made here.
+	r.transfers = earnPostings("", l.Currency, interest, fee, nil)
 	r.earned = interest + fee
 	if r.penalty > 0 {
 		l.PenaltyTotal += r.penalty
-		r.transfers = append(r.transfers, ledger.TransferInput{ID: fmt.Sprintf("credit.penalty.%s.%s", l.ID, d),
-			DebitAccountID: ReceivableAccount(l.Account), CreditAccountID: PenaltyIncomeAccount(l.Currency),
-			Amount: r.penalty, Currency: l.Currency, Code: "credit.penalty", Metadata: meta})
+		r.transfers = append(r.transfers, ledger.TransferInput{DebitAccountID: ReceivableAccount(l.Account),
+			CreditAccountID: PenaltyIncomeAccount(l.Currency), Amount: r.penalty, Currency: l.Currency, Code: "credit.penalty"})
 	}
 	l.DPD = credit.DaysPastDue(l.Items, d)
 	l.Bucket = credit.BucketOf(l.DPD)

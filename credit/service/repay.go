@@ -329,13 +329,23 @@ func (s *Service) GetRepayment(ctx context.Context, id string) (*Repayment, erro
 	return &rep, decode(r, &rep, &v)
 }
 
+// stageChange is the payload of credit.loan.stage_changed.
+type stageChange struct {
+	Loan    string        `json:"loan_id"`
+	Account string        `json:"account_id"`
+	Date    credit.Date   `json:"date"`
+	From    credit.Bucket `json:"from"`
+	To      credit.Bucket `json:"to"`
+	DPD     int           `json:"days_past_due"`
+	Cause   string        `json:"cause"`
+}
+
 // bucketEvent is the event of a loan's change of delinquency bucket, if it changed from
 // what the record held (prevBucket is carried in the loan until written).
 func bucketEvent(l *Loan, d credit.Date, cause string) (ledger.ModuleEvent, bool) {
 	if l.prevBucket == "" || l.prevBucket == l.Bucket {
 		return ledger.ModuleEvent{}, false
 	}
-	payload := encode(map[string]any{"loan_id": l.ID, "account_id": l.Account, "date": d, "from": l.prevBucket,
-		"to": l.Bucket, "days_past_due": l.DPD, "cause": cause})
+	payload := encode(stageChange{Loan: l.ID, Account: l.Account, Date: d, From: l.prevBucket, To: l.Bucket, DPD: l.DPD, Cause: cause})
 	return ledger.ModuleEvent{Subject: "credit.loan.stage_changed", ID: fmt.Sprintf("credit.stage.%s.%s.%s", l.ID, d, l.Bucket), Payload: payload}, true
 }
