@@ -28,6 +28,10 @@ import (
 	"github.com/fincore/fincore/risk"
 )
 
+// paymentStream is the stream that holds the cashier's events (payment.>, refund.>), which
+// the outbox relay publishes; without it their publication would fail and hold up the relay.
+const paymentStream = "PAYMENTS"
+
 // paymentFlags configure the cashier's channels and keys.
 type paymentFlags struct {
 	noSim    bool

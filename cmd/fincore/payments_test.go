@@ -141,6 +141,20 @@ func TestServePayments(t *testing.T) {
 		t.Fatalf("screened payment %v", big)
 	}
 
+	// The payments' events leave through the outbox: it drains.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, b, _ := doJSON("GET", srv.url("/metrics"), nil)
+		if strings.Contains(string(b), "\nfincore_outbox_unpublished 0\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			i := strings.Index(string(b), "fincore_outbox_unpublished ")
+			t.Fatalf("the outbox does not drain: %.60s", string(b)[max(i, 0):])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// A forged notification is refused.
 	req, _ = http.NewRequest("POST", srv.url("/v1/channels/sim-a/notifications"), strings.NewReader(`{"kind":"payment","id":"pay_0.1","status":"succeeded"}`))
 	req.Header.Set("Content-Type", "application/json")

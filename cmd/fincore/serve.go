@@ -106,6 +106,9 @@ func cmdServe(args []string) error {
 	if err := b.EnsureStream(ctx, creditStream, []string{"credit.>"}); err != nil {
 		return err
 	}
+	if err := b.EnsureStream(ctx, paymentStream, []string{"payment.>", "refund.>"}); err != nil {
+		return err
+	}
 	relay, err := newLedgerRelay(ctx, st, b, log)
 	if err != nil {
 		return fmt.Errorf("event outbox: %w", err)
