@@ -226,6 +226,13 @@ func HTTPDecider(client *http.Client, baseURL, ruleset string) RiskDecider {
 		if res.StatusCode != http.StatusOK {
 			return "", fmt.Errorf("status %d: %s", res.StatusCode, b)
 		}
+		// The answer starts with the decision; reading only that keeps the load generator,
+		// which shares the process (and its CPU time) with the server, cheap.
+		if rest, ok := bytes.CutPrefix(b, []byte(`{"decision":"`)); ok {
+			if end := bytes.IndexByte(rest, '"'); end > 0 {
+				return string(rest[:end]), nil
+			}
+		}
 		var d struct {
 			Decision string `json:"decision"`
 		}

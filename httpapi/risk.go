@@ -126,13 +126,16 @@ func (a *riskAPI) decide(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := decisionResponse{Decision: dec.Decision, Score: dec.Score, Reasons: dec.Reasons, RuleSet: dec.RuleSet,
-		Version: dec.Version, EventID: dec.EventID, Errors: dec.Errors}
-	if explain {
-		x := dec.Explain()
-		out.Features, out.Models = x.Features, x.Models
+	if !explain {
+		// The common answer, written without reflection (the same bytes; see the test).
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		w.Write(append(dec.AppendJSON(make([]byte, 0, 512)), '\n'))
+		return
 	}
-	WriteJSON(w, http.StatusOK, out)
+	x := dec.Explain()
+	WriteJSON(w, http.StatusOK, decisionResponse{Decision: dec.Decision, Score: dec.Score, Reasons: x.Reasons, RuleSet: dec.RuleSet,
+		Version: dec.Version, EventID: dec.EventID, Errors: dec.Errors, Features: x.Features, Models: x.Models})
 }
 
 func (a *riskAPI) ingest(w http.ResponseWriter, r *http.Request) {

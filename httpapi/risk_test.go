@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -124,5 +125,64 @@ func TestRiskAPI(t *testing.T) {
 	a.do("POST", "/v1/risk/events", `{"event":`+ev("i1", "u9", "d9")+`}`).wantStatus(t, 202).decode(t, &in)
 	if in.Applied {
 		t.Fatal("duplicate ingest applied")
+	}
+}
+
+// TestDecisionJSONIsEncodingJSON checks that the hand-written answer of POST
+// /v1/risk/decisions is byte for byte what encoding/json writes for decisionResponse: with no
+// reason, with several (actions included), with rule errors, and with event ids that need
+// escaping.
+func TestDecisionJSONIsEncodingJSON(t *testing.T) {
+	ctx := context.Background()
+	eng, err := risk.Open(ctx, risk.DiscardStore(), risk.Config{Logger: slog.New(slog.DiscardHandler), SnapshotEvery: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	rules := `features:
+  - {name: n, on: [payment], key: user_id, agg: count, window: 1h}
+lists: [black]
+rules:
+  - {id: R1, when: features.n > 1, score: 50, reason: velocity}
+  - {id: R2, when: 'in_list("black", event.device_id)', action: reject, reason: black_device}
+  - {id: R3, when: event.amount > 100, score: 5, action: review, reason: big}
+  - {id: R4, when: 'event.note startsWith "x"', score: 1, reason: note}
+decision: {review_at: 40, reject_at: 80}
+`
+	sum, err := eng.PutRuleSet(ctx, "p", []byte(rules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.Activate(ctx, "p", sum.Version, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.AddListItems(ctx, "black", []string{"d1"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, ev := range []string{
+		`{"type":"payment","id":"a1","timestamp":"2026-12-04T10:00:00Z","user_id":"u1","amount":5,"note":"y"}`,
+		`{"type":"payment","id":"a<2>&\"é\u2028","timestamp":"2026-12-04T10:00:01Z","user_id":"u1","amount":500,"device_id":"d1","note":"x"}`,
+		`{"type":"payment","id":"a3","timestamp":"2026-12-04T10:00:02Z","user_id":"u1","note":7}`,
+	} {
+		e, err := risk.ParseEvent([]byte(ev))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := eng.DecideBrief(ctx, "p", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := d.Explain()
+		want, err := json.Marshal(decisionResponse{Decision: d.Decision, Score: d.Score, Reasons: x.Reasons, RuleSet: d.RuleSet,
+			Version: d.Version, EventID: d.EventID, Errors: d.Errors})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.AppendJSON(nil); string(got) != string(want) {
+			t.Fatalf("event %d:\n got %s\nwant %s", i, got, want)
+		}
+		if i == 2 && (len(d.Errors) == 0 || len(x.Reasons) == 0) {
+			t.Fatalf("event %d should have hit rules and failed R4: %+v", i, d)
+		}
 	}
 }

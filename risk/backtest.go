@@ -124,8 +124,8 @@ func Backtest(ctx context.Context, st Store, name string, source []byte, from, t
 			d := e.evaluate(l.active, ev, e.apply(ev, true, nil, sc), sc)
 			rep.Events++
 			rep.Candidate[d.Decision]++
-			for _, r := range d.Reasons {
-				hits[r.Rule]++
+			for _, ri := range d.hits {
+				hits[l.active.Rules[ri].ID]++
 			}
 			old, ok := logged[ev.ID]
 			if ok {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/expr-lang/expr/vm"
@@ -38,14 +39,20 @@ type Decision struct {
 	hits []int32   // indexes of the rules that hit (Reasons), in c.Rules
 }
 
-// Explain returns the decision with its Features and Models maps: every feature and model
-// value of the rule set as computed for the event. d itself is not changed (decisions are
-// shared with repeated requests of the same event).
+// Explain returns the decision in full: with its Reasons, and with its Features and Models
+// maps (every feature and model value of the rule set as computed for the event). d itself is
+// not changed (decisions are shared with repeated requests of the same event).
 func (d *Decision) Explain() *Decision {
 	if d.Features != nil || d.c == nil {
 		return d
 	}
 	c := *d
+	if c.Reasons == nil {
+		c.Reasons = make([]Reason, len(d.hits))
+		for i, ri := range d.hits {
+			c.Reasons[i] = d.c.Rules[ri].reason
+		}
+	}
 	c.Features = make(map[string]float64, len(d.fv))
 	for i, f := range d.c.Features {
 		c.Features[f.Name] = d.fv[i]
@@ -55,24 +62,6 @@ func (d *Decision) Explain() *Decision {
 		for i, m := range d.c.Models {
 			c.Models[m.id] = d.mv[i]
 		}
-	}
-	return &c
-}
-
-// compact returns a copy of d to be remembered for repeated requests: without Reasons, which
-// expand rebuilds from the rule indexes.
-func (d *Decision) compact() *Decision {
-	c := *d
-	c.Reasons = nil
-	return &c
-}
-
-// expand returns a copy of a compact decision with its Reasons.
-func (d *Decision) expand() *Decision {
-	c := *d
-	c.Reasons = make([]Reason, len(d.hits))
-	for i, ri := range d.hits {
-		c.Reasons[i] = d.c.Rules[ri].reason
 	}
 	return &c
 }
@@ -105,46 +94,82 @@ func (e *Engine) Decide(ctx context.Context, name string, ev *Event) (*Decision,
 	return d.Explain(), nil
 }
 
-// DecideBrief is Decide without building the Features and Models maps (Explain builds them
-// when asked for). The decision is shared with repeated requests of the event and must not
-// be modified.
+// DecideBrief is Decide without building the Reasons list and the Features and Models maps:
+// it gives the outcome, the score and the rest; Explain builds the full decision and
+// AppendJSON writes the API's answer (reasons included) from what it holds. The decision is
+// shared with repeated requests of the event and must not be modified.
 func (e *Engine) DecideBrief(ctx context.Context, name string, ev *Event) (*Decision, error) {
+	var t0 time.Time
+	if e.cfg.Observer != nil {
+		t0 = time.Now()
+	}
+	dec, shadow, repeat, err := e.decideOnce(ctx, name, ev)
+	if err == nil && e.cfg.Observer != nil {
+		e.cfg.Observer.Decided(Observation{RuleSet: name, Decision: dec.Decision, Shadow: shadow, Repeat: repeat, Duration: time.Since(t0)})
+	}
+	return dec, err
+}
+
+// decideOnce decides ev once per event id and rule set (see Decide); it also returns the
+// shadow version's decision ("" without one, or for a repeat) and whether the decision was
+// given before.
+func (e *Engine) decideOnce(ctx context.Context, name string, ev *Event) (*Decision, string, bool, error) {
 	sets := *e.sets.Load()
 	l := sets[name]
 	if l == nil {
-		return nil, ErrUnknownRuleSet
+		return nil, "", false, ErrUnknownRuleSet
 	}
 	if l.active == nil {
-		return nil, ErrNotActive
+		return nil, "", false, ErrNotActive
 	}
 	body := xxhash.Sum64(ev.Raw)
 	s, first := e.dedupe.claim(ev.ID, body, ev.Time.UnixNano())
 	if first {
-		dec, err := e.decide(l, ev, true)
+		dec, shadow, err := e.decide(l, ev, true)
 		if err != nil {
 			e.dedupe.forget(ev.ID)
 		} else {
-			s.decs = append(s.decs, dec.compact())
+			s.decs = append(s.decs, dec)
 		}
 		s.err = err
 		close(s.ready)
-		return dec, err
+		return dec, shadow, false, err
 	}
 	if err := e.wait(ctx, s, body); err != nil {
-		return nil, err
+		return nil, "", false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range s.decs {
 		if d.RuleSet == name {
-			return d.expand(), nil
+			return d, "", true, nil
 		}
 	}
-	dec, err := e.decide(l, ev, false)
+	dec, shadow, err := e.decide(l, ev, false)
 	if err == nil {
-		s.decs = append(s.decs, dec.compact())
+		s.decs = append(s.decs, dec)
 	}
-	return dec, err
+	return dec, shadow, false, err
+}
+
+// Observer is told about every decision the engine answers, for metrics (platform/obs has
+// one). It is called on the deciding goroutine once the decision is made: it must be fast and
+// must not block.
+type Observer interface {
+	Decided(o Observation)
+}
+
+// Observation is one answered decision.
+type Observation struct {
+	RuleSet  string
+	Decision string // accept, review or reject
+	// Shadow is the shadow version's decision, "" without a shadow version (or for a
+	// repeat).
+	Shadow string
+	// Repeat is true when the event id was decided before for this rule set: the first
+	// decision was answered again, nothing was evaluated.
+	Repeat   bool
+	Duration time.Duration // from the call to the answer
 }
 
 // wait waits for the first request of an event id to finish and checks that this one
@@ -173,6 +198,7 @@ func (e *Engine) Ingest(ctx context.Context, ev *Event) (bool, error) {
 	err := e.enqueueCheck()
 	if err == nil {
 		e.stats.events.Add(1)
+		e.stats.counted.Add(1)
 		sc := scratchPool.Get().(*scratch)
 		e.apply(ev, true, func() { e.enqueue(logItem{event: ev}) }, sc)
 		scratchPool.Put(sc)
@@ -184,13 +210,14 @@ func (e *Engine) Ingest(ctx context.Context, ev *Event) (bool, error) {
 	return err == nil, err
 }
 
-func (e *Engine) decide(l *loaded, ev *Event, count bool) (*Decision, error) {
+func (e *Engine) decide(l *loaded, ev *Event, count bool) (*Decision, string, error) {
 	if err := e.enqueueCheck(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	e.stats.decisions.Add(1)
 	var logFn func()
 	if count {
+		e.stats.counted.Add(1)
 		logFn = func() { e.enqueue(logItem{event: ev}) }
 	}
 	sc := scratchPool.Get().(*scratch)
@@ -198,11 +225,13 @@ func (e *Engine) decide(l *loaded, ev *Event, count bool) (*Decision, error) {
 	values := e.apply(ev, count, logFn, sc)
 	dec := e.evaluate(l.active, ev, values, sc)
 	e.enqueue(logItem{decision: dec})
+	shadow := ""
 	if l.shadow != nil {
 		sd := e.evaluate(l.shadow, ev, values, sc)
 		e.enqueue(logItem{decision: sd, shadow: true})
+		shadow = sd.Decision
 	}
-	return dec, nil
+	return dec, shadow, nil
 }
 
 // scratch is the working memory of one decision, recycled.
@@ -270,10 +299,6 @@ func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64, sc *scratch)
 	}
 	sc.hits = hits
 	d.hits = slices.Clone(hits)
-	d.Reasons = make([]Reason, len(hits))
-	for i, ri := range hits {
-		d.Reasons[i] = c.Rules[ri].reason
-	}
 	d.Decision = c.Decision.outcome(d.Score, forceReject, forceAccept, forceReview)
 	return d
 }

@@ -55,6 +55,8 @@ type Config struct {
 	SnapshotEvery time.Duration
 	// NoCloseSnapshot skips the snapshot at Close (benchmarks and tools on throw-away state).
 	NoCloseSnapshot bool
+	// Observer, if set, is told about every answered decision (for metrics).
+	Observer Observer
 }
 
 // Engine evaluates events against rule sets. It is safe for concurrent use.
@@ -113,7 +115,10 @@ type keyGroup struct {
 type shard struct {
 	mu   sync.Mutex
 	keys map[keyRef]*keyStates
-	_    [40]byte // keep neighbouring locks off one cache line
+	// nKeys and nStates count the key values and window states held; written under mu, read
+	// by Counters without it.
+	nKeys, nStates atomic.Int64
+	_              [32]byte // keep neighbouring locks off one cache line
 }
 
 // keyRef is a key value of a key field: the user u1, the device d7.
@@ -416,6 +421,7 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 			}
 			ks = &keyStates{slots: make([]stateSlot, 0, len(t.g.ids))}
 			sh.keys[ref] = ks
+			sh.nKeys.Add(1)
 		}
 		for i, id := range t.g.ids {
 			st := ks.find(int32(id), i)
@@ -423,6 +429,7 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 				if st == nil {
 					st = window.New(t.g.specs[i])
 					ks.slots = append(ks.slots, stateSlot{int32(id), st})
+					sh.nStates.Add(1)
 				}
 				v, h := featureInput(ev, t.g.defs[i])
 				st.Add(ts, v, h)
@@ -472,22 +479,29 @@ func (e *Engine) Watermark() time.Time { return time.Unix(0, e.watermark.Load())
 
 // Stats are counters for metrics and benchmarks.
 type Stats struct {
-	Decisions, Events, Duplicates, TooOld, RuleErrors, LogErrors, Evicted int64
+	// Decisions evaluated (repeats of an event id not included); Events ingested without a
+	// decision; Counted events counted into the feature state, decided or ingested (the
+	// first time their id was seen); Duplicates requests that repeated an event id; TooOld
+	// events older than the state keeps; RuleErrors rules that failed for an event;
+	// LogErrors failed writes of the decision log; Overloaded requests refused because
+	// the log queue was nearly full; Evicted window states dropped as idle or unused.
+	Decisions, Events, Counted, Duplicates, TooOld, RuleErrors, LogErrors, Overloaded, Evicted int64
 	// Keys is the number of window states held (one per feature and key value); KeyValues
 	// the number of key values (users, devices ...) they belong to.
 	Keys       int
 	KeyValues  int
-	StateBytes int64
+	StateBytes int64 // estimated memory of the states (Stats only)
 }
 
 type stats struct {
-	decisions, events, duplicates, tooOld, ruleErrors, logErrors, evicted atomic.Int64
+	decisions, events, counted, duplicates, tooOld, ruleErrors, logErrors, overloaded, evicted atomic.Int64
 }
 
 // Stats returns the engine's counters, and the feature state's size (which takes every
-// shard's lock in turn).
+// shard's lock in turn and visits every state).
 func (e *Engine) Stats() Stats {
 	s := e.Counters()
+	s.Keys, s.KeyValues = 0, 0
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
@@ -504,13 +518,19 @@ func (e *Engine) Stats() Stats {
 	return s
 }
 
-// Counters returns the engine's counters without the feature state's size (no locks).
+// Counters returns the engine's counters and the number of states and key values, without
+// locks (StateBytes is 0).
 func (e *Engine) Counters() Stats {
-	return Stats{
-		Decisions: e.stats.decisions.Load(), Events: e.stats.events.Load(), Duplicates: e.stats.duplicates.Load(),
-		TooOld: e.stats.tooOld.Load(), RuleErrors: e.stats.ruleErrors.Load(), LogErrors: e.stats.logErrors.Load(),
-		Evicted: e.stats.evicted.Load(),
+	s := Stats{
+		Decisions: e.stats.decisions.Load(), Events: e.stats.events.Load(), Counted: e.stats.counted.Load(),
+		Duplicates: e.stats.duplicates.Load(), TooOld: e.stats.tooOld.Load(), RuleErrors: e.stats.ruleErrors.Load(),
+		LogErrors: e.stats.logErrors.Load(), Overloaded: e.stats.overloaded.Load(), Evicted: e.stats.evicted.Load(),
 	}
+	for i := range e.shards {
+		s.KeyValues += int(e.shards[i].nKeys.Load())
+		s.Keys += int(e.shards[i].nStates.Load())
+	}
+	return s
 }
 
 // sweepLoop evicts idle keys and the state of features no rule set uses any more.
@@ -554,6 +574,7 @@ func (e *Engine) Sweep() {
 			for _, sl := range ks.slots {
 				if _, live := cat.feats[int(sl.id)]; !live || sl.st.Idle(floor) {
 					e.stats.evicted.Add(1)
+					sh.nStates.Add(-1)
 					continue
 				}
 				kept = append(kept, sl)
@@ -562,6 +583,7 @@ func (e *Engine) Sweep() {
 			ks.slots = kept
 			if len(kept) == 0 {
 				delete(sh.keys, k)
+				sh.nKeys.Add(-1)
 			}
 		}
 		sh.mu.Unlock()

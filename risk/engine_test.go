@@ -242,6 +242,7 @@ func TestEngineRestart(t *testing.T) {
 	}
 	e3 := openEngine(t, st)
 	defer e3.Close()
+	checkCounts(t, e3) // loaded from the snapshot
 	if d := pay(e3, 4); d.Features["user_count_1h"] != 5 || d.Features["device_users_7d"] != 1 {
 		t.Fatalf("after snapshot: %v", d.Features)
 	}
@@ -298,6 +299,7 @@ func TestEviction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	checkCounts(t, e)
 	before := e.Stats().Keys
 	e.Sweep()
 	if got := e.Stats().Keys; got != before || before == 0 {
@@ -309,6 +311,7 @@ func TestEviction(t *testing.T) {
 		t.Fatalf("after 15 days: %+v %v", d, err)
 	}
 	e.Sweep()
+	checkCounts(t, e)
 	st := e.Stats()
 	if st.Evicted == 0 || st.Keys >= before {
 		t.Fatalf("nothing evicted: %+v (before %d keys)", st, before)
@@ -316,5 +319,15 @@ func TestEviction(t *testing.T) {
 	d, err = e.Decide(ctx, "pay", event(t, "late2", "payment", 15*24*time.Hour+time.Minute, `,"user_id":"a","device_id":"da","amount":5`))
 	if err != nil || d.Features["user_count_1h"] != 2 || d.Features["device_users_7d"] != 1 {
 		t.Fatalf("after eviction: %+v %v", d.Features, err)
+	}
+}
+
+// checkCounts checks that the lock-free counts of states and key values (metrics read them)
+// agree with a walk over the state.
+func checkCounts(t *testing.T, e *risk.Engine) {
+	t.Helper()
+	c, s := e.Counters(), e.Stats()
+	if c.Keys != s.Keys || c.KeyValues != s.KeyValues || s.Keys == 0 || s.KeyValues == 0 || s.KeyValues > s.Keys {
+		t.Fatalf("counters: %d states, %d key values; walk: %d, %d", c.Keys, c.KeyValues, s.Keys, s.KeyValues)
 	}
 }

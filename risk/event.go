@@ -47,30 +47,43 @@ func (e *EventError) Error() string {
 
 // ParseEvent reads an event from its JSON object.
 func ParseEvent(raw []byte) (*Event, error) {
+	return parseEvent(raw, true)
+}
+
+// parseEvent reads an event; with fast, a flat object without whitespace is read by
+// parseFlat, anything else by encoding/json (which the fast reader agrees with, as a
+// differential test checks).
+func parseEvent(raw []byte, fast bool) (*Event, error) {
 	if len(raw) > MaxEventBytes {
 		return nil, &EventError{Msg: fmt.Sprintf("larger than %d bytes", MaxEventBytes)}
 	}
 	if !utf8.Valid(raw) {
 		return nil, &EventError{Msg: "not valid UTF-8"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
 	var obj map[string]any
-	if err := dec.Decode(&obj); err != nil {
-		return nil, &EventError{Msg: "must be a JSON object: " + jsonMsg(err)}
+	flat := false
+	if fast {
+		obj, flat = parseFlat(raw)
 	}
-	if obj == nil {
-		return nil, &EventError{Msg: "must be a JSON object"}
-	}
-	if dec.More() {
-		return nil, &EventError{Msg: "trailing data after the object"}
+	if !flat {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(&obj); err != nil {
+			return nil, &EventError{Msg: "must be a JSON object: " + jsonMsg(err)}
+		}
+		if obj == nil {
+			return nil, &EventError{Msg: "must be a JSON object"}
+		}
+		if dec.More() {
+			return nil, &EventError{Msg: "trailing data after the object"}
+		}
 	}
 	if len(obj) > MaxEventFields {
 		return nil, &EventError{Msg: fmt.Sprintf("more than %d fields", MaxEventFields)}
 	}
 	e := &Event{Fields: obj}
 	var ok bool
-	if e.Type, ok = obj["type"].(string); !ok || !typePattern.MatchString(e.Type) {
+	if e.Type, ok = obj["type"].(string); !ok || !validType(e.Type) {
 		return nil, &EventError{Field: "type", Msg: "must be a string of letters, digits, '_', '.', ':' or '-' (at most 64)"}
 	}
 	if e.ID, ok = obj["id"].(string); !ok || e.ID == "" || len(e.ID) > maxIDBytes {
@@ -85,6 +98,11 @@ func ParseEvent(raw []byte) (*Event, error) {
 		return nil, &EventError{Field: "timestamp", Msg: "must be an RFC 3339 time between years 2000 and 9999"}
 	}
 	e.Time = t.UTC()
+	if flat {
+		// Already compact, numbers already float64.
+		e.Raw = bytes.Clone(raw)
+		return e, nil
+	}
 	for k, v := range obj {
 		obj[k] = numbers(v)
 	}
@@ -94,6 +112,143 @@ func ParseEvent(raw []byte) (*Event, error) {
 	}
 	e.Raw = buf.Bytes()
 	return e, nil
+}
+
+// validType reports whether s is 1 to 64 letters, digits, '_', '.', ':' or '-'.
+func validType(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseFlat reads the common shape of an event quickly: a JSON object without insignificant
+// whitespace whose values are strings without escapes, numbers, true, false or null. ok is
+// false for anything else (nested values, escapes, whitespace, errors), which the general path
+// then reads. Numbers become float64 as numbers() makes them; a repeated key keeps its last
+// value, as encoding/json does. raw is valid UTF-8.
+func parseFlat(raw []byte) (map[string]any, bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '{' {
+		return nil, false
+	}
+	obj := make(map[string]any, 16)
+	i := 1
+	if raw[i] == '}' {
+		return obj, n == 2
+	}
+	for {
+		key, j, ok := flatString(raw, i)
+		if !ok || j >= n || raw[j] != ':' {
+			return nil, false
+		}
+		var v any
+		if v, i, ok = flatValue(raw, j+1); !ok || i >= n {
+			return nil, false
+		}
+		obj[key] = v
+		switch raw[i] {
+		case ',':
+			i++
+		case '}':
+			return obj, i == n-1
+		default:
+			return nil, false
+		}
+	}
+}
+
+// flatString reads a string without escapes or control characters at raw[i]; it returns the
+// string and the index after its closing quote.
+func flatString(raw []byte, i int) (string, int, bool) {
+	if i >= len(raw) || raw[i] != '"' {
+		return "", 0, false
+	}
+	for j := i + 1; j < len(raw); j++ {
+		switch c := raw[j]; {
+		case c == '"':
+			return string(raw[i+1 : j]), j + 1, true
+		case c == '\\' || c < 0x20:
+			return "", 0, false
+		}
+	}
+	return "", 0, false
+}
+
+// flatValue reads a scalar value at raw[i]; it returns the value and the index after it.
+func flatValue(raw []byte, i int) (any, int, bool) {
+	if i >= len(raw) {
+		return nil, 0, false
+	}
+	switch c := raw[i]; {
+	case c == '"':
+		return flatString(raw, i)
+	case c == 't' && bytes.HasPrefix(raw[i:], []byte("true")):
+		return true, i + 4, true
+	case c == 'f' && bytes.HasPrefix(raw[i:], []byte("false")):
+		return false, i + 5, true
+	case c == 'n' && bytes.HasPrefix(raw[i:], []byte("null")):
+		return nil, i + 4, true
+	case c == '-' || '0' <= c && c <= '9':
+		j, ok := jsonNumberEnd(raw, i)
+		if !ok {
+			return nil, 0, false
+		}
+		s := string(raw[i:j])
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			f = math.Inf(int(signOf(s))) // out of range, as numbers() reads it
+		}
+		return f, j, true
+	}
+	return nil, 0, false
+}
+
+// jsonNumberEnd returns the end of the JSON number at raw[i] (-?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?).
+func jsonNumberEnd(raw []byte, i int) (int, bool) {
+	n := len(raw)
+	digits := func(i int) int {
+		for i < n && '0' <= raw[i] && raw[i] <= '9' {
+			i++
+		}
+		return i
+	}
+	if raw[i] == '-' {
+		i++
+	}
+	switch {
+	case i < n && raw[i] == '0':
+		i++
+	case i < n && '1' <= raw[i] && raw[i] <= '9':
+		i = digits(i)
+	default:
+		return 0, false
+	}
+	if i < n && raw[i] == '.' {
+		j := digits(i + 1)
+		if j == i+1 {
+			return 0, false
+		}
+		i = j
+	}
+	if i < n && (raw[i] == 'e' || raw[i] == 'E') {
+		i++
+		if i < n && (raw[i] == '+' || raw[i] == '-') {
+			i++
+		}
+		j := digits(i)
+		if j == i {
+			return 0, false
+		}
+		i = j
+	}
+	return i, true
 }
 
 // numbers turns json.Number into float64, recursively.

@@ -314,7 +314,7 @@ func TestFastEvaluateMatchesVM(t *testing.T) {
 			for j := range values {
 				values[j] = float64(r.IntN(12))
 			}
-			got := e.evaluate(c, ev, values, sc)
+			got := e.evaluate(c, ev, values, sc).Explain()
 			want := evaluateOnVM(c, ev, values)
 			if got.Decision != want.Decision || got.Score != want.Score || !reflect.DeepEqual(got.Reasons, want.Reasons) ||
 				!reflect.DeepEqual(got.Errors, want.Errors) || !reflect.DeepEqual(got.fv, want.fv) || !reflect.DeepEqual(got.mv, want.mv) {

@@ -24,10 +24,15 @@ func (e *Engine) enqueueCheck() error {
 		return ErrClosed
 	}
 	if len(e.logq) > cap(e.logq)-cap(e.logq)/8 {
+		e.stats.overloaded.Add(1)
 		return ErrOverloaded
 	}
 	return nil
 }
+
+// LogQueue returns how many records wait for the decision log writer, and the queue's
+// capacity.
+func (e *Engine) LogQueue() (depth, capacity int) { return len(e.logq), cap(e.logq) }
 
 // enqueue hands a record to the writer. The queue keeps a reserve (see enqueueCheck), so this
 // rarely waits.
@@ -78,6 +83,51 @@ func appendDecisionBody(b []byte, d *Decision) []byte {
 		b = append(append(b, `,"errors":`...), errs...)
 	}
 	return append(b, '}')
+}
+
+// AppendJSON appends the decision as the API answers it without explain: {"decision",
+// "score", "reasons", "ruleset", "ruleset_version", "event_id", "errors"?}, the same bytes
+// encoding/json writes for those fields, without its reflection.
+func (d *Decision) AppendJSON(b []byte) []byte {
+	b = append(append(append(b, `{"decision":"`...), d.Decision...), `","score":`...)
+	b = strconv.AppendInt(b, int64(d.Score), 10)
+	b = append(b, `,"reasons":[`...)
+	if d.c != nil {
+		for i, ri := range d.hits {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, d.c.frag.rules[ri]...)
+		}
+	} else {
+		for i, r := range d.Reasons {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			rb, _ := json.Marshal(r)
+			b = append(b, rb...)
+		}
+	}
+	b = append(append(append(b, `],"ruleset":"`...), d.RuleSet...), `","ruleset_version":`...)
+	b = strconv.AppendInt(b, int64(d.Version), 10)
+	b = appendJSONString(append(b, `,"event_id":`...), d.EventID)
+	if len(d.Errors) > 0 {
+		errs, _ := json.Marshal(d.Errors)
+		b = append(append(b, `,"errors":`...), errs...)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string as encoding/json writes it: plain ASCII as it
+// is, anything needing an escape (or HTML-escaped by encoding/json) through json.Marshal.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // logFragments are the constant pieces of a rule set's decision log bodies.

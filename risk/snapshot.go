@@ -149,12 +149,14 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, error) {
 		if ks == nil {
 			ks = &keyStates{}
 			sh.keys[ref] = ks
+			sh.nKeys.Add(1)
 		}
 		id := int32(ids[s.Sig])
 		if ks.find(id, 0) != nil {
 			continue // the same state twice: keep the first
 		}
 		ks.slots = append(ks.slots, stateSlot{id, st})
+		sh.nStates.Add(1)
 		n++
 	}
 	e.watermark.Store(sn.Watermark)

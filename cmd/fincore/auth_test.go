@@ -376,7 +376,7 @@ func TestEveryServedRouteNeedsAKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	riskEng, err := newRiskEngine(ctx, st, quiet)
+	riskEng, err := newRiskEngine(ctx, st, quiet, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

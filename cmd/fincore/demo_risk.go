@@ -39,7 +39,7 @@ func seedDemoRisk(ctx context.Context, eng *risk.Engine, log *slog.Logger) (demo
 		if err != nil {
 			return false
 		}
-		d, err := eng.DecideBrief(ctx, PaymentRuleSet, ev)
+		d, err := eng.Decide(ctx, PaymentRuleSet, ev)
 		if err != nil {
 			log.Debug("demo risk decision failed", "id", id, "err", err)
 			return true

@@ -140,6 +140,10 @@ func TestServePayments(t *testing.T) {
 	if big["status"] != "failed" || big["failure_code"] != "risk_rejected" {
 		t.Fatalf("screened payment %v", big)
 	}
+	// serve wires the risk engine's metrics.
+	if v := metricValue(t, srv, `fincore_risk_decisions_total{decision="reject",ruleset="payment"}`); v != 1 {
+		t.Fatalf("risk reject decisions in /metrics: %v", v)
+	}
 
 	// The payments' events leave through the outbox: it drains.
 	deadline := time.Now().Add(30 * time.Second)

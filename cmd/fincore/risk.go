@@ -15,17 +15,27 @@ import (
 
 	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/obs"
 	"github.com/fincore/fincore/risk"
 )
 
 // newRiskEngine opens the risk engine on the storage of st: rule sets, lists, and the feature
-// state rebuilt from the snapshot and the event log.
-func newRiskEngine(ctx context.Context, st ledger.Store, log *slog.Logger) (*risk.Engine, error) {
+// state rebuilt from the snapshot and the event log. With m, the engine's metrics are
+// registered there.
+func newRiskEngine(ctx context.Context, st ledger.Store, log *slog.Logger, m *obs.Metrics) (*risk.Engine, error) {
 	p, ok := st.(risk.Provider)
 	if !ok {
 		return nil, fmt.Errorf("storage %T has no risk store", st)
 	}
-	return risk.Open(ctx, p.Risk(), risk.Config{Logger: log})
+	cfg := risk.Config{Logger: log}
+	if m != nil {
+		cfg.Observer = m.RiskObserver()
+	}
+	eng, err := risk.Open(ctx, p.Risk(), cfg)
+	if err == nil && m != nil {
+		m.WatchRisk(eng)
+	}
+	return eng, err
 }
 
 // withRisk adds the risk routes to the API.

@@ -132,7 +132,7 @@ func cmdServe(args []string) error {
 	relay.Start()
 	defer relay.Stop() // before the bus closes; what it leaves unpublished goes out on the next start
 	timers.Register(ledger.ExpiryHandler, eng.ExpireTimer)
-	riskEng, err := newRiskEngine(ctx, st, log)
+	riskEng, err := newRiskEngine(ctx, st, log, metrics)
 	if err != nil {
 		return fmt.Errorf("risk engine: %w", err)
 	}

@@ -50,6 +50,9 @@ type Metrics struct {
 
 	lockOnce sync.Once
 	locks    *lockMetrics // nil until LockObserver
+
+	riskOnce sync.Once
+	risk     *riskMetrics // nil until RiskObserver or WatchRisk
 }
 
 // New returns a registry with the HTTP, ledger, Go runtime and process metrics registered.
