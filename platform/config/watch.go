@@ -40,15 +40,20 @@ type Func func(key string, value json.RawMessage, version uint64)
 
 // Watch calls fn with the current value of every key that starts with prefix ("" for all),
 // before it returns, then with every later change of those keys, in the order they were
-// stored, exactly once per revision. It is how an instance applies configuration: the module
+// stored, at most once per revision. It is how an instance applies configuration: the module
 // reads nothing else.
+//
+// Every change is delivered as long as the bucket still holds it when this instance reads
+// it: the bucket keeps the last HistoryDefault revisions of each key, so an instance that
+// falls more than that many changes of one key behind (disconnected, or flooded by a burst
+// on one key) skips that key's oldest intermediate values, logs a warning, and goes on from
+// the oldest one still held. Order holds, nothing is delivered twice, and every watch ends
+// on the current value.
 //
 // The watches of a Center share one subscription to the bucket (and one copy of the current
 // values), so a change reaches the server's consumers once per instance, not once per watch.
 // If the connection to an external NATS server breaks, the subscription resumes after the
-// last revision it delivered as soon as the connection is back, so no change is skipped (as
-// long as the bucket still holds it: the last HistoryDefault revisions of each key) and none
-// is delivered twice.
+// last revision it delivered as soon as the connection is back.
 //
 // stop ends the watch and waits for a call of fn in progress; cancelling ctx or closing the
 // Center ends it too. ctx also bounds the wait for the current values.
@@ -275,6 +280,12 @@ func (h *hub) apply(e jetstream.KeyValueEntry) {
 	if e.Revision() <= h.last {
 		h.mu.Unlock()
 		return
+	}
+	if gap := e.Revision() - h.last - 1; gap > 0 && h.last > 0 {
+		// The subscription watches every key, so revisions arrive without gaps unless the
+		// bucket dropped some before they were delivered: a key changed more than
+		// HistoryDefault times while this instance was behind.
+		h.log.Warn("configuration revisions skipped: the bucket no longer holds them", "after_version", h.last, "skipped", gap)
 	}
 	h.last = e.Revision()
 	if u.version == 0 {
