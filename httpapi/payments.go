@@ -162,13 +162,18 @@ func (a *paymentsAPI) createCard(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusCreated, c)
 }
 
-func (a *paymentsAPI) getCard(w http.ResponseWriter, r *http.Request) {
-	c, err := a.svc.GetCard(r.Context(), r.PathValue("id"))
+// reply answers v with status, or err if there is one.
+func reply[T any](s *Server, w http.ResponseWriter, r *http.Request, status int, v T, err error) {
 	if err != nil {
-		a.s.Error(w, r, err)
+		s.Error(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, c)
+	WriteJSON(w, status, v)
+}
+
+func (a *paymentsAPI) getCard(w http.ResponseWriter, r *http.Request) {
+	c, err := a.svc.GetCard(r.Context(), r.PathValue("id"))
+	reply(a.s, w, r, http.StatusOK, c, err)
 }
 
 func (a *paymentsAPI) createPayment(w http.ResponseWriter, r *http.Request) {
@@ -221,12 +226,7 @@ func (a *paymentsAPI) createPayment(w http.ResponseWriter, r *http.Request) {
 
 func (a *paymentsAPI) getPayment(w http.ResponseWriter, r *http.Request) {
 	p, err := a.svc.GetPayment(r.Context(), r.PathValue("id"))
-	if err != nil {
-		a.s.Error(w, r, err)
-		return
-	}
-	p.ReqHash = ""
-	WriteJSON(w, http.StatusOK, p)
+	reply(a.s, w, r, http.StatusOK, p, err)
 }
 
 type paymentList struct {
@@ -272,11 +272,7 @@ func (a *paymentsAPI) closePayment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := a.svc.ClosePayment(r.Context(), r.PathValue("id"))
-	if err != nil {
-		a.s.Error(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, p)
+	reply(a.s, w, r, http.StatusOK, p, err)
 }
 
 func (a *paymentsAPI) createRefund(w http.ResponseWriter, r *http.Request) {
@@ -339,11 +335,7 @@ func (a *paymentsAPI) listRefunds(w http.ResponseWriter, r *http.Request) {
 
 func (a *paymentsAPI) getRefund(w http.ResponseWriter, r *http.Request) {
 	ref, err := a.svc.GetRefund(r.Context(), r.PathValue("id"))
-	if err != nil {
-		a.s.Error(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, ref)
+	reply(a.s, w, r, http.StatusOK, ref, err)
 }
 
 // channelView is one channel in GET /v1/channels: what it can do, how operators configured
@@ -468,11 +460,7 @@ func (a *paymentsAPI) listWebhooks(w http.ResponseWriter, r *http.Request) {
 
 func (a *paymentsAPI) getWebhook(w http.ResponseWriter, r *http.Request) {
 	wh, err := a.svc.GetWebhook(r.Context(), r.PathValue("id"))
-	if err != nil {
-		a.s.Error(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, wh)
+	reply(a.s, w, r, http.StatusOK, wh, err)
 }
 
 func (a *paymentsAPI) resendWebhook(w http.ResponseWriter, r *http.Request) {
@@ -480,9 +468,5 @@ func (a *paymentsAPI) resendWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wh, err := a.svc.ResendWebhook(r.Context(), r.PathValue("id"))
-	if err != nil {
-		a.s.Error(w, r, err)
-		return
-	}
-	WriteJSON(w, http.StatusAccepted, wh)
+	reply(a.s, w, r, http.StatusAccepted, wh, err)
 }

@@ -507,7 +507,7 @@ func (s *Service) CreatePayment(ctx context.Context, in PaymentInput) (Payment, 
 	}
 	_, err = s.cfg.Ledger.Commit(ctx, u)
 	if isConflict(err) { // the id exists: a replay, or a different request
-		cur, gerr := s.GetPayment(ctx, in.ID)
+		cur, gerr := s.loadPayment(ctx, in.ID)
 		if gerr != nil {
 			return Payment{}, false, gerr
 		}
@@ -549,10 +549,7 @@ func (p Payment) public() Payment {
 // GetPayment returns a payment.
 func (s *Service) GetPayment(ctx context.Context, id string) (Payment, error) {
 	p, err := s.loadPayment(ctx, id)
-	if err != nil {
-		return Payment{}, err
-	}
-	return p, nil
+	return p.public(), err
 }
 
 func (s *Service) loadPayment(ctx context.Context, id string) (Payment, error) {
