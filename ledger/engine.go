@@ -366,8 +366,9 @@ func (e *Engine) submit(ctx context.Context, r *request) (err error) {
 }
 
 // run is the writer loop. It is pipelined: while one group is being committed by its own
-// goroutine, the writer gathers and applies the next one in memory; it hands that one to
-// storage only when the previous commit has succeeded. Records of the group in flight are
+// goroutine, the writer gathers and applies the next one in memory; when that commit ends it
+// tops the next group up with what queued meanwhile (topUp) and hands it to storage if the
+// previous commit has succeeded. Records of the group in flight are
 // read from memory (they are not visible in storage yet), so the next group sees them.
 func (e *Engine) run(t *term) {
 	defer e.wg.Done()
@@ -412,6 +413,10 @@ func (e *Engine) run(t *term) {
 			e.evictRecords()
 		}
 		ok := e.prepare(g)
+		if ok {
+			e.topUp(t, g)
+			e.seal(g)
+		}
 		if prevFailed := e.settle(); prevFailed {
 			if ok {
 				e.finish(g.reqs, e.failure())
@@ -563,7 +568,8 @@ type group struct {
 	records       map[RecordKey]*Record // records written in this group
 	loadedRecords map[RecordKey]*Record // current versions loaded for this group
 	recKeys       []RecordKey
-	moduleEvents  []Event // events of units, appended after the ledger's own
+	more          []*request // requests being added by topUp
+	moduleEvents  []Event    // events of units, appended after the ledger's own
 }
 
 func (g *group) init() {
@@ -579,6 +585,8 @@ func (g *group) reset() {
 	clear(g.records)
 	clear(g.loadedRecords)
 	g.recKeys = g.recKeys[:0]
+	clear(g.more)
+	g.more = g.more[:0]
 	g.moduleEvents = g.moduleEvents[:0]
 	g.batch = Batch{
 		NewAccounts: g.batch.NewAccounts[:0],
@@ -680,11 +688,75 @@ func (e *Engine) prepare(g *group) bool {
 	for _, r := range g.reqs {
 		e.apply(r)
 	}
-	// Encoded here, on the writer, while the previous group commits: the commit path, which
-	// bounds throughput, only writes the bytes.
+	return true
+}
+
+// topUp adds to the prepared group g the requests that arrived while the previous group
+// committed: it waits for that commit to end (or the writer to stop), then loads and applies
+// what has queued meanwhile. A group thus closes when storage is free to take it: a request
+// waits for the commit in flight and its own, not also for a group that closed just before it
+// came; and groups grow with the commit time, which keeps the work per request down when
+// commits are slow. (Taking requests one by one as they arrive costs more than it saves:
+// each is a wake-up of the writer and a read of storage.)
+func (e *Engine) topUp(t *term, g *group) {
+	p := e.prev
+	if p == nil {
+		return
+	}
+	select {
+	case <-p.done:
+	case <-t.stop:
+		return
+	case <-e.stop:
+		return
+	}
+	more, n := g.more[:0], 0
+	for g.inputs+n < e.cfg.GroupMax {
+		select {
+		case r := <-t.queue:
+			more = append(more, r)
+			n += r.size()
+			continue
+		default:
+		}
+		break
+	}
+	g.more = more
+	if len(more) > 0 {
+		e.prepareMore(g, more, n)
+	}
+}
+
+// prepareMore loads and applies reqs (of n inputs) into the prepared group g. If they cannot
+// be (the writer failed, or a read failed), they alone fail.
+func (e *Engine) prepareMore(g *group, reqs []*request, n int) {
+	if err := e.failed.Load(); err != nil {
+		e.finish(reqs, err)
+		return
+	}
+	g.acctIDs, g.trIDs, g.recKeys = g.acctIDs[:0], g.trIDs[:0], g.recKeys[:0]
+	if err := e.load(context.Background(), reqs); err != nil {
+		e.cfg.Logger.Error("ledger load", "err", err)
+		e.finish(reqs, apierror.New(apierror.Unavailable, ""))
+		return
+	}
+	if now := Timestamp(e.cfg.Now().UnixNano()); now > g.now {
+		g.now = now
+	}
+	for _, r := range reqs {
+		e.apply(r)
+	}
+	g.reqs = append(g.reqs, reqs...)
+	g.inputs += n
+	e.lastGroupLen.Store(int64(g.inputs))
+}
+
+// seal finishes a prepared group for its commit: the events of its accounts and transfers
+// are encoded (on the writer, so that the commit path, which bounds throughput, only writes
+// the bytes), then the events of its units follow them.
+func (e *Engine) seal(g *group) {
 	g.eventBuf = encodeEvents(&g.batch, g.eventBuf)
 	g.batch.Events = append(g.batch.Events, g.moduleEvents...)
-	return true
 }
 
 // finish fails every request of a group that could not be written.
@@ -734,6 +806,17 @@ func (e *Engine) load(ctx context.Context, reqs []*request) error {
 	}
 	if len(g.trIDs) > 0 {
 		ids := dedupe(g.trIDs)
+		if len(g.transfers)+len(g.existing) > 0 {
+			// Adding to a prepared group (topUp): what it knows — created here, or loaded
+			// and perhaps closed here — is newer than storage and the group in flight.
+			unknown := ids[:0]
+			for _, id := range ids {
+				if g.lookup(id) == nil {
+					unknown = append(unknown, id)
+				}
+			}
+			ids = unknown
+		}
 		var trs []*Transfer
 		if p := e.prev; p != nil {
 			// Records of the group in flight are not in storage yet (or just got there):

@@ -52,6 +52,7 @@ func cmdBenchPayments(args []string) error {
 	clients := fs.Int("clients", 64, "concurrent clients")
 	duration := fs.Duration("duration", 10*time.Second, "how long payments are submitted")
 	workers := fs.Int("workers", 1024, "timer workers (concurrent bank calls)")
+	doneWait := fs.Duration("done-wait", timerDoneWait, "how long the timer service gathers completions before writing them")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (submission and completion) to this file")
 	var sf storeFlags
 	sf.register(fs, false)
@@ -70,7 +71,7 @@ func cmdBenchPayments(args []string) error {
 	}
 	defer closeStore()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	ts, err := timer.New(timer.Config{Store: st.(timer.Provider).Timers(), Workers: *workers, Logger: quiet})
+	ts, err := timer.New(timer.Config{Store: st.(timer.Provider).Timers(), Workers: *workers, DoneWait: *doneWait, Logger: quiet})
 	if err != nil {
 		return err
 	}

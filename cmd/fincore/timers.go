@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"go.opentelemetry.io/otel"
 
@@ -18,6 +19,11 @@ import (
 // stream captures them.
 const timerStream = "TIMERS"
 
+// timerDoneWait is how long the timer service gathers completions into one write: fewer,
+// larger transactions on the write connection the ledger's group commits also need
+// (BENCHMARKS.md, "Payments (issue 4)").
+const timerDoneWait = 50 * time.Millisecond
+
 // newTimerService returns the durable timer service (not started) over the timers of st's
 // database, publishing bus timers through b and reporting to m. Register in-process handlers
 // on it, then Start it; Stop it before the bus closes.
@@ -29,7 +35,8 @@ func newTimerService(ctx context.Context, st ledger.Store, b *bus.Bus, m *obs.Me
 	if err := b.EnsureStream(ctx, timerStream, []string{"timer.>"}); err != nil {
 		return nil, err
 	}
-	svc, err := timer.New(timer.Config{Store: p.Timers(), Publisher: b, Observer: m, Logger: log, TracerProvider: otel.GetTracerProvider()})
+	svc, err := timer.New(timer.Config{Store: p.Timers(), Publisher: b, Observer: m, Logger: log, TracerProvider: otel.GetTracerProvider(),
+		DoneWait: timerDoneWait})
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,14 @@ type Config struct {
 	RefillBatchMax int
 	// DoneBatchMax bounds the completions written in one transaction (DefaultDoneBatchMax).
 	DoneBatchMax int
+	// DoneWait, if positive, is how long the service gathers completions after the first
+	// before writing them (wall-clock time, not Clock), unless DoneBatchMax come sooner.
+	// Without it completions are written as soon as the previous write ends, which under a
+	// steady stream of deliveries is one small transaction after another, each taking the
+	// store's write connection (on SQLite the only one, shared with the ledger's commits)
+	// and an fsync. A completion not yet written only means the timer fires again after a
+	// crash, which handlers tolerate anyway (delivery is at least once).
+	DoneWait time.Duration
 	// Retention is how long done timers are kept, so that scheduling the same ID again is
 	// still recognised as a duplicate (DefaultRetention). Purges run every PurgeEvery
 	// (DefaultPurgeEvery), deleting at most PurgeBatchMax timers each (DefaultPurgeBatchMax).
@@ -191,6 +199,7 @@ type Service struct {
 	started bool
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	workers sync.WaitGroup // the workers (part of wg): stopping waits for them to flush
 }
 
 // New returns a service over cfg.Store; it fires nothing until Start.
@@ -315,8 +324,9 @@ func (s *Service) Start(ctx context.Context) error {
 	go func() { defer s.wg.Done(); s.refiller(ctx) }()
 	go func() { defer s.wg.Done(); s.commit(ctx) }()
 	go func() { defer s.wg.Done(); s.purge(ctx) }()
+	s.workers.Add(s.cfg.Workers)
 	for range s.cfg.Workers {
-		go func() { defer s.wg.Done(); s.worker(ctx) }()
+		go func() { defer s.wg.Done(); defer s.workers.Done(); s.worker(ctx) }()
 	}
 	s.cfg.Logger.Info("timer service started", "window_max", s.cfg.WindowMax, "lookahead", s.cfg.Lookahead, "workers", s.cfg.Workers)
 	return nil
@@ -587,11 +597,7 @@ func (s *Service) worker(ctx context.Context) {
 			o.TimerDelivered(Delivery{Handler: e.t.Handler, Attempt: e.attempts + 1, Lateness: started.Sub(e.due), Err: err})
 		}
 		if err == nil {
-			select {
-			case s.doneCh <- e:
-			case <-ctx.Done():
-				return
-			}
+			s.doneCh <- e // never blocks: doneCh has room for every timer in the window
 			continue
 		}
 		s.failed.Add(1)
@@ -651,6 +657,38 @@ func (s *Service) deliver(ctx context.Context, t Timer) (err error) {
 	return fn(ctx, t)
 }
 
+// flushDone writes, as the service stops, the completions not written yet — batch, and those
+// the workers hand over until they have all returned — so that a clean stop does not deliver
+// them again at the next start (which matters with DoneWait). It gives storage a few
+// seconds; what it cannot write fires again after a restart.
+func (s *Service) flushDone(ctx context.Context, batch []*entry) {
+	s.workers.Wait()
+	for {
+		select {
+		case e := <-s.doneCh:
+			batch = append(batch, e)
+			continue
+		default:
+		}
+		break
+	}
+	keys := make([]Key, 0, len(batch))
+	for _, e := range batch {
+		keys = append(keys, Key{e.t.ID, e.t.FireAt})
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for len(keys) > 0 {
+		n := min(len(keys), s.cfg.DoneBatchMax)
+		if err := s.cfg.Store.Done(wctx, keys[:n], s.cfg.Clock.Now()); err != nil {
+			s.cfg.Logger.Error("timer: mark done while stopping", "timers", len(keys), "err", err)
+			return
+		}
+		s.fired.Add(int64(n))
+		keys = keys[n:]
+	}
+}
+
 // commit marks delivered timers done, in groups of up to DoneBatchMax per transaction.
 func (s *Service) commit(ctx context.Context) {
 	batch := make([]*entry, 0, s.cfg.DoneBatchMax)
@@ -661,7 +699,25 @@ func (s *Service) commit(ctx context.Context) {
 		case e := <-s.doneCh:
 			batch = append(batch, e)
 		case <-ctx.Done():
+			s.flushDone(ctx, nil)
 			return
+		}
+		if w := s.cfg.DoneWait; w > 0 {
+			t := time.NewTimer(w)
+		gather:
+			for len(batch) < s.cfg.DoneBatchMax {
+				select {
+				case e := <-s.doneCh:
+					batch = append(batch, e)
+				case <-t.C:
+					break gather
+				case <-ctx.Done():
+					t.Stop()
+					s.flushDone(ctx, batch)
+					return
+				}
+			}
+			t.Stop()
 		}
 	drain:
 		for len(batch) < s.cfg.DoneBatchMax {
@@ -681,12 +737,14 @@ func (s *Service) commit(ctx context.Context) {
 				break
 			}
 			if ctx.Err() != nil {
+				s.flushDone(ctx, batch)
 				return
 			}
 			s.cfg.Logger.Error("timer: mark done", "timers", len(keys), "err", err)
 			select {
 			case <-s.cfg.Clock.After(s.cfg.StoreRetry):
 			case <-ctx.Done():
+				s.flushDone(ctx, batch)
 				return
 			}
 		}
