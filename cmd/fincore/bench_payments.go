@@ -24,6 +24,7 @@ import (
 type paymentsBenchResult struct {
 	Backend        string  `json:"backend"`
 	Clients        int     `json:"clients"`
+	Rate           int     `json:"rate,omitempty"` // the offered rate, if paced
 	Payments       int64   `json:"payments"`
 	Succeeded      int64   `json:"succeeded"`
 	Failed         int64   `json:"failed"`
@@ -50,9 +51,11 @@ type paymentsBenchResult struct {
 func cmdBenchPayments(args []string) error {
 	fs := flag.NewFlagSet("bench payments", flag.ContinueOnError)
 	clients := fs.Int("clients", 64, "concurrent clients")
+	rate := fs.Int("rate", 0, "offer this many payments per second, evenly spaced (latency counts from each payment's slot, so a backlog shows); 0: each client submits as fast as it can")
 	duration := fs.Duration("duration", 10*time.Second, "how long payments are submitted")
 	workers := fs.Int("workers", 1024, "timer workers (concurrent bank calls)")
 	doneWait := fs.Duration("done-wait", timerDoneWait, "how long the timer service gathers completions before writing them")
+	commitInterval := fs.Duration("commit-interval", ledgerCommitInterval, "the ledger's least time between group commits (ledger.Config.CommitInterval)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (submission and completion) to this file")
 	var sf storeFlags
 	sf.register(fs, false)
@@ -61,8 +64,8 @@ func cmdBenchPayments(args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *clients < 1 || *clients > 4096 || *duration <= 0 || *workers < 1 {
-		return fmt.Errorf("want 1 ≤ --clients ≤ 4096, a positive --duration and --workers")
+	if *clients < 1 || *clients > 4096 || *duration <= 0 || *workers < 1 || *rate < 0 || *rate > 1_000_000 {
+		return fmt.Errorf("want 1 ≤ --clients ≤ 4096, a positive --duration and --workers, 0 ≤ --rate ≤ 1,000,000")
 	}
 	ctx := context.Background()
 	st, closeStore, err := openBenchStore(ctx, &sf, "fincore-bench-")
@@ -76,7 +79,7 @@ func cmdBenchPayments(args []string) error {
 		return err
 	}
 	var gobs groupTally
-	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, TimersCommitted: ts.Committed, Observer: &gobs})
+	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, TimersCommitted: ts.Committed, Observer: &gobs, CommitInterval: *commitInterval})
 	if err != nil {
 		return err
 	}
@@ -146,14 +149,32 @@ func cmdBenchPayments(args []string) error {
 	lats := make([][]time.Duration, *clients)
 	start := time.Now()
 	end := start.Add(*duration)
+	// next gives a client the time its next payment is due: now, unpaced; with --rate, the
+	// next slot of the schedule (a backlog makes the slot older than now, and that wait
+	// counts in the latency).
+	next := func() (time.Time, bool) {
+		now := time.Now()
+		return now, now.Before(end)
+	}
+	if *rate > 0 {
+		slots := make(chan time.Time, *rate)
+		go pace(slots, start, end, *rate)
+		next = func() (time.Time, bool) {
+			t, ok := <-slots
+			return t, ok
+		}
+	}
 	var wg sync.WaitGroup
 	for c := range *clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(end) {
+			for {
+				t0, ok := next()
+				if !ok {
+					return
+				}
 				id := fmt.Sprintf("bp%08d", seq.Add(1))
-				t0 := time.Now()
 				mu.Lock()
 				created[id] = t0
 				mu.Unlock()
@@ -191,7 +212,7 @@ func cmdBenchPayments(args []string) error {
 		return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000
 	}
 	completeSpan := time.Unix(0, lastFinal.Load()).Sub(start)
-	res := paymentsBenchResult{Backend: sf.backend(), Clients: *clients, Payments: total, Succeeded: succeeded.Load(), Failed: failed.Load(),
+	res := paymentsBenchResult{Backend: sf.backend(), Clients: *clients, Rate: *rate, Payments: total, Succeeded: succeeded.Load(), Failed: failed.Load(),
 		AcceptedPerS:  float64(int64(float64(total)/acceptEnd.Sub(start).Seconds()*10)) / 10,
 		CompletedPerS: float64(int64(float64(total)/completeSpan.Seconds()*10)) / 10,
 		AcceptP50Ms:   ms(all, 0.5), AcceptP99Ms: ms(all, 0.99), CompleteP50Ms: ms(completeLat, 0.5), CompleteP99Ms: ms(completeLat, 0.99)}
@@ -221,4 +242,21 @@ func (t *groupTally) GroupCommitted(c ledger.GroupCommit) {
 	t.groups.Add(1)
 	t.inputs.Add(int64(c.Inputs))
 	t.nanos.Add(int64(c.Duration))
+}
+
+// pace sends the due times of rate evenly spaced slots per second from start until end, then
+// closes slots. It sends late rather than skip when the clients fall behind.
+func pace(slots chan<- time.Time, start, end time.Time, rate int) {
+	defer close(slots)
+	interval := time.Second / time.Duration(rate)
+	for i := 0; ; i++ {
+		due := start.Add(time.Duration(i) * interval)
+		if !due.Before(end) {
+			return
+		}
+		if d := time.Until(due); d > time.Millisecond {
+			time.Sleep(d)
+		}
+		slots <- due
+	}
 }

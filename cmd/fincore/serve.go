@@ -123,7 +123,7 @@ func cmdServe(args []string) error {
 		return err
 	}
 	eng, err := ledger.Open(ctx, gateCommits(st), ledger.Config{Logger: log, Observer: metrics, Committed: relay.Notify, TracerProvider: otel.GetTracerProvider(),
-		TimersCommitted: timers.Committed, Lessor: lessor})
+		TimersCommitted: timers.Committed, Lessor: lessor, CommitInterval: ledgerCommitInterval})
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"go.opentelemetry.io/otel"
 
@@ -18,11 +17,6 @@ import (
 // "timer." (docs/timers.md). Timers may publish to other subjects too, as long as some
 // stream captures them.
 const timerStream = "TIMERS"
-
-// timerDoneWait is how long the timer service gathers completions into one write: fewer,
-// larger transactions on the write connection the ledger's group commits also need
-// (BENCHMARKS.md, "Payments (issue 4)").
-const timerDoneWait = 50 * time.Millisecond
 
 // newTimerService returns the durable timer service (not started) over the timers of st's
 // database, publishing bus timers through b and reporting to m. Register in-process handlers

@@ -20,6 +20,10 @@ type LedgerStore struct {
 	insertTransfers map[int]*sql.Stmt
 	insertAccount   *sql.Stmt
 	closeStatus     *sql.Stmt
+	// advance moves the journal head and checks the fencing token (writer connection);
+	// loadTransfers and loadAccounts read what a group refers to (read pool). Prepared once:
+	// the writer runs them for every group.
+	advance, loadTransfers, loadAccounts *sql.Stmt
 	// insert statements for chunks of outbox rows, by rows per statement
 	insertEvents map[int]*sql.Stmt
 	// timers is the timer store of the same database.
@@ -87,6 +91,15 @@ func (d *DB) Ledger() (*LedgerStore, error) {
 	if s.closeStatus, err = d.write.Prepare(`UPDATE transfers SET status = ? WHERE id = ? AND status = 'pending'`); err != nil {
 		return nil, err
 	}
+	if s.advance, err = d.write.Prepare(`UPDATE ledger_writer SET last_timestamp = MAX(last_timestamp, ?) WHERE id = 1 AND token = ?`); err != nil {
+		return nil, err
+	}
+	if s.loadTransfers, err = d.read.Prepare(`SELECT ` + transferCols + ` FROM transfers WHERE id IN (SELECT value FROM json_each(?))`); err != nil {
+		return nil, err
+	}
+	if s.loadAccounts, err = d.read.Prepare(accountSelect + `WHERE a.id IN (SELECT value FROM json_each(?))`); err != nil {
+		return nil, err
+	}
 	if s.timers, err = d.Timers(); err != nil {
 		return nil, err
 	}
@@ -146,7 +159,7 @@ func idsJSON(ids []string) string {
 
 // LoadAccounts returns the existing accounts among ids.
 func (s *LedgerStore) LoadAccounts(ctx context.Context, ids []string) ([]*ledger.Account, error) {
-	rows, err := s.db.read.QueryContext(ctx, accountSelect+`WHERE a.id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+	rows, err := s.loadAccounts.QueryContext(ctx, idsJSON(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +168,7 @@ func (s *LedgerStore) LoadAccounts(ctx context.Context, ids []string) ([]*ledger
 
 // LoadTransfers returns the existing transfers among ids.
 func (s *LedgerStore) LoadTransfers(ctx context.Context, ids []string) ([]*ledger.Transfer, error) {
-	rows, err := s.db.read.QueryContext(ctx, `SELECT `+transferCols+` FROM transfers WHERE id IN (SELECT value FROM json_each(?))`, idsJSON(ids))
+	rows, err := s.loadTransfers.QueryContext(ctx, idsJSON(ids))
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +189,7 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	for _, a := range b.NewAccounts {
 		last = max(last, a.Timestamp)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE ledger_writer SET last_timestamp = MAX(last_timestamp, ?) WHERE id = 1 AND token = ?`, int64(last), token)
+	res, err := tx.Stmt(s.advance).ExecContext(ctx, int64(last), token)
 	if err != nil {
 		return err
 	}
@@ -214,7 +227,7 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 }
 
 func (s *LedgerStore) insertRecords(ctx context.Context, tx *sql.Tx, ts []*ledger.Transfer) error {
-	args := make([]any, 0, insertChunks[0]*transferColCount)
+	args := make([]any, 0, min(len(ts), insertChunks[0])*transferColCount)
 	for len(ts) > 0 {
 		n := chunkRows(len(ts))
 		args = args[:0]
@@ -232,7 +245,7 @@ func (s *LedgerStore) insertRecords(ctx context.Context, tx *sql.Tx, ts []*ledge
 // insertEventRows appends a batch's events to the outbox, in order (seq follows insertion
 // order), in multi-row statements. created_at is the commit's wall-clock time.
 func (s *LedgerStore) insertEventRows(ctx context.Context, tx *sql.Tx, evs []ledger.Event) error {
-	args := make([]any, 0, insertChunks[0]*4)
+	args := make([]any, 0, min(len(evs), insertChunks[0])*4)
 	now := time.Now().UnixNano()
 	for len(evs) > 0 {
 		n := chunkRows(len(evs))

@@ -30,6 +30,7 @@ func TestRecords(t *testing.T, f Factory) {
 		{"SurviveRestart", testRecordsRestart},
 		{"VersionsBeyondTheWriterCache", testRecordsBeyondCache},
 		{"FailedCommitForgetsVersions", testRecordsFailedCommit},
+		{"CommitIntervalHoldsTheNextGroup", testCommitInterval},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
@@ -410,3 +411,46 @@ func isRecordConflict(err error) bool {
 	var ae *apierror.Error
 	return errors.As(err, &ae) && ae.Code == apierror.RecordConflict
 }
+
+// testCommitInterval: with Config.CommitInterval, a group that follows another commits no
+// sooner than the interval after that one started; what arrives meanwhile joins it.
+func testCommitInterval(t *testing.T, f Factory) {
+	const interval = 300 * time.Millisecond
+	st := f(t)()
+	var groups atomic.Int64
+	e, err := ledger.Open(context.Background(), st, ledger.Config{Logger: QuietLogger(), CommitInterval: interval,
+		Observer: groupCounter{&groups}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx := context.Background()
+	t0 := time.Now()
+	if _, err := e.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{{Record: payment("a", "processing", "{}")}}}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for _, id := range []string{"b", "c"} {
+		wg.Go(func() {
+			if _, err := e.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{{Record: payment(id, "processing", "{}")}}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if d := time.Since(t0); d < interval {
+		t.Fatalf("the next group committed %s after the first began, want at least %s", d, interval)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := st.GetRecord(ctx, "payment", id); err != nil {
+			t.Fatalf("record %s: %v", id, err)
+		}
+	}
+	if n := groups.Load(); n < 2 || n > 3 {
+		t.Fatalf("%d group commits, want 2 or 3", n)
+	}
+}
+
+type groupCounter struct{ n *atomic.Int64 }
+
+func (g groupCounter) GroupCommitted(ledger.GroupCommit) { g.n.Add(1) }
