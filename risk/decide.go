@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+
 	"github.com/expr-lang/expr/vm"
+	"github.com/fincore/fincore/risk/window"
 )
 
 // Outcomes of a decision.
@@ -237,7 +239,8 @@ func (e *Engine) decide(l *loaded, ev *Event, count bool) (*Decision, string, er
 // scratch is the working memory of one decision, recycled.
 type scratch struct {
 	values []float64 // feature values by state id
-	counts []bool    // whether the event counts in each state of the touched key groups
+	counts []bool    // whether the event counts in each lane of the touched key groups
+	in     []window.Input
 	x      []float64 // model inputs
 	hits   []int32   // indexes of the rules that hit
 }

@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/fincore/fincore/risk/window"
 )
@@ -73,6 +70,8 @@ type Engine struct {
 	nextID int
 	// fieldIDs numbers the key fields, for the shards' maps (admin; never reused).
 	fieldIDs map[string]int32
+	// laneOf is the lane of each state id (admin; a feature keeps its lane).
+	laneOf map[int]*laneDef
 
 	shards    []shard
 	seed      maphash.Seed
@@ -101,15 +100,15 @@ type catalog struct {
 	groups    []keyGroup
 	retention int64 // R: the longest window, ns
 	maxID     int
-	nStates   int // states over all groups
+	nLanes    int // lanes over all groups
 }
 
 type keyGroup struct {
 	field string
 	fid   int32 // the field's number (Engine.fieldIDs)
 	ids   []int // state ids
-	specs []window.Spec
 	defs  []*Feature
+	lanes []laneUse
 }
 
 type shard struct {
@@ -133,23 +132,22 @@ type keyStates struct {
 	slots []stateSlot
 }
 
+// stateSlot is the window state of one feature (state id) for a key value: member m of st
+// (a state may be shared by the features of a lane).
 type stateSlot struct {
 	id int32
+	m  int32
 	st *window.State
 }
 
-// find returns the state of id, looking first at slot hint (states are mostly created in
-// the key group's order, so the feature's position in its group is usually its slot).
-func (k *keyStates) find(id int32, hint int) *window.State {
-	if hint < len(k.slots) && k.slots[hint].id == id {
-		return k.slots[hint].st
-	}
+// find returns the index of id's slot, -1 if it has none.
+func (k *keyStates) find(id int32) int {
 	for i := range k.slots {
 		if k.slots[i].id == id {
-			return k.slots[i].st
+			return i
 		}
 	}
-	return nil
+	return -1
 }
 
 // Open starts an engine on st: it loads the lists and the active and shadow rule sets, and
@@ -187,7 +185,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, store: st, log: cfg.Logger, lists: newListSet(),
-		sigIDs: map[string]int{}, fieldIDs: map[string]int32{}, shards: make([]shard, cfg.Shards), seed: maphash.MakeSeed(),
+		sigIDs: map[string]int{}, fieldIDs: map[string]int32{}, laneOf: map[int]*laneDef{}, shards: make([]shard, cfg.Shards), seed: maphash.MakeSeed(),
 		logq: make(chan logItem, cfg.LogQueue), done: make(chan struct{}),
 	}
 	e.dedupe.init(cfg.DedupeMax, int64(cfg.DedupeWindow))
@@ -312,11 +310,8 @@ func (e *Engine) install(sets map[string]*loaded) {
 				groups[f.Key] = g
 				order = append(order, f.Key)
 			}
-			agg, _ := window.ParseAgg(f.Agg)
 			g.ids = append(g.ids, id)
-			g.specs = append(g.specs, window.Spec{Agg: agg, Window: f.Window})
 			g.defs = append(g.defs, f)
-			cat.nStates++
 		}
 	}
 	names := make([]string, 0, len(sets))
@@ -329,7 +324,10 @@ func (e *Engine) install(sets map[string]*loaded) {
 		add(sets[n].shadow)
 	}
 	for _, k := range order {
-		cat.groups = append(cat.groups, *groups[k])
+		g := groups[k]
+		e.assignLanes(g)
+		cat.nLanes += len(g.lanes)
+		cat.groups = append(cat.groups, *g)
 	}
 	cat.maxID = e.nextID
 	e.cat.Store(cat)
@@ -357,8 +355,8 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 		clear(sc.values)
 	}
 	values := sc.values
-	if cap(sc.counts) < cat.nStates {
-		sc.counts = make([]bool, cat.nStates)
+	if cap(sc.counts) < cat.nLanes {
+		sc.counts = make([]bool, cat.nLanes)
 	}
 
 	// Work out everything that does not need a lock first: keys, shards, filters.
@@ -366,7 +364,7 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 		g      *keyGroup
 		key    string
 		shard  int
-		counts []bool // whether ev counts in each of g's states
+		counts []bool // whether ev counts in each of g's lanes
 		any    bool   // whether it counts in any
 	}
 	var touchBuf [8]touch
@@ -382,9 +380,10 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 		}
 		t := touch{g: g, key: key, shard: e.shardOf(g.field, key)}
 		if count {
-			t.counts = sc.counts[off : off+len(g.ids) : off+len(g.ids)]
-			off += len(g.ids)
-			for i, f := range g.defs {
+			t.counts = sc.counts[off : off+len(g.lanes) : off+len(g.lanes)]
+			off += len(g.lanes)
+			for i := range g.lanes {
+				f := g.lanes[i].def.feature
 				c := f.Matches(ev.Type) && f.passes(ev)
 				t.counts[i] = c
 				t.any = t.any || c
@@ -423,20 +422,8 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 			sh.keys[ref] = ks
 			sh.nKeys.Add(1)
 		}
-		for i, id := range t.g.ids {
-			st := ks.find(int32(id), i)
-			if accept && t.counts[i] {
-				if st == nil {
-					st = window.New(t.g.specs[i])
-					ks.slots = append(ks.slots, stateSlot{int32(id), st})
-					sh.nStates.Add(1)
-				}
-				v, h := featureInput(ev, t.g.defs[i])
-				st.Add(ts, v, h)
-			}
-			if st != nil {
-				values[id] = st.Value(ts)
-			}
+		for i := range t.g.lanes {
+			e.applyLane(sh, ks, &t.g.lanes[i], ev, ts, accept && t.counts[i], values, sc)
 		}
 	}
 	if logFn != nil {
@@ -455,23 +442,6 @@ func (e *Engine) shardOf(field, key string) int {
 	h.WriteByte(0)
 	h.WriteString(key)
 	return int(h.Sum64() % uint64(len(e.shards)))
-}
-
-// featureInput is what an event contributes to a feature: the number (sum, min, max, avg)
-// and the hash of the value (distinct). A missing or non-numeric field counts as 0.
-func featureInput(ev *Event, f *Feature) (float64, uint64) {
-	if f.Field == "" {
-		return 0, 0
-	}
-	if f.Agg == "distinct" {
-		k, _ := ev.Key(f.Field)
-		return 0, xxhash.Sum64String(k)
-	}
-	v, ok := ev.Number(f.Field)
-	if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, 0
-	}
-	return v, 0
 }
 
 // Watermark is the newest event time the feature state has seen.
@@ -508,9 +478,9 @@ func (e *Engine) Stats() Stats {
 		s.KeyValues += len(sh.keys)
 		for k, ks := range sh.keys {
 			s.Keys += len(ks.slots)
-			s.StateBytes += int64(len(k.key) + 64 + cap(ks.slots)*16)
+			s.StateBytes += int64(len(k.key) + 64 + cap(ks.slots)*24)
 			for _, sl := range ks.slots {
-				s.StateBytes += int64(sl.st.Bytes())
+				s.StateBytes += int64(sl.st.Bytes() / sl.st.Members()) // a shared state's share
 			}
 		}
 		sh.mu.Unlock()

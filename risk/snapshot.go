@@ -66,7 +66,7 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 				if !ok {
 					continue
 				}
-				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: k.key, State: sl.st.Snapshot()})
+				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: k.key, State: sl.st.SnapshotOf(int(sl.m))})
 			}
 		}
 	}
@@ -152,10 +152,10 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, error) {
 			sh.nKeys.Add(1)
 		}
 		id := int32(ids[s.Sig])
-		if ks.find(id, 0) != nil {
+		if ks.find(id) >= 0 {
 			continue // the same state twice: keep the first
 		}
-		ks.slots = append(ks.slots, stateSlot{id, st})
+		ks.slots = append(ks.slots, stateSlot{id: id, st: st})
 		sh.nStates.Add(1)
 		n++
 	}

@@ -29,17 +29,25 @@ type BucketSnapshot struct {
 	Hashes     []uint64
 }
 
-// Snapshot returns the state's content. The slices are copies. A bucketed window is written
-// as 60 slots, bucket i at position i mod 60 and unused slots with Idx math.MinInt64.
-func (s *State) Snapshot() Snapshot {
+// Snapshot returns the content of the state's first member (see SnapshotOf).
+func (s *State) Snapshot() Snapshot { return s.SnapshotOf(0) }
+
+// SnapshotOf returns member m's content, as the state of that feature alone would hold it.
+// The slices are copies. A bucketed window is written as 60 slots, bucket i at position i mod
+// 60 and unused slots with Idx math.MinInt64.
+func (s *State) SnapshotOf(m int) Snapshot {
 	out := Snapshot{Agg: s.agg, W: s.w, Newest: s.newest, Any: s.any, Truncated: s.Truncated}
 	if s.bk == nil {
+		mem := s.ex.members[m]
+		out.Agg = mem.Agg
 		out.TS = append([]int64(nil), s.ex.ts[s.ex.head:]...)
-		if s.ex.vals != nil {
-			out.Vals = append([]float64(nil), s.ex.vals[s.ex.head:]...)
-		}
-		if s.ex.hs != nil {
-			out.HS = append([]uint64(nil), s.ex.hs[s.ex.head:]...)
+		if mem.Col >= 0 {
+			col := &s.ex.cols[mem.Col]
+			if col.hashes {
+				out.HS = append([]uint64(nil), col.hs[s.ex.head:]...)
+			} else {
+				out.Vals = append([]float64(nil), col.vals[s.ex.head:]...)
+			}
 		}
 		return out
 	}
@@ -71,20 +79,21 @@ func FromSnapshot(sn Snapshot) (*State, bool) {
 	s := New(Spec{Agg: sn.Agg, Window: durationOf(sn.W)})
 	s.newest, s.any, s.Truncated = sn.Newest, sn.Any, sn.Truncated
 	if s.bk == nil {
-		if len(sn.Buckets) > 0 || (s.ex.needVals() && len(sn.Vals) != len(sn.TS)) || (sn.Agg == Distinct && len(sn.HS) != len(sn.TS)) {
+		needVals := sn.Agg == Sum || sn.Agg == Min || sn.Agg == Max || sn.Agg == Avg
+		if len(sn.Buckets) > 0 || (needVals && len(sn.Vals) != len(sn.TS)) || (sn.Agg == Distinct && len(sn.HS) != len(sn.TS)) {
 			return nil, false
 		}
 		// Re-adding rebuilds the running aggregates and reference counts.
+		var in [1]Input
 		for i, ts := range sn.TS {
-			var v float64
-			var h uint64
-			if sn.Vals != nil {
-				v = sn.Vals[i]
+			in[0] = Input{}
+			if needVals {
+				in[0].V = sn.Vals[i]
 			}
-			if sn.HS != nil {
-				h = sn.HS[i]
+			if sn.Agg == Distinct {
+				in[0].H = sn.HS[i]
 			}
-			s.ex.add(ts, v, h, s.newest-s.w)
+			s.ex.add(ts, in[:], s.newest-s.w)
 		}
 		return s, true
 	}

@@ -78,35 +78,84 @@ type Spec struct {
 // Bucketed reports whether the window is kept in time buckets.
 func (s Spec) Bucketed() bool { return s.Window > ExactMax }
 
-// State is the window of one feature for one key value. It is not safe for concurrent use:
-// the engine gives each key's states to one writer.
+// State is the window of one feature for one key value, or, for exact windows, of several
+// features that count the same events (the same key, event types, filter and window) and
+// differ only in their aggregation and field: then the events' times are kept once, each
+// field's values once, and each feature is a member read with ValueOf. It is not safe for
+// concurrent use: the engine gives each key's states to one writer.
 type State struct {
-	agg    Agg
+	agg    Agg       // the first member's aggregation
 	w      int64     // window, ns
 	newest int64     // H: newest timestamp counted
 	any    bool      // whether anything was ever counted
 	ex     exact     // exact windows (bk nil)
-	bk     *bucketed // bucketed windows
+	bk     *bucketed // bucketed windows (one member)
 	// Truncated counts events (or values) dropped because the state was full.
 	Truncated int64
 }
 
-// New returns an empty state.
+// Member is one aggregation of a shared state: Agg over the input column Col (the index
+// in the inputs given to AddInputs; -1 for count, which reads none).
+type Member struct {
+	Agg Agg
+	Col int
+}
+
+// Input is one column of an event's inputs: V for sum, min, max and avg, H (the hash of the
+// value) for distinct.
+type Input struct {
+	V float64
+	H uint64
+}
+
+// New returns an empty state of one feature.
 func New(s Spec) *State {
-	st := &State{agg: s.Agg, w: int64(s.Window), ex: exact{agg: s.Agg}}
+	st := &State{agg: s.Agg, w: int64(s.Window)}
 	if s.Bucketed() {
 		st.bk = newBucketed(st.w, s.Agg)
+		return st
 	}
+	col := 0
+	if s.Agg == Count {
+		col = -1
+	}
+	st.ex.init([]Member{{Agg: s.Agg, Col: col}}, max(col+1, 0))
 	return st
+}
+
+// NewShared returns an empty exact state (window at most ExactMax) of several members over
+// cols input columns. A column is read by members of one kind: values (sum, min, max, avg) or
+// hashes (distinct).
+func NewShared(window time.Duration, members []Member, cols int) *State {
+	if window > ExactMax || len(members) == 0 {
+		panic("window: NewShared needs an exact window and members")
+	}
+	st := &State{agg: members[0].Agg, w: int64(window)}
+	st.ex.init(members, cols)
+	return st
+}
+
+// Members is the number of aggregations the state keeps.
+func (s *State) Members() int {
+	if s.bk != nil {
+		return 1
+	}
+	return len(s.ex.members)
 }
 
 // Newest is the newest timestamp counted (H), in Unix nanoseconds; 0 when empty.
 func (s *State) Newest() int64 { return s.newest }
 
 // Add counts an event at ts (Unix nanoseconds) with value v (used by sum, min, max, avg) and
-// hash h of its distinct value (used by distinct). It reports false if the event is older
-// than the state keeps (ts <= H − w) and was not counted.
+// hash h of its distinct value (used by distinct), for a state of one feature. It reports
+// false if the event is older than the state keeps (ts <= H − w) and was not counted.
 func (s *State) Add(ts int64, v float64, h uint64) bool {
+	in := [1]Input{{V: v, H: h}}
+	return s.AddInputs(ts, in[:])
+}
+
+// AddInputs counts an event at ts with one input per column (see Add).
+func (s *State) AddInputs(ts int64, in []Input) bool {
 	if s.any && ts <= s.newest-s.w {
 		return false
 	}
@@ -114,20 +163,28 @@ func (s *State) Add(ts int64, v float64, h uint64) bool {
 		s.newest, s.any = ts, true
 	}
 	if s.bk == nil {
-		s.Truncated += s.ex.add(ts, v, h, s.newest-s.w)
+		s.Truncated += s.ex.add(ts, in, s.newest-s.w)
 	} else {
+		var v float64
+		var h uint64
+		if len(in) > 0 {
+			v, h = in[0].V, in[0].H
+		}
 		s.Truncated += s.bk.add(ts, v, h, s.newest)
 	}
 	return true
 }
 
-// Value is the aggregate for an event at t (Unix nanoseconds).
-func (s *State) Value(t int64) float64 {
+// Value is the aggregate for an event at t (Unix nanoseconds) of the first member.
+func (s *State) Value(t int64) float64 { return s.ValueOf(0, t) }
+
+// ValueOf is member m's aggregate for an event at t.
+func (s *State) ValueOf(m int, t int64) float64 {
 	if !s.any {
 		return 0
 	}
 	if s.bk == nil {
-		return s.ex.value(t-s.w, t, s.newest)
+		return s.ex.value(m, t-s.w, t, s.newest)
 	}
 	return s.bk.value(t, s.newest)
 }
@@ -145,18 +202,19 @@ func (s *State) Len() int {
 	return len(s.bk.last) + len(s.bk.bs)
 }
 
-// Bytes estimates the memory the state holds.
+// Bytes estimates the memory the state holds (all its members).
 func (s *State) Bytes() int {
 	const base = 128
 	if s.bk == nil {
 		per := 8
-		if s.ex.vals != nil {
-			per += 8
+		for i := range s.ex.cols {
+			if s.ex.cols[i].hashes {
+				per += 8 + 24 // the hash, and its share of the reference counts
+			} else {
+				per += 8
+			}
 		}
-		if s.ex.hs != nil {
-			per += 8 + 24 // the hash, and its share of the reference counts
-		}
-		return base + cap(s.ex.ts)*per
+		return base + len(s.ex.members)*16 + len(s.ex.cols)*96 + cap(s.ex.ts)*per
 	}
 	n := base + 32 + cap(s.bk.bs)*24
 	if s.bk.agg == Distinct {
@@ -166,25 +224,40 @@ func (s *State) Bytes() int {
 }
 
 // exact keeps every event of the window, sorted by time, with running aggregates over the
-// whole state (H − w, H].
+// whole state (H − w, H]: the events' times, and per input column its values (or hashes).
 type exact struct {
-	agg  Agg
-	head int
-	ts   []int64
-	vals []float64 // sum, min, max, avg
-	hs   []uint64  // distinct
-	refs refCounts // distinct: how many stored events hold each hash
+	head    int
+	ts      []int64
+	cols    []column
+	members []Member
+}
 
+// column is one input of the events, with its running aggregates over the whole state.
+type column struct {
+	hashes   bool
+	vals     []float64 // sum, min, max, avg
+	hs       []uint64  // distinct
+	refs     refCounts // distinct: how many stored events hold each hash
 	sum      float64
 	min, max float64
 	mmDirty  bool // min/max need a rescan (an extreme left the window)
 }
 
-func (e *exact) needVals() bool { return e.agg == Sum || e.agg == Min || e.agg == Max || e.agg == Avg }
+func (e *exact) init(members []Member, cols int) {
+	e.members = members
+	if cols > 0 {
+		e.cols = make([]column, cols)
+	}
+	for _, m := range members {
+		if m.Agg == Distinct {
+			e.cols[m.Col].hashes = true
+		}
+	}
+}
 
 // add inserts the event and drops events at or before floor; it returns how many events it
 // dropped because the state was full.
-func (e *exact) add(ts int64, v float64, h uint64, floor int64) int64 {
+func (e *exact) add(ts int64, in []Input, floor int64) int64 {
 	n := len(e.ts)
 	// Events mostly arrive in time order: append; a late one is inserted in place.
 	i := n
@@ -192,18 +265,23 @@ func (e *exact) add(ts int64, v float64, h uint64, floor int64) int64 {
 		i = e.head + sort.Search(n-e.head, func(k int) bool { return e.ts[e.head+k] > ts })
 	}
 	e.ts = insert(e.ts, i, ts)
-	if e.needVals() {
-		e.vals = insert(e.vals, i, v)
-		e.sum += v
-		if e.live() == 1 {
-			e.min, e.max, e.mmDirty = v, v, false
-		} else if !e.mmDirty {
-			e.min, e.max = math.Min(e.min, v), math.Max(e.max, v)
+	live := e.live()
+	for c := range e.cols {
+		col := &e.cols[c]
+		if col.hashes {
+			h := in[c].H
+			col.hs = insert(col.hs, i, h)
+			col.refs.inc(h)
+			continue
 		}
-	}
-	if e.agg == Distinct {
-		e.hs = insert(e.hs, i, h)
-		e.refs.inc(h)
+		v := in[c].V
+		col.vals = insert(col.vals, i, v)
+		col.sum += v
+		if live == 1 {
+			col.min, col.max, col.mmDirty = v, v, false
+		} else if !col.mmDirty {
+			col.min, col.max = math.Min(col.min, v), math.Max(col.max, v)
+		}
 	}
 	e.expire(floor)
 	var dropped int64
@@ -226,33 +304,40 @@ func (e *exact) expire(floor int64) {
 // pop drops the oldest event.
 func (e *exact) pop() {
 	i := e.head
-	if e.needVals() {
-		v := e.vals[i]
-		e.sum -= v
-		if v <= e.min || v >= e.max {
-			e.mmDirty = true
+	for c := range e.cols {
+		col := &e.cols[c]
+		if col.hashes {
+			col.refs.dec(col.hs[i])
+			continue
 		}
-	}
-	if e.agg == Distinct {
-		e.refs.dec(e.hs[i])
+		v := col.vals[i]
+		col.sum -= v
+		if v <= col.min || v >= col.max {
+			col.mmDirty = true
+		}
 	}
 	e.head++
 	if e.head == len(e.ts) {
 		e.head = 0
 		e.ts = e.ts[:0]
-		e.vals = e.vals[:0:cap(e.vals)]
-		e.hs = e.hs[:0:cap(e.hs)]
-		e.sum = 0 // no rounding residue survives an empty window
+		for c := range e.cols {
+			col := &e.cols[c]
+			col.vals = col.vals[:0:cap(col.vals)]
+			col.hs = col.hs[:0:cap(col.hs)]
+			col.sum = 0 // no rounding residue survives an empty window
+		}
 		return
 	}
 	// Compact when the dead prefix is half the slice, so memory follows the window.
 	if e.head >= 1024 && e.head*2 >= len(e.ts) {
 		e.ts = compact(e.ts, e.head)
-		if e.vals != nil {
-			e.vals = compact(e.vals, e.head)
-		}
-		if e.hs != nil {
-			e.hs = compact(e.hs, e.head)
+		for c := range e.cols {
+			col := &e.cols[c]
+			if col.hashes {
+				col.hs = compact(col.hs, e.head)
+			} else {
+				col.vals = compact(col.vals, e.head)
+			}
 		}
 		e.head = 0
 	}
@@ -338,87 +423,93 @@ func compact[T any](s []T, head int) []T {
 	return s[:n]
 }
 
-// value aggregates the events in (lo, hi]; newest is H (every stored event is <= H).
-func (e *exact) value(lo, hi, newest int64) float64 {
+// value aggregates member m over the events in (lo, hi]; newest is H (every stored event is
+// <= H).
+func (e *exact) value(m int, lo, hi, newest int64) float64 {
+	agg := e.members[m].Agg
+	var col *column
+	if c := e.members[m].Col; c >= 0 {
+		col = &e.cols[c]
+	}
 	n := len(e.ts)
 	if e.head == n {
 		return 0
 	}
 	if hi >= newest && (e.ts[e.head] > lo) {
 		// The whole state: the running aggregates answer.
-		return e.running()
+		return e.running(agg, col)
 	}
 	i := e.head + sort.Search(n-e.head, func(k int) bool { return e.ts[e.head+k] > lo })
 	j := n
 	if hi < newest {
 		j = e.head + sort.Search(n-e.head, func(k int) bool { return e.ts[e.head+k] > hi })
-	} else if p := i - e.head; p < n-i && (e.agg == Count || e.agg == Sum || e.agg == Avg) {
+	} else if p := i - e.head; p < n-i && (agg == Count || agg == Sum || agg == Avg) {
 		// A suffix of the state, longer than the prefix it leaves out: subtract the prefix.
-		if e.agg == Count {
+		if agg == Count {
 			return float64(n - i)
 		}
-		s := e.sum
-		for _, v := range e.vals[e.head:i] {
+		s := col.sum
+		for _, v := range col.vals[e.head:i] {
 			s -= v
 		}
-		if e.agg == Avg {
+		if agg == Avg {
 			return s / float64(n-i)
 		}
 		return s
 	}
-	return e.scan(i, j)
+	return scan(agg, col, i, j)
 }
 
-func (e *exact) running() float64 {
+func (e *exact) running(agg Agg, col *column) float64 {
 	n := float64(e.live())
-	switch e.agg {
+	switch agg {
 	case Count:
 		return n
 	case Sum:
-		return e.sum
+		return col.sum
 	case Avg:
-		return e.sum / n
+		return col.sum / n
 	case Min, Max:
-		if e.mmDirty {
-			e.min, e.max = minMax(e.vals[e.head:])
-			e.mmDirty = false
+		if col.mmDirty {
+			col.min, col.max = minMax(col.vals[e.head:])
+			col.mmDirty = false
 		}
-		if e.agg == Min {
-			return e.min
+		if agg == Min {
+			return col.min
 		}
-		return e.max
+		return col.max
 	case Distinct:
-		return float64(e.refs.len())
+		return float64(col.refs.len())
 	}
 	return 0
 }
 
 // scan aggregates the events at indexes [i, j).
-func (e *exact) scan(i, j int) float64 {
+func scan(agg Agg, col *column, i, j int) float64 {
 	if j <= i {
 		return 0
 	}
-	switch e.agg {
+	switch agg {
 	case Count:
 		return float64(j - i)
 	case Sum, Avg:
 		s := 0.0
-		for _, v := range e.vals[i:j] {
+		for _, v := range col.vals[i:j] {
 			s += v
 		}
-		if e.agg == Avg {
+		if agg == Avg {
 			return s / float64(j-i)
 		}
 		return s
 	case Min, Max:
-		lo, hi := minMax(e.vals[i:j])
-		if e.agg == Min {
+		lo, hi := minMax(col.vals[i:j])
+		if agg == Min {
 			return lo
 		}
 		return hi
 	case Distinct:
 		seen := make(map[uint64]struct{}, j-i)
-		for _, h := range e.hs[i:j] {
+		for _, h := range col.hs[i:j] {
 			seen[h] = struct{}{}
 		}
 		return float64(len(seen))

@@ -296,3 +296,55 @@ func TestSnapshotWithStaleSlots(t *testing.T) {
 		t.Fatalf("round trip: %v %v", ok, round.Value(newest+1))
 	}
 }
+
+// TestSharedAgreesWithSeparate drives random streams through a shared state of several
+// members (two value columns, one hash column) and through one state per member, and
+// compares every member's value and snapshot.
+func TestSharedAgreesWithSeparate(t *testing.T) {
+	members := []Member{{Count, -1}, {Sum, 0}, {Min, 0}, {Max, 1}, {Avg, 1}, {Distinct, 2}, {Sum, 1}}
+	for _, w := range []time.Duration{time.Minute, time.Hour, 24 * time.Hour} {
+		for seed := uint64(1); seed <= 4; seed++ {
+			rng := rand.New(rand.NewPCG(seed, uint64(w)))
+			shared := NewShared(w, members, 3)
+			var alone []*State
+			for _, m := range members {
+				alone = append(alone, New(Spec{Agg: m.Agg, Window: w}))
+			}
+			now := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC).UnixNano()
+			step := int64(w) / 50
+			for i := range 600 {
+				now += rng.Int64N(2*step + 1)
+				ts := now
+				if rng.IntN(10) == 0 {
+					ts -= rng.Int64N(2 * int64(w))
+				}
+				in := []Input{{V: float64(rng.IntN(2001) - 1000)}, {V: float64(rng.IntN(50))}, {H: rng.Uint64N([]uint64{8, 200}[seed%2])}}
+				got := shared.AddInputs(ts, in)
+				for k, m := range members {
+					var v float64
+					var h uint64
+					if m.Col >= 0 {
+						v, h = in[m.Col].V, in[m.Col].H
+					}
+					if want := alone[k].Add(ts, v, h); want != got {
+						t.Fatalf("event %d: shared Add %v, member %d alone %v", i, got, k, want)
+					}
+				}
+				q := now + rng.Int64N(2*step) - step
+				for k := range members {
+					for _, at := range []int64{ts, q} {
+						if a, b := shared.ValueOf(k, at), alone[k].Value(at); a != b {
+							t.Fatalf("event %d, member %d at %d: shared %v, alone %v", i, k, at, a, b)
+						}
+					}
+				}
+			}
+			for k := range members {
+				a, b := shared.SnapshotOf(k), alone[k].Snapshot()
+				if fmt.Sprint(a) != fmt.Sprint(b) {
+					t.Fatalf("member %d: snapshot %+v, alone %+v", k, a, b)
+				}
+			}
+		}
+	}
+}

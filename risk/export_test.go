@@ -1,0 +1,25 @@
+package risk
+
+// Hooks for the external tests.
+
+// SetShareLanes turns the sharing of window states within lanes on or off (for rule sets
+// installed afterwards).
+func SetShareLanes(on bool) { shareLanes = on }
+
+// SharedSlots counts the features' states that live in a state shared with other features.
+func SharedSlots(e *Engine) int {
+	n := 0
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for _, ks := range sh.keys {
+			for _, sl := range ks.slots {
+				if sl.st.Members() > 1 {
+					n++
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
