@@ -53,7 +53,7 @@ func cmdBenchPayments(args []string) error {
 	clients := fs.Int("clients", 64, "concurrent clients")
 	rate := fs.Int("rate", 0, "offer this many payments per second, evenly spaced (latency counts from each payment's slot, so a backlog shows); 0: each client submits as fast as it can")
 	duration := fs.Duration("duration", 10*time.Second, "how long payments are submitted")
-	workers := fs.Int("workers", 1024, "timer workers (concurrent bank calls)")
+	workers := fs.Int("workers", timerWorkers, "timer workers (concurrent bank calls)")
 	doneWait := fs.Duration("done-wait", timerDoneWait, "how long the timer service gathers completions before writing them")
 	commitInterval := fs.Duration("commit-interval", ledgerCommitInterval, "the ledger's least time between group commits (ledger.Config.CommitInterval)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (submission and completion) to this file")

@@ -30,7 +30,7 @@ func newTimerService(ctx context.Context, st ledger.Store, b *bus.Bus, m *obs.Me
 		return nil, err
 	}
 	svc, err := timer.New(timer.Config{Store: p.Timers(), Publisher: b, Observer: m, Logger: log, TracerProvider: otel.GetTracerProvider(),
-		DoneWait: timerDoneWait})
+		DoneWait: timerDoneWait, Workers: timerWorkers})
 	if err != nil {
 		return nil, err
 	}

@@ -13,4 +13,8 @@ const (
 	// (timer.Config.DoneWait): fewer, larger transactions on the write connection the
 	// ledger's group commits also need.
 	timerDoneWait = 50 * time.Millisecond
+	// timerWorkers bounds the timers delivered at once (timer.Config.Workers). Payments call
+	// their banks from timer handlers, so it bounds the bank calls in flight: at 100 ms a
+	// call, the default of 64 would cap payments at about 640/s.
+	timerWorkers = 1024
 )
