@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/url"
 
 	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/credit"
@@ -37,6 +38,8 @@ func (s *Server) RegisterCredit(svc *service.Service) {
 	s.HandleScoped("POST /v1/credit/purchases", ScopeCreditWrite, http.HandlerFunc(c.purchase))
 	s.HandleScoped("GET /v1/credit/purchases/{id}", ScopeCreditRead, http.HandlerFunc(c.getPurchase))
 	s.HandleScoped("POST /v1/credit/purchases/{id}/refunds", ScopeCreditWrite, http.HandlerFunc(c.refund))
+	s.HandleScoped("GET /v1/credit/purchases/{id}/refunds", ScopeCreditRead, http.HandlerFunc(c.listRefunds))
+	s.HandleScoped("GET /v1/credit/refunds/{id}", ScopeCreditRead, http.HandlerFunc(c.getRefund))
 	s.HandleScoped("POST /v1/credit/repayments", ScopeCreditWrite, http.HandlerFunc(c.repay))
 	s.HandleScoped("GET /v1/credit/repayments/{id}", ScopeCreditRead, http.HandlerFunc(c.getRepayment))
 	s.HandleScoped("GET /v1/credit/eod/{date}", ScopeCreditRead, http.HandlerFunc(c.getEOD))
@@ -205,28 +208,40 @@ func (c *creditAPI) getRepayment(w http.ResponseWriter, r *http.Request) {
 	get(c, c.svc.GetRepayment)(w, r)
 }
 
+func (c *creditAPI) getRefund(w http.ResponseWriter, r *http.Request) { get(c, c.svc.GetRefund)(w, r) }
+
+// list serves a GET of a page of the objects under the path's {id} ({"data", "has_more"});
+// filters are the query parameters it takes besides limit and starting_after.
+func list[T any](c *creditAPI, fetch func(r *http.Request, q url.Values, limit int) ([]*T, bool, error), filters ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		q, limit, ok := c.s.listQuery(w, r, service.ListMax, filters...)
+		if !ok {
+			return
+		}
+		vs, more, err := fetch(r, q, limit)
+		if vs == nil {
+			vs = []*T{}
+		}
+		c.answer(w, r, http.StatusOK, map[string]any{"data": vs, "has_more": more}, err)
+	}
+}
+
 func (c *creditAPI) listPurchases(w http.ResponseWriter, r *http.Request) {
-	q, limit, ok := c.s.listQuery(w, r, service.ListMax, "status")
-	if !ok {
-		return
-	}
-	ls, more, err := c.svc.Loans(r.Context(), r.PathValue("id"), q.Get("status"), q.Get("starting_after"), limit)
-	if ls == nil {
-		ls = []*service.Loan{}
-	}
-	c.answer(w, r, http.StatusOK, map[string]any{"data": ls, "has_more": more}, err)
+	list(c, func(r *http.Request, q url.Values, limit int) ([]*service.Loan, bool, error) {
+		return c.svc.Loans(r.Context(), r.PathValue("id"), q.Get("status"), q.Get("starting_after"), limit)
+	}, "status")(w, r)
 }
 
 func (c *creditAPI) listStatements(w http.ResponseWriter, r *http.Request) {
-	q, limit, ok := c.s.listQuery(w, r, service.ListMax)
-	if !ok {
-		return
-	}
-	ss, more, err := c.svc.Statements(r.Context(), r.PathValue("id"), q.Get("starting_after"), limit)
-	if ss == nil {
-		ss = []*service.Statement{}
-	}
-	c.answer(w, r, http.StatusOK, map[string]any{"data": ss, "has_more": more}, err)
+	list(c, func(r *http.Request, q url.Values, limit int) ([]*service.Statement, bool, error) {
+		return c.svc.Statements(r.Context(), r.PathValue("id"), q.Get("starting_after"), limit)
+	})(w, r)
+}
+
+func (c *creditAPI) listRefunds(w http.ResponseWriter, r *http.Request) {
+	list(c, func(r *http.Request, q url.Values, limit int) ([]*service.Refund, bool, error) {
+		return c.svc.Refunds(r.Context(), r.PathValue("id"), q.Get("starting_after"), limit)
+	})(w, r)
 }
 
 func (c *creditAPI) date(w http.ResponseWriter, r *http.Request) (credit.Date, bool) {

@@ -223,4 +223,38 @@ func TestCreditRefundOverHTTP(t *testing.T) {
 	if loan.Owed != 304_400-99_968-1_500 || loan.Refunded != 99_968 {
 		t.Fatalf("purchase after refund: %+v", loan)
 	}
+
+	// Reading refunds back: one by id, a purchase's newest first, a page at a time.
+	a.do("POST", "/v1/credit/purchases/p1/refunds", `{"id":"f2","amount":100}`).wantStatus(t, http.StatusCreated)
+	var got struct {
+		ID       string `json:"id"`
+		Purchase string `json:"purchase_id"`
+		Amount   int64  `json:"amount"`
+		Cuts     []struct {
+			Transfer string `json:"transfer_id"`
+		} `json:"cuts"`
+	}
+	a.do("GET", "/v1/credit/refunds/f1", "").wantStatus(t, 200).decode(t, &got)
+	if got.ID != "f1" || got.Purchase != "p1" || got.Amount != 99_968 || len(got.Cuts) != 2 || got.Cuts[0].Transfer != ref.Cuts[0].Transfer {
+		t.Fatalf("GET refund: %+v", got)
+	}
+	a.do("GET", "/v1/credit/refunds/nope", "").wantError(t, 404, "refund_not_found", "id")
+	a.do("GET", "/v1/credit/refunds/f1?x=1", "").wantError(t, 400, "invalid_request", "x")
+	var page struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+		HasMore bool `json:"has_more"`
+	}
+	a.do("GET", "/v1/credit/purchases/p1/refunds?limit=1", "").wantStatus(t, 200).decode(t, &page)
+	if len(page.Data) != 1 || page.Data[0].ID != "f2" || !page.HasMore {
+		t.Fatalf("first page: %+v", page)
+	}
+	a.do("GET", "/v1/credit/purchases/p1/refunds?starting_after=f2", "").wantStatus(t, 200).decode(t, &page)
+	if len(page.Data) != 1 || page.Data[0].ID != "f1" || page.HasMore {
+		t.Fatalf("second page: %+v", page)
+	}
+	a.do("GET", "/v1/credit/purchases/nope/refunds", "").wantError(t, 404, "purchase_not_found", "id")
+	a.do("GET", "/v1/credit/purchases/p1/refunds?starting_after=nope", "").wantError(t, 400, "invalid_request", "starting_after")
+	a.do("GET", "/v1/credit/purchases/p1/refunds?limit=0", "").wantError(t, 400, "invalid_request", "limit")
 }

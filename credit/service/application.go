@@ -277,16 +277,7 @@ func joinReasons(rs []string) string {
 
 // GetApplication returns an application.
 func (s *Service) GetApplication(ctx context.Context, id string) (*Application, error) {
-	r, err := s.getRecord(ctx, KindApplication, id)
-	if err != nil {
-		return nil, err
-	}
-	if r == nil {
-		return nil, apierror.Newf(apierror.ApplicationNotFound, "id", "application %q does not exist", id)
-	}
-	var a Application
-	var v int64
-	return &a, decode(r, &a, &v)
+	return lookup[Application](ctx, s, KindApplication, id, apierror.ApplicationNotFound, "application")
 }
 
 // SetFrozen freezes or unfreezes a line (an operator's action): a frozen line takes no

@@ -162,3 +162,16 @@ func (s *Service) RefundPurchase(ctx context.Context, req RefundRequest) (*Refun
 func (s *Service) existingRefund(ctx context.Context, id, hash string) (*Refund, error) {
 	return existing(ctx, s, KindRefund, id, hash, func(r *Refund) string { return r.Hash })
 }
+
+// GetRefund returns a merchant refund.
+func (s *Service) GetRefund(ctx context.Context, id string) (*Refund, error) {
+	return lookup[Refund](ctx, s, KindRefund, id, apierror.RefundNotFound, "refund")
+}
+
+// Refunds returns the merchant refunds of a purchase, newest first, a page at a time.
+func (s *Service) Refunds(ctx context.Context, loan, startingAfter string, limit int) ([]*Refund, bool, error) {
+	if _, err := s.Loan(ctx, loan); err != nil {
+		return nil, false, err
+	}
+	return listOwned[Refund](ctx, s, KindRefund, loan, startingAfter, limit, "a refund of purchase")
+}

@@ -317,16 +317,7 @@ func (s *Service) existingRepayment(ctx context.Context, id, hash string) (*Repa
 
 // GetRepayment returns a repayment.
 func (s *Service) GetRepayment(ctx context.Context, id string) (*Repayment, error) {
-	r, err := s.getRecord(ctx, KindRepayment, id)
-	if err != nil {
-		return nil, err
-	}
-	if r == nil {
-		return nil, apierror.Newf(apierror.RepaymentNotFound, "id", "repayment %q does not exist", id)
-	}
-	var rep Repayment
-	var v int64
-	return &rep, decode(r, &rep, &v)
+	return lookup[Repayment](ctx, s, KindRepayment, id, apierror.RepaymentNotFound, "repayment")
 }
 
 // stageChange is the payload of credit.loan.stage_changed.

@@ -371,6 +371,46 @@ func (s *Service) Loans(ctx context.Context, account, status, startingAfter stri
 	return out, more, nil
 }
 
+// lookup returns the record of kind and id decoded, or the not-found error code names
+// ("<what> "id" does not exist").
+func lookup[T any](ctx context.Context, s *Service, kind, id string, code apierror.Code, what string) (*T, error) {
+	r, err := s.getRecord(ctx, kind, id)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, apierror.Newf(code, "id", "%s %q does not exist", what, id)
+	}
+	var v T
+	var version int64
+	return &v, decode(r, &v, &version)
+}
+
+// listOwned returns a page of the records of kind that owner owns, newest first, decoded;
+// startingAfter must name one of them (what describes it in the error).
+func listOwned[T any](ctx context.Context, s *Service, kind, owner, startingAfter string, limit int, what string) ([]*T, bool, error) {
+	if startingAfter != "" {
+		if r, err := s.getRecord(ctx, kind, startingAfter); err != nil {
+			return nil, false, err
+		} else if r == nil || r.Owner != owner {
+			return nil, false, apierror.Newf(apierror.InvalidRequest, "starting_after", "starting_after must be %s %s", what, owner)
+		}
+	}
+	recs, more, err := s.listRecords(ctx, ledger.RecordQuery{Kind: kind, Owner: owner, StartingAfter: startingAfter, Limit: limit})
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]*T, len(recs))
+	for i, r := range recs {
+		out[i] = new(T)
+		var v int64
+		if err := decode(r, out[i], &v); err != nil {
+			return nil, false, err
+		}
+	}
+	return out, more, nil
+}
+
 func (s *Service) listRecords(ctx context.Context, q ledger.RecordQuery) ([]*ledger.Record, bool, error) {
 	if q.Limit <= 0 || q.Limit > ListMax {
 		return nil, false, apierror.Newf(apierror.InvalidRequest, "limit", "limit must be between 1 and %d", ListMax)

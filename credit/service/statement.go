@@ -130,24 +130,5 @@ func (s *Service) Statements(ctx context.Context, account, startingAfter string,
 	if _, err := s.Line(ctx, account); err != nil {
 		return nil, false, err
 	}
-	if startingAfter != "" {
-		if r, err := s.getRecord(ctx, KindStatement, startingAfter); err != nil {
-			return nil, false, err
-		} else if r == nil || r.Owner != account {
-			return nil, false, apierror.Newf(apierror.InvalidRequest, "starting_after", "starting_after must be a statement of account %s", account)
-		}
-	}
-	recs, more, err := s.listRecords(ctx, ledger.RecordQuery{Kind: KindStatement, Owner: account, StartingAfter: startingAfter, Limit: limit})
-	if err != nil {
-		return nil, false, err
-	}
-	out := make([]*Statement, len(recs))
-	for i, r := range recs {
-		out[i] = &Statement{}
-		var v int64
-		if err := decode(r, out[i], &v); err != nil {
-			return nil, false, err
-		}
-	}
-	return out, more, nil
+	return listOwned[Statement](ctx, s, KindStatement, account, startingAfter, limit, "a statement of account")
 }
