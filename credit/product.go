@@ -105,6 +105,9 @@ type Product struct {
 	DueDay       int `json:"due_day"`
 	// WriteOffDays is the age past due at which a plan is written off (default 180).
 	WriteOffDays int `json:"write_off_days"`
+	// FreezeLineOnWriteOff freezes the line of a plan written off, so that it takes no more
+	// purchases until operations unfreeze it (default true).
+	FreezeLineOnWriteOff bool `json:"freeze_line_on_write_off"`
 }
 
 // productJSON is Product as written in files: optional fields are pointers so that an
@@ -113,6 +116,7 @@ type productJSON struct {
 	Product
 	DailyPenaltyRate *money.Rate `json:"daily_penalty_rate"`
 	WriteOffDays     *int        `json:"write_off_days"`
+	FreezeOnWriteOff *bool       `json:"freeze_line_on_write_off"`
 }
 
 var productIDPattern = regexp.MustCompile(`^[a-z0-9_\-]{1,64}$`)
@@ -286,6 +290,7 @@ func LoadProducts(r io.Reader) ([]Product, error) {
 		if pj.WriteOffDays != nil {
 			p.WriteOffDays = *pj.WriteOffDays
 		}
+		p.FreezeLineOnWriteOff = pj.FreezeOnWriteOff == nil || *pj.FreezeOnWriteOff
 		if p.AllocationOrder == nil {
 			p.AllocationOrder = slices.Clone(DefaultAllocationOrder)
 		}

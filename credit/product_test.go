@@ -28,7 +28,7 @@ func TestShippedProducts(t *testing.T) {
 	if bt.InterestFreeDays != 30 || bt.GraceDays != 3 || bt.StatementDay != 1 || bt.DueDay != 10 || len(bt.Installments) != 4 {
 		t.Errorf("baitiao: %+v", bt)
 	}
-	if relaxed.DailyPenaltyRate.Cmp(money.MustRate("0.0005")) != 0 || relaxed.WriteOffDays != 180 ||
+	if relaxed.DailyPenaltyRate.Cmp(money.MustRate("0.0005")) != 0 || relaxed.WriteOffDays != 180 || !relaxed.FreezeLineOnWriteOff ||
 		relaxed.Prepayment != PrepayLastFirst || strings.Join(componentNames(relaxed.AllocationOrder), ",") != "penalty,fee,interest,principal" {
 		t.Errorf("relaxed product defaults: %+v", relaxed)
 	}
@@ -77,8 +77,12 @@ func TestProductValidation(t *testing.T) {
 	const good = `{"id":"p","name":"P","currency":"CNY","interest_free_days":30,
 		"installments":[{"periods":3,"method":"flat_fee","fee_rate":"0.006"},{"periods":12,"method":"annuity","annual_rate":0.12}],
 		"statement_day":1,"due_day":10}`
-	if _, err := LoadProducts(strings.NewReader(`{"products":[` + good + `]}`)); err != nil {
-		t.Fatalf("good product: %v", err)
+	if ps, err := LoadProducts(strings.NewReader(`{"products":[` + good + `]}`)); err != nil || !ps[0].FreezeLineOnWriteOff {
+		t.Fatalf("good product: %v (freezes the line on write-off by default: %v)", err, ps)
+	}
+	if ps, err := LoadProducts(strings.NewReader(`{"products":[` + strings.Replace(good, `"due_day":10`, `"due_day":10,"freeze_line_on_write_off":false`, 1) + `]}`)); err != nil ||
+		ps[0].FreezeLineOnWriteOff {
+		t.Fatalf("freeze_line_on_write_off false: %v %+v", err, ps)
 	}
 	for _, tc := range []struct {
 		name, from, to, param string

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -280,8 +281,28 @@ func (s *Service) GetApplication(ctx context.Context, id string) (*Application, 
 	return lookup[Application](ctx, s, KindApplication, id, apierror.ApplicationNotFound, "application")
 }
 
+// freezeLine freezes or unfreezes l, logs it, and returns the line's record and the event
+// (credit.line.frozen or credit.line.unfrozen, with the line) to commit together.
+func freezeLine(l *Line, e FreezeEntry) (ledger.RecordWrite, ledger.ModuleEvent) {
+	l.Frozen, l.FrozenBy, l.FrozenNote = e.Frozen, e.By, e.Reason
+	if !e.Frozen {
+		l.FrozenBy, l.FrozenNote = "", ""
+	}
+	l.FreezeLog = append(l.FreezeLog, e)
+	if n := len(l.FreezeLog); n > FreezeLogMax {
+		l.FreezeLog = slices.Delete(l.FreezeLog, 0, n-FreezeLogMax)
+	}
+	subject := "credit.line.frozen"
+	if !e.Frozen {
+		subject = "credit.line.unfrozen"
+	}
+	w := lineRecord(l)
+	return w, ledger.ModuleEvent{Subject: subject, ID: fmt.Sprintf("%s.%s.%d", subject, l.ID, l.Version), Payload: w.Record.Data}
+}
+
 // SetFrozen freezes or unfreezes a line (an operator's action): a frozen line takes no
-// purchases; repayments still apply.
+// purchases; repayments still apply. The change is in the line's freeze log and is a
+// credit.line.frozen or credit.line.unfrozen event; a line already so is left as it is.
 func (s *Service) SetFrozen(ctx context.Context, id string, frozen bool, actor, reason string) (*Line, error) {
 	if len(reason) > 500 {
 		return nil, apierror.Newf(apierror.InvalidRequest, "reason", "reason must be at most 500 bytes")
@@ -296,17 +317,8 @@ func (s *Service) SetFrozen(ctx context.Context, id string, frozen bool, actor, 
 		if l.Frozen == frozen {
 			return nil, errDone
 		}
-		l.Frozen, l.FrozenBy, l.FrozenNote = frozen, actor, reason
-		if !frozen {
-			l.FrozenBy, l.FrozenNote = "", ""
-		}
-		subject := "credit.line.frozen"
-		if !frozen {
-			subject = "credit.line.unfrozen"
-		}
-		w := lineRecord(l)
-		return &ledger.Unit{Records: []ledger.RecordWrite{w},
-			Events: []ledger.ModuleEvent{{Subject: subject, ID: fmt.Sprintf("%s.%s.%d", subject, id, l.Version), Payload: w.Record.Data}}}, nil
+		w, ev := freezeLine(l, FreezeEntry{At: s.cfg.Now().UTC(), Frozen: frozen, By: actor, Reason: reason})
+		return &ledger.Unit{Records: []ledger.RecordWrite{w}, Events: []ledger.ModuleEvent{ev}}, nil
 	})
 	return out, err
 }

@@ -391,7 +391,12 @@ func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) 
 		}
 		// Units of loans of the same account, so that their penalties sum into one posting.
 		slices.SortStableFunc(work, func(a, b loanWork) int { return strings.Compare(a.l.Account, b.l.Account) })
+		var writeOffs []*Loan
 		for _, w := range work {
+			if w.res.writeOff != nil {
+				writeOffs = append(writeOffs, w.l) // committed on its own, with its line (redoLoans)
+				continue
+			}
 			if !cur.fits(&w.res) {
 				units = append(units, cur)
 				cur = newEODUnit(d)
@@ -404,6 +409,11 @@ func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) 
 		changed, err := s.commitEODUnits(ctx, d, units)
 		if err != nil {
 			return err
+		}
+		if len(writeOffs) > 0 {
+			if err := s.redoLoans(ctx, d, &eodUnit{loans: writeOffs}, changed.add, new(sync.Mutex)); err != nil {
+				return err
+			}
 		}
 		run.Loans += int64(len(recs))
 		run.Changed += changed.loans
@@ -432,6 +442,18 @@ func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) 
 
 type eodTotals struct{ loans, earned, penalty, events, writtenOff int64 }
 
+func (tot *eodTotals) add(res dayResult) {
+	tot.loans++
+	tot.earned += res.earned
+	tot.penalty += res.penalty
+	if res.event != nil {
+		tot.events++
+	}
+	if res.writeOff != nil {
+		tot.writtenOff++
+	}
+}
+
 // commitEODUnits commits units, EODWorkers at a time. A unit that meets a concurrent change
 // of one of its loans (a repayment) is redone loan by loan from the stored versions.
 func (s *Service) commitEODUnits(ctx context.Context, d credit.Date, units []*eodUnit) (eodTotals, error) {
@@ -442,17 +464,7 @@ func (s *Service) commitEODUnits(ctx context.Context, d credit.Date, units []*eo
 		wg    sync.WaitGroup
 		sem   = make(chan struct{}, s.cfg.EODWorkers)
 	)
-	add := func(res dayResult) {
-		tot.loans++
-		tot.earned += res.earned
-		tot.penalty += res.penalty
-		if res.event != nil {
-			tot.events++
-		}
-		if res.writeOff != nil {
-			tot.writtenOff++
-		}
-	}
+	add := tot.add
 	for _, u := range units {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -481,7 +493,8 @@ func (s *Service) commitEODUnits(ctx context.Context, d credit.Date, units []*eo
 	return tot, first
 }
 
-// redoLoans applies the date to each loan of a unit on its own, reading it again.
+// redoLoans applies the date to each loan of a unit on its own, reading it again. A loan
+// written off is committed with its line, frozen if the product says so (freezeOnWriteOff).
 func (s *Service) redoLoans(ctx context.Context, d credit.Date, u *eodUnit, add func(dayResult), mu *sync.Mutex) error {
 	for _, old := range u.loans {
 		var res dayResult
@@ -501,6 +514,11 @@ func (s *Service) redoLoans(ctx context.Context, d credit.Date, u *eodUnit, add 
 			one := newEODUnit(d)
 			one.add(l, res)
 			un := one.unit()
+			if res.writeOff != nil && p.FreezeLineOnWriteOff {
+				if err := s.freezeOnWriteOff(ctx, l, &un); err != nil {
+					return nil, err
+				}
+			}
 			return &un, nil
 		})
 		if err != nil {

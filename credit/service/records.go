@@ -67,7 +67,23 @@ type Line struct {
 	Opened      credit.Date `json:"opened"`
 	OpenLoans   int         `json:"open_loans"`
 	Receivable  string      `json:"receivable_account"`
-	Version     int64       `json:"version"`
+	// FreezeLog is the line's last FreezeLogMax freezes and unfreezes, oldest first: who
+	// (an operator, or the write-off of a purchase), when and why.
+	FreezeLog []FreezeEntry `json:"freeze_log,omitempty"`
+	Version   int64         `json:"version"`
+}
+
+// FreezeLogMax bounds a line's freeze log (the events keep the whole history).
+const FreezeLogMax = 20
+
+// FreezeEntry is one freeze or unfreeze of a line.
+type FreezeEntry struct {
+	At     time.Time `json:"at"`
+	Frozen bool      `json:"frozen"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+	// Loan is the written-off purchase that froze the line automatically.
+	Loan string `json:"purchase_id,omitempty"`
 }
 
 // Loan is one purchase on credit and its plan: the schedule fixed at purchase and what each
