@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"sort"
@@ -205,40 +204,41 @@ func EngineDecider(eng *risk.Engine, ruleset string) RiskDecider {
 	}
 }
 
-// HTTPDecider decides through POST /v1/risk/decisions.
-func HTTPDecider(client *http.Client, baseURL, ruleset string) RiskDecider {
+// HTTPDecider decides through POST /v1/risk/decisions, with p posting to that route.
+func HTTPDecider(p *HTTPPoster, ruleset string) RiskDecider {
+	prefix, suffix := []byte(`{"ruleset":"`+ruleset+`","event":`), []byte("}")
 	return func(ctx context.Context, raw []byte) (string, error) {
-		body := append(append([]byte(`{"ruleset":"`+ruleset+`","event":`), raw...), '}')
-		req, err := http.NewRequestWithContext(ctx, "POST", baseURL+"/v1/risk/decisions", bytes.NewReader(body))
-		if err != nil {
-			return "", err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		res, err := client.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		if err != nil {
-			return "", err
-		}
-		if res.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("status %d: %s", res.StatusCode, b)
-		}
-		// The answer starts with the decision; reading only that keeps the load generator,
-		// which shares the process (and its CPU time) with the server, cheap.
-		if rest, ok := bytes.CutPrefix(b, []byte(`{"decision":"`)); ok {
-			if end := bytes.IndexByte(rest, '"'); end > 0 {
-				return string(rest[:end]), nil
+		var decision string
+		err := p.Post(ctx, func(status int, b []byte) error {
+			if status != http.StatusOK {
+				return fmt.Errorf("status %d: %s", status, b[:min(len(b), 512)])
+			}
+			var err error
+			decision, err = decisionOf(b)
+			return err
+		}, prefix, raw, suffix)
+		return decision, err
+	}
+}
+
+// decisionOf returns the decision of an answer to POST /v1/risk/decisions. The answer
+// starts with it; reading only that keeps the load generator, which shares the process (and
+// its CPU time) with the server, cheap.
+func decisionOf(b []byte) (string, error) {
+	if rest, ok := bytes.CutPrefix(b, []byte(`{"decision":"`)); ok {
+		if end := bytes.IndexByte(rest, '"'); end > 0 {
+			for _, d := range []string{risk.Accept, risk.Review, risk.Reject} {
+				if string(rest[:end]) == d {
+					return d, nil
+				}
 			}
 		}
-		var d struct {
-			Decision string `json:"decision"`
-		}
-		err = json.Unmarshal(b, &d)
-		return d.Decision, err
 	}
+	var d struct {
+		Decision string `json:"decision"`
+	}
+	err := json.Unmarshal(b, &d)
+	return d.Decision, err
 }
 
 // RunRisk drives decide from cfg.Clients goroutines: a warm-up, then the measured run.

@@ -194,9 +194,9 @@ func printDemo(ctx context.Context, keys *auth.Service, addr string) error {
 }
 
 // benchKey turns authentication on for a benchmark's server, as serve does, and returns a
-// fresh ledger:write key for the load generator (revoked by the next benchmark run, so that
+// fresh key holding scope for the load generator (revoked by the next benchmark run, so that
 // benchmark keys do not pile up in a reused database).
-func benchKey(ctx context.Context, api *httpapi.Server, st ledger.Store, m *obs.Metrics) (string, error) {
+func benchKey(ctx context.Context, api *httpapi.Server, st ledger.Store, m *obs.Metrics, scope string) (string, error) {
 	as, err := authStore(st)
 	if err != nil {
 		return "", err
@@ -207,5 +207,5 @@ func benchKey(ctx context.Context, api *httpapi.Server, st ledger.Store, m *obs.
 		return "", err
 	}
 	api.UseAuth(httpapi.Guard{Keys: keys, Limits: limits, Switches: auth.NewSwitches(), Rejected: m.RejectCounter(httpapi.RejectReasons)})
-	return revokeAndCreate(ctx, keys, actorBench, auth.KeySpec{Name: "bench", Scopes: []string{"ledger:write"}})
+	return revokeAndCreate(ctx, keys, actorBench, auth.KeySpec{Name: "bench", Scopes: []string{scope}})
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fincore/fincore/bench"
+	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/obs"
 )
@@ -63,7 +64,7 @@ func cmdBenchLedger(args []string) error {
 			return err
 		}
 		api := newHandler(eng, st, metrics, quiet)
-		token, err := benchKey(ctx, api, st, metrics)
+		token, err := benchKey(ctx, api, st, metrics, httpapi.ScopeLedgerWrite)
 		if err != nil {
 			return err
 		}

@@ -115,13 +115,24 @@ func cmdBenchRisk(args []string) error {
 		if err != nil {
 			return err
 		}
-		api := httpapi.NewServer(nil, httpapi.Options{Logger: quiet})
+		// As serve runs it: request metrics, and authentication with a key of the load
+		// generator's own.
+		metrics := obs.New()
+		api := httpapi.NewServer(nil, httpapi.Options{Logger: quiet, Observe: metrics.ObserveHTTP})
 		api.RegisterRisk(eng)
+		token, err := benchKey(ctx, api, st, metrics, httpapi.ScopeRiskWrite)
+		if err != nil {
+			return err
+		}
 		srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		defer srv.Close()
-		tr := &http.Transport{MaxIdleConnsPerHost: cfg.Clients + 8, MaxConnsPerHost: cfg.Clients + 8, DisableCompression: true}
-		decide = bench.HTTPDecider(&http.Client{Transport: tr, Timeout: 30 * time.Second}, "http://"+ln.Addr().String(), name)
+		poster, err := bench.NewHTTPPoster("http://"+ln.Addr().String()+"/v1/risk/decisions", token, cfg.Clients, 30*time.Second)
+		if err != nil {
+			return err
+		}
+		defer poster.Close()
+		decide = bench.HTTPDecider(poster, name)
 		transport = "http"
 	}
 	stopProfile, err := startCPUProfile(*cpuProfile)
