@@ -56,7 +56,16 @@ func (s *Server) readLimited(w http.ResponseWriter, r *http.Request) ([]byte, *a
 	if r.ContentLength > s.maxBody {
 		return nil, s.tooLarge()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	var body []byte
+	var err error
+	if n := r.ContentLength; n >= 0 {
+		// The length is known (and net/http holds the body to it): read it into a buffer of
+		// that size rather than growing one.
+		body = make([]byte, n)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	}
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, s.tooLarge()

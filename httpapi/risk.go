@@ -5,7 +5,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/risk"
@@ -65,6 +67,17 @@ func riskError(err error) error {
 func (a *riskAPI) fail(w http.ResponseWriter, r *http.Request, err error) {
 	a.s.Error(w, r, riskError(err))
 }
+
+// answerBufs holds buffers for answers to POST /v1/risk/decisions; net/http copies or
+// sends an answer before Write returns, so a buffer is free again after it.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// maxPooledAnswer is the largest buffer answerBufs keeps.
+const maxPooledAnswer = 64 << 10
+
+// contentTypeJSON is the Content-Type header of JSON answers, shared (net/http copies a
+// handler's headers when it writes them, and never changes the values).
+var contentTypeJSON = []string{"application/json"}
 
 // decisionResponse is the answer to POST /v1/risk/decisions.
 type decisionResponse struct {
@@ -127,10 +140,20 @@ func (a *riskAPI) decide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !explain {
-		// The common answer, written without reflection (the same bytes; see the test).
-		w.Header().Set("Content-Type", "application/json")
+		// The common answer, written without reflection (the same bytes; see the test) into
+		// a reused buffer, with its length, so that net/http sends it as it is rather than
+		// in chunks (answers with many reasons pass its 2 KB chunking threshold).
+		bp := answerBufs.Get().(*[]byte)
+		b := append(dec.AppendJSON((*bp)[:0]), '\n')
+		h := w.Header()
+		h["Content-Type"] = contentTypeJSON
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
 		w.WriteHeader(http.StatusOK)
-		w.Write(append(dec.AppendJSON(make([]byte, 0, 512)), '\n'))
+		w.Write(b)
+		if cap(b) <= maxPooledAnswer {
+			*bp = b
+			answerBufs.Put(bp)
+		}
 		return
 	}
 	x := dec.Explain()

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -183,6 +185,55 @@ decision: {review_at: 40, reject_at: 80}
 		}
 		if i == 2 && (len(d.Errors) == 0 || len(x.Reasons) == 0) {
 			t.Fatalf("event %d should have hit rules and failed R4: %+v", i, d)
+		}
+	}
+}
+
+// TestDecisionAnswerHasLength checks that a decision's answer, large (many reasons, past
+// net/http's chunking threshold) or small, is sent with a Content-Length that matches it and
+// not in chunks, and that reusing answer buffers leaves nothing of a larger answer in a
+// smaller one.
+func TestDecisionAnswerHasLength(t *testing.T) {
+	a := newRiskAPI(t)
+	var rules strings.Builder
+	rules.WriteString("features:\n  - {name: n, on: [payment], key: user_id, agg: count, window: 1h}\nrules:\n")
+	for i := range 80 {
+		fmt.Fprintf(&rules, "  - {id: rule_%d, when: event.amount > 1000, score: 1, reason: a_long_enough_reason_code_%d}\n", i, i)
+	}
+	rules.WriteString("decision: {review_at: 40, reject_at: 1000}\n")
+	a.putRuleSet("big", rules.String(), "application/yaml").wantStatus(t, 201)
+	a.do("POST", "/v1/risk/rulesets/big/activate", `{"version":1}`).wantStatus(t, 200)
+	for i, amount := range []int{5000, 10, 7000, 20} {
+		ev := fmt.Sprintf(`{"id":"e%d","type":"payment","timestamp":"2026-12-04T10:00:00Z","user_id":"u1","amount":%d}`, i, amount)
+		req, err := http.NewRequest("POST", a.srv.URL+"/v1/risk/decisions", strings.NewReader(`{"ruleset":"big","event":`+ev+`}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("event %d: %d %s %v", i, res.StatusCode, body, err)
+		}
+		if len(res.TransferEncoding) != 0 || res.ContentLength != int64(len(body)) || res.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("event %d: transfer encoding %v, content length %d for %d bytes, type %q", i, res.TransferEncoding, res.ContentLength, len(body), res.Header.Get("Content-Type"))
+		}
+		var d decisionResponse
+		if err := json.Unmarshal(body, &d); err != nil {
+			t.Fatalf("event %d: %v: %s", i, err, body)
+		}
+		wantReasons := 0
+		if amount > 1000 {
+			wantReasons = 80
+			if len(body) <= 2048 {
+				t.Fatalf("event %d: the answer (%d bytes) should be past the chunking threshold", i, len(body))
+			}
+		}
+		if len(d.Reasons) != wantReasons || d.EventID != fmt.Sprintf("e%d", i) {
+			t.Fatalf("event %d: %d reasons, event %q", i, len(d.Reasons), d.EventID)
 		}
 	}
 }
