@@ -14,7 +14,7 @@ func (f *forest) leafRef(i int32, x []float64) float64 {
 		var left bool
 		switch {
 		case n.flags&(flagCategorical|flagZeroMissing) != 0:
-			left = f.decide(n, v)
+			left = f.decide(n.flags, n.threshold, v)
 		case math.IsNaN(v):
 			left = n.flags&flagDefaultLeft != 0
 		default:
@@ -77,13 +77,18 @@ func randomForest(rng *rand.Rand, trees, features int, f32 bool) *forest {
 	return f
 }
 
-// TestWalkMatchesReference: the interleaved walk gives the same leaves, summed in the same
-// order, as walking one tree at a time, for tree counts around the lane width.
+// TestWalkMatchesReference: the interleaved walk and the packed walk give the same leaves,
+// summed in the same order, as walking one tree at a time, for tree counts around the lane
+// width and the packed chunk, ragged trees of depth 1 to 8 and every kind of split.
 func TestWalkMatchesReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, trees := range []int{1, lanes - 1, lanes, lanes + 1, 3*lanes + 5} {
+	for _, trees := range []int{1, lanes - 1, lanes, lanes + 1, 3*lanes + 5, packChunk, packChunk + 3} {
 		for _, f32 := range []bool{false, true} {
 			f := randomForest(rng, trees, 6, f32)
+			f.packWithin(maxPackDepth, math.MaxInt32) // however ragged
+			if f.packed == nil {
+				t.Fatal("not packed")
+			}
 			for range 300 {
 				x := make([]float64, 6)
 				for i := range x {
@@ -111,8 +116,11 @@ func TestWalkMatchesReference(t *testing.T) {
 						want += f.leafRef(r, x)
 					}
 				}
-				if got := f.margin(x); got != want {
-					t.Fatalf("%d trees, f32 %v, x %v: margin %v, reference %v", trees, f32, x, got, want)
+				if got := f.marginWalk(x); got != want {
+					t.Fatalf("%d trees, f32 %v, x %v: interleaved walk %v, reference %v", trees, f32, x, got, want)
+				}
+				if got := f.marginPacked(x); got != want {
+					t.Fatalf("%d trees, f32 %v, x %v: packed walk %v, reference %v", trees, f32, x, got, want)
 				}
 			}
 		}

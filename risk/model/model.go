@@ -5,7 +5,8 @@
 // A model is described by a Spec and compiled once by Build into an immutable Model whose
 // Predict is safe for concurrent use and allocates nothing. Tree ensembles are flattened into
 // contiguous arrays at build time, so evaluating 300 trees of depth 6 walks 1,800 array
-// entries and no pointers.
+// entries and no pointers; trees up to depth 8 are further laid out as complete trees whose
+// children are found by arithmetic (packed.go).
 //
 // Predict takes the inputs in the order of Inputs() and returns what the model's training tool
 // would return from its own predict call: a probability for binary classifiers, the raw score

@@ -41,6 +41,22 @@ func closeTo(got, want, rel float64) bool {
 	return math.Abs(got-want) <= rel*math.Max(math.Abs(want), 1e-300)
 }
 
+// layouts returns tree model m twice: walking its trees in the pointer layout and in the
+// packed one (forced, however deep or ragged the trees), so that reference tests check both.
+func layouts(t testing.TB, m Model) map[string]*treeModel {
+	t.Helper()
+	tm := m.(*treeModel)
+	walk, pk := *tm, *tm
+	wf, pf := *tm.f, *tm.f
+	wf.packed = nil
+	pf.packWithin(MaxTreeDepth, math.MaxInt32)
+	if pf.packed == nil {
+		t.Fatal("the model could not be packed")
+	}
+	walk.f, pk.f = &wf, &pf
+	return map[string]*treeModel{"walk": &walk, "packed": &pk}
+}
+
 func mustBuild(t testing.TB, s Spec) Model {
 	t.Helper()
 	m, err := Build(s)
@@ -62,15 +78,17 @@ func TestLightGBMReference(t *testing.T) {
 	if len(rows) != len(want) || len(rows) < 20 {
 		t.Fatalf("%d rows, %d predictions", len(rows), len(want))
 	}
-	for i, row := range rows {
-		x := readFloats(t, row)
-		raw := m.(*treeModel).margin(x)
-		if !closeTo(raw, want[i], refTolerance) {
-			t.Errorf("row %d: raw score %.17g, LightGBM gave %.17g", i, raw, want[i])
-		}
-		// The binary objective (sigmoid:1) turns the raw score into a probability.
-		if p, wantP := m.Predict(x), 1/(1+math.Exp(-want[i])); !closeTo(p, wantP, refTolerance) {
-			t.Errorf("row %d: probability %.17g, want %.17g", i, p, wantP)
+	for layout, m := range layouts(t, m) {
+		for i, row := range rows {
+			x := readFloats(t, row)
+			raw := m.margin(x)
+			if !closeTo(raw, want[i], refTolerance) {
+				t.Errorf("%s: row %d: raw score %.17g, LightGBM gave %.17g", layout, i, raw, want[i])
+			}
+			// The binary objective (sigmoid:1) turns the raw score into a probability.
+			if p, wantP := m.Predict(x), 1/(1+math.Exp(-want[i])); !closeTo(p, wantP, refTolerance) {
+				t.Errorf("%s: row %d: probability %.17g, want %.17g", layout, i, p, wantP)
+			}
 		}
 	}
 }
@@ -106,9 +124,10 @@ func TestXGBoostReference(t *testing.T) {
 			// numbered from 1 (see ATTRIBUTION.md).
 			x[idx+1] = readFloats(t, v)[0]
 		}
-		got := m.Predict(x)
-		if !closeTo(got, want[i], refTolerance) {
-			t.Errorf("row %d: %.17g, XGBoost gave %.17g", i, got, want[i])
+		for layout, m := range layouts(t, m) {
+			if got := m.Predict(x); !closeTo(got, want[i], refTolerance) {
+				t.Errorf("%s: row %d: %.17g, XGBoost gave %.17g", layout, i, got, want[i])
+			}
 		}
 		distinct[want[i]] = true
 	}
@@ -150,11 +169,13 @@ func TestLightGBMCategoricalFile(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			x := []float64{c.x1, c.x2}
-			if got := m.(*treeModel).margin(x); got != c.raw {
-				t.Fatalf("raw %.17g, want %.17g", got, c.raw)
-			}
-			if got, want := m.Predict(x), 1/(1+math.Exp(-c.raw)); got != want {
-				t.Fatalf("probability %v, want %v", got, want)
+			for layout, m := range layouts(t, m) {
+				if got := m.margin(x); got != c.raw {
+					t.Fatalf("%s: raw %.17g, want %.17g", layout, got, c.raw)
+				}
+				if got, want := m.Predict(x), 1/(1+math.Exp(-c.raw)); got != want {
+					t.Fatalf("%s: probability %v, want %v", layout, got, want)
+				}
 			}
 		})
 	}

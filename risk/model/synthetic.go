@@ -62,7 +62,7 @@ func SyntheticLightGBM(seed int64, trees, depth, inputs int) string {
 		}
 		return strconv.Itoa(c)
 	}
-	decisions := []string{"2", "8", "10"} // missing as zero; NaN right; NaN left
+	decisions := []string{"2", "8", "10"} // missing type None (NaN reads as 0); NaN right; NaN left
 	for t := 0; t < trees; t++ {
 		fmt.Fprintf(&b, "Tree=%d\nnum_leaves=%d\nnum_cat=0\n", t, nLeaves)
 		if nInner > 0 {
