@@ -26,8 +26,8 @@ type PaymentsOptions struct {
 	// Notify parses and verifies a bank notification for a channel (its signature scheme
 	// is the channel's); nil for channels that do not notify.
 	Notify func(channel string, header http.Header, body []byte) (payment.Notification, error)
-	// Stats returns the live per-channel statistics for GET /v1/channels.
-	Stats func() map[string]payment.ChannelStats
+	// Stats returns the live statistics per channel and issuing bank for GET /v1/channels.
+	Stats func() payment.Stats
 }
 
 type paymentsAPI struct {
@@ -339,7 +339,8 @@ func (a *paymentsAPI) getRefund(w http.ResponseWriter, r *http.Request) {
 }
 
 // channelView is one channel in GET /v1/channels: what it can do, how operators configured
-// it, what the router currently believes of it, and its live statistics.
+// it, what the router currently believes of it, and its live statistics (with their
+// breakdown by issuing bank in stats.banks).
 type channelView struct {
 	Code       string               `json:"code"`
 	Banks      []string             `json:"banks"`
@@ -363,13 +364,17 @@ func (a *paymentsAPI) channels(w http.ResponseWriter, r *http.Request) {
 	for _, v := range a.opts.Router.Views(time.Now()) {
 		views[v.Code] = v
 	}
-	var stats map[string]payment.ChannelStats
+	var stats payment.Stats
 	if a.opts.Stats != nil {
 		stats = a.opts.Stats()
 	}
 	out := struct {
-		Data []channelView `json:"data"`
-	}{Data: []channelView{}}
+		Data  []channelView       `json:"data"`
+		Banks []payment.BankStats `json:"banks"`
+	}{Data: []channelView{}, Banks: stats.Banks}
+	if out.Banks == nil {
+		out.Banks = []payment.BankStats{}
+	}
 	for _, code := range a.opts.Channels.Codes() {
 		ch, _ := a.opts.Channels.Get(code)
 		caps := ch.Capabilities()
@@ -378,9 +383,21 @@ func (a *paymentsAPI) channels(w http.ResponseWriter, r *http.Request) {
 		v.Code = code
 		out.Data = append(out.Data, channelView{Code: code, Banks: nonNilStrings(caps.Banks), Currencies: nonNilStrings(caps.Currencies),
 			MinAmount: caps.MinAmount, MaxAmount: caps.MaxAmount, Enabled: cfg.Enabled, Priority: cfg.Priority, Weight: cfg.Weight,
-			CostBps: cfg.CostBps, Router: v, Stats: stats[code]})
+			CostBps: cfg.CostBps, Router: v, Stats: channelStats(stats.Channels[code])})
 	}
 	WriteJSON(w, http.StatusOK, out)
+}
+
+// channelStats fills in what a channel without calls lacks, so that every channel has the
+// same shape.
+func channelStats(st payment.ChannelStats) payment.ChannelStats {
+	if st.Codes == nil {
+		st.Codes = map[string]int64{}
+	}
+	if st.Banks == nil {
+		st.Banks = []payment.BankStats{}
+	}
+	return st
 }
 
 func nonNilStrings(s []string) []string {

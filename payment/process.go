@@ -113,15 +113,16 @@ func (s *Service) query(ctx context.Context, a Attempt) (bank.Result, error) {
 	t0 := time.Now()
 	res, err := ch.Query(cctx, a.BankID)
 	if err == nil {
-		s.observe(a.Channel, res.Code, time.Since(t0))
+		s.observe(a.Channel, a.Bank, res, time.Since(t0))
 	}
 	return res, err
 }
 
-func (s *Service) observe(channel string, code bank.Code, d time.Duration) {
-	s.stats.observe(channel, code, d)
+// observe counts a bank call on channel for a card of bankCode ("" if not known).
+func (s *Service) observe(channel, bankCode string, res bank.Result, d time.Duration) {
+	label := s.stats.observe(channel, bankCode, res, d, s.cfg.Now())
 	if f := s.cfg.Observe; f != nil {
-		f(channel, code, d)
+		f(channel, label, res.Code, d)
 	}
 }
 
@@ -157,7 +158,7 @@ func (s *Service) attempt(ctx context.Context, p Payment) (bool, error) {
 	// Write ahead: once this commits, the payment may be at the bank, and a crash from here
 	// on is resolved by query, never by sending again.
 	n := len(p.Attempts) + 1
-	a := Attempt{N: n, Channel: ranked[0], BankID: bankID(p.ID, n), Status: attemptSending, At: s.cfg.Now().UTC()}
+	a := Attempt{N: n, Channel: ranked[0], Bank: card.BankCode, BankID: bankID(p.ID, n), Status: attemptSending, At: s.cfg.Now().UTC()}
 	p.Attempts = append(p.Attempts, a)
 	p.Updated = a.At
 	if _, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(ctx, p, nil)); err != nil {
@@ -173,7 +174,7 @@ func (s *Service) attempt(ctx context.Context, p Payment) (bool, error) {
 		// The channel refused to send it at all: not charged.
 		res = bank.Result{Status: bank.Failed, Code: bank.CodeInvalidAmount, Message: err.Error()}
 	}
-	s.observe(a.Channel, res.Code, time.Since(t0))
+	s.observe(a.Channel, a.Bank, res, time.Since(t0))
 	if err := s.settle(ctx, p, n, res); err != nil {
 		return false, err
 	}

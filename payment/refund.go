@@ -62,8 +62,9 @@ func (s *Service) CreateRefund(ctx context.Context, paymentID string, in RefundI
 			return Refund{}, false, apierror.Newf(apierror.RefundExceedsPayment, "amount", "at most %d of payment %s can still be refunded", left, p.ID)
 		}
 		now := s.cfg.Now().UTC()
+		a := succeededAttempt(p)
 		r := refundRecord{Refund: Refund{ID: in.ID, PaymentID: p.ID, Amount: in.Amount, Currency: p.Currency, Status: StatusProcessing,
-			Channel: succeededAttempt(p).Channel, Created: now, Updated: now}}
+			Channel: a.Channel, Bank: a.Bank, Created: now, Updated: now}}
 		p.RefundPending += in.Amount
 		p.Updated = now
 		_, err = s.cfg.Ledger.Commit(ctx, ledger.Unit{
@@ -163,7 +164,7 @@ func (s *Service) driveRefund(ctx context.Context, id string) error {
 			if err != nil {
 				return err
 			}
-			s.observe(r.Channel, res.Code, time.Since(t0))
+			s.observe(r.Channel, r.Bank, res, time.Since(t0))
 
 		} else {
 			p, err := s.loadPayment(ctx, r.PaymentID)
@@ -187,7 +188,7 @@ func (s *Service) driveRefund(ctx context.Context, id string) error {
 			if err != nil {
 				res = bank.Result{Status: bank.Failed, Code: bank.CodeInvalidAmount, Message: err.Error()}
 			}
-			s.observe(r.Channel, res.Code, time.Since(t0))
+			s.observe(r.Channel, r.Bank, res, time.Since(t0))
 		}
 		if !res.Status.Final() {
 			return s.awaitRefund(ctx, r)

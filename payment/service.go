@@ -41,8 +41,16 @@ type Config struct {
 	// QueryDelay is when an unknown or pending outcome is first queried (default 2 s); the
 	// timer service retries later queries with its backoff.
 	QueryDelay time.Duration
-	// Observe, if set, is told about every bank call: channel, outcome code, latency.
-	Observe func(channel string, code bank.Code, d time.Duration)
+	// Observe, if set, is told about every bank call: channel, the label of the card's
+	// issuing bank (its bank code, BankUnknown or BankOther: see MaxBankLabels), outcome
+	// code, latency.
+	Observe func(channel, bankLabel string, code bank.Code, d time.Duration)
+	// MaxBankLabels bounds the issuing banks that statistics and Observe tell apart
+	// (default 64): the bank codes the registered channels list in their capabilities always
+	// have their own label; past them, the first MaxBankLabels other bank codes seen do, and
+	// later ones are counted as BankOther. Card bank codes come from API clients, so this
+	// keeps metrics' cardinality bounded.
+	MaxBankLabels int
 	// Webhooks sends merchants' webhooks; nil records deliveries without sending them.
 	Webhooks WebhookSender
 	// Finalized, if set, is called after a payment's final state has committed (for
@@ -68,7 +76,7 @@ const FailureRiskRejected = "risk_rejected"
 type Service struct {
 	cfg   Config
 	log   *slog.Logger
-	stats statsBook
+	stats *statsBook
 	// Merchants and cards never change once written: reads of them are cached.
 	merchants cache[Merchant]
 	cards     cache[Card]
@@ -166,7 +174,15 @@ func New(cfg Config) (*Service, error) {
 	if cfg.QueryDelay <= 0 {
 		cfg.QueryDelay = 2 * time.Second
 	}
-	return &Service{cfg: cfg, log: cfg.Logger}, nil
+	if cfg.MaxBankLabels <= 0 {
+		cfg.MaxBankLabels = 64
+	}
+	var configured []string
+	for _, code := range cfg.Channels.Codes() {
+		ch, _ := cfg.Channels.Get(code)
+		configured = append(configured, ch.Capabilities().Banks...)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger, stats: newStatsBook(configured, cfg.MaxBankLabels)}, nil
 }
 
 // Handlers returns the service's timer handlers, to register with the timer service.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -509,5 +510,69 @@ func TestRiskScreenRejectsBeforeTheBank(t *testing.T) {
 	}
 	if s := f.banks["bank-a"].Stats(); s.Requests != 1 {
 		t.Fatalf("the bank saw %d requests, want only the accepted payment's", s.Requests)
+	}
+}
+
+// TestAttemptsAndRefundsKeepTheBank: attempts record the card's issuing bank, refunds take it
+// from the payment's attempt, and the calls count under it; an attempt recorded before
+// attempts kept the bank still reads, and its calls count under "unknown".
+func TestAttemptsAndRefundsKeepTheBank(t *testing.T) {
+	var mu sync.Mutex
+	observed := map[string]int{}
+	f := newFixtureWith(t, map[string]sim.Profile{"bank-a": {}}, func(c *payment.Config) {
+		c.Observe = func(channel, bankLabel string, code bank.Code, _ time.Duration) {
+			mu.Lock()
+			observed[channel+"/"+bankLabel+"/"+string(code)]++
+			mu.Unlock()
+		}
+	})
+	ctx := context.Background()
+	f.merchant("m1", 0)
+	c := f.card()
+	f.pay("p1", "m1", c.ID, 1000)
+	p := f.final("p1")
+	if p.Status != payment.StatusSucceeded || len(p.Attempts) != 1 || p.Attempts[0].Bank != "ICBC" {
+		t.Fatalf("payment %+v", p)
+	}
+	r, _, err := f.svc.CreateRefund(ctx, "p1", payment.RefundInput{ID: "r1", Amount: 400})
+	if err != nil || r.Bank != "ICBC" {
+		t.Fatalf("refund %+v, %v", r, err)
+	}
+
+	// A payment as stored before attempts kept the bank: sent, outcome unknown, no "bank".
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	old := fmt.Sprintf(`{"id":"old","merchant_id":"m1","amount":500,"currency":"CNY","card_id":%q,"metadata":{},"status":"processing",`+
+		`"fee":0,"amount_refunded":0,"amount_refund_pending":0,"attempts":[{"n":1,"channel":"bank-a","bank_id":"old.1","status":"sending","at":%q}],`+
+		`"created":%q,"updated":%q}`, c.ID, now, now, now)
+	if _, err := f.eng.Commit(ctx, ledger.Unit{
+		Records: []ledger.RecordWrite{{Record: ledger.Record{Kind: payment.KindPayment, ID: "old", Owner: "m1", Status: "processing", Data: []byte(old)}}},
+		Timers:  []timer.Timer{{ID: "payment.query:old.1", Handler: payment.HandlerQuery, FireAt: time.Now(), Payload: []byte("old")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The bank never got it (not found: not charged), and no other channel is left.
+	if p := f.final("old"); p.Status != payment.StatusFailed || p.FailureCode != "not_found" || p.Attempts[0].Bank != "" {
+		t.Fatalf("old payment %+v", p)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if r, _ := f.svc.GetRefund(ctx, "r1"); r.Status.Final() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the refund does not settle")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := f.svc.Stats()
+	a := st.Channels["bank-a"]
+	if a.Calls != 3 || len(a.Banks) != 2 || a.Banks[0].Bank != "ICBC" || a.Banks[0].Calls != 2 || a.Banks[0].Codes["approved"] != 2 ||
+		a.Banks[1].Bank != payment.BankUnknown || a.Banks[1].Calls != 1 || a.Banks[1].Codes["not_found"] != 1 {
+		t.Fatalf("stats %+v", a)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[string]int{"bank-a/ICBC/approved": 2, "bank-a/unknown/not_found": 1}; !reflect.DeepEqual(observed, want) {
+		t.Fatalf("observed %v, want %v", observed, want)
 	}
 }

@@ -58,10 +58,12 @@ type Card struct {
 
 // Attempt is one try of a payment on one channel. BankID is the id the bank knows the try by
 // (the payment id and the attempt number), so a retry on another channel can never be
-// mistaken for the first.
+// mistaken for the first. Bank is the card's issuing bank code when the attempt was routed
+// (empty in attempts recorded before it was kept: their calls count as BankUnknown).
 type Attempt struct {
 	N          int       `json:"n"`
 	Channel    string    `json:"channel"`
+	Bank       string    `json:"bank,omitempty"`
 	BankID     string    `json:"bank_id"`
 	Status     string    `json:"status"` // sending, pending, unknown, succeeded, failed
 	Code       string    `json:"code,omitempty"`
@@ -101,6 +103,7 @@ type Refund struct {
 	Status      Status    `json:"status"`
 	FailureCode string    `json:"failure_code,omitempty"`
 	Channel     string    `json:"channel"`
+	Bank        string    `json:"bank,omitempty"` // the card's issuing bank code, as on the payment's attempt
 	ChannelRef  string    `json:"channel_ref,omitempty"`
 	Created     time.Time `json:"created"`
 	Updated     time.Time `json:"updated"`

@@ -28,6 +28,9 @@ type Profile struct {
 	Median, P99 time.Duration
 	// DeclineRate: the issuer declines (not charged; final).
 	DeclineRate float64
+	// IssuerDeclineRates: the decline rate for cards of these issuing bank codes, instead of
+	// DeclineRate (issuers differ in what they decline).
+	IssuerDeclineRates map[string]float64
 	// InsufficientRate: insufficient funds (not charged; final).
 	InsufficientRate float64
 	// SystemErrorRate: the bank answers that it failed before charging (retriable elsewhere).
@@ -64,6 +67,14 @@ func (p Profile) Validate() error {
 	}
 	if sum > 1 {
 		return fmt.Errorf("sim: decline, insufficient, system-error, drop and lost-answer rates add up to %.3f > 1", sum)
+	}
+	for issuer, r := range p.IssuerDeclineRates {
+		if r < 0 || r > 1 || math.IsNaN(r) {
+			return fmt.Errorf("sim: decline rate %v of issuer %s outside [0, 1]", r, issuer)
+		}
+		if s := sum - p.DeclineRate + r; s > 1 {
+			return fmt.Errorf("sim: with issuer %s's decline rate, the rates add up to %.3f > 1", issuer, s)
+		}
 	}
 	if p.Median < 0 || p.P99 < 0 || p.NotifyDelayMax < 0 {
 		return fmt.Errorf("sim: negative duration")
@@ -234,8 +245,12 @@ type fate struct {
 	decide  time.Duration
 }
 
-func (b *Bank) draw(canDecline bool) fate {
+// draw draws the fate of a request; canDecline for payments, by a card of issuer.
+func (b *Bank) draw(canDecline bool, issuer string) fate {
 	p := b.profile
+	if r, ok := p.IssuerDeclineRates[issuer]; ok {
+		p.DeclineRate = r
+	}
 	f := fate{latency: b.latency(), raw: RawApproved}
 	u := b.rng.Float64()
 	switch {

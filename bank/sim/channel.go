@@ -51,9 +51,9 @@ func unknown(now time.Time) bank.Result {
 // drawn latency, the bank acts on it, and the answer travels back for the other half. It
 // reports false when no answer reaches the caller (the request or the answer was lost, or ctx
 // ended first).
-func (b *Bank) process(ctx context.Context, canDecline bool, act func(fate) (bank.Result, bool)) (bank.Result, bool) {
+func (b *Bank) process(ctx context.Context, canDecline bool, issuer string, act func(fate) (bank.Result, bool)) (bank.Result, bool) {
 	b.mu.Lock()
-	f := b.draw(canDecline)
+	f := b.draw(canDecline, issuer)
 	b.mu.Unlock()
 	if !sleep(ctx, f.latency/2) {
 		return bank.Result{}, false
@@ -130,20 +130,20 @@ func (c *Channel) Statement(ctx context.Context, day time.Time) ([]bank.Statemen
 
 // HandlePay charges a card.
 func (b *Bank) HandlePay(ctx context.Context, req bank.PayRequest) (bank.Result, bool) {
-	return b.process(ctx, true, func(f fate) (bank.Result, bool) { return b.pay(req, f) })
+	return b.process(ctx, true, req.Card.BankCode, func(f fate) (bank.Result, bool) { return b.pay(req, f) })
 }
 
 // HandleRefund refunds part of a payment.
 func (b *Bank) HandleRefund(ctx context.Context, req bank.RefundRequest) (bank.Result, bool) {
-	return b.process(ctx, false, func(f fate) (bank.Result, bool) { return b.refund(req, f) })
+	return b.process(ctx, false, "", func(f fate) (bank.Result, bool) { return b.refund(req, f) })
 }
 
 // HandleQuery tells where a payment or refund (kind "payment" or "refund") stands.
 func (b *Bank) HandleQuery(ctx context.Context, kind, id string) (bank.Result, bool) {
-	return b.process(ctx, false, func(f fate) (bank.Result, bool) { return b.query(kind, id), !f.drop })
+	return b.process(ctx, false, "", func(f fate) (bank.Result, bool) { return b.query(kind, id), !f.drop })
 }
 
 // HandleReverse reverses a payment or refund.
 func (b *Bank) HandleReverse(ctx context.Context, kind, id string) (bank.Result, bool) {
-	return b.process(ctx, false, func(f fate) (bank.Result, bool) { return b.reverse(kind, id, f) })
+	return b.process(ctx, false, "", func(f fate) (bank.Result, bool) { return b.reverse(kind, id, f) })
 }

@@ -201,8 +201,29 @@ func TestRatesFollowTheProfile(t *testing.T) {
 	}
 }
 
+// TestIssuerDeclineRates: cards of an issuer with a rate of its own are declined at that
+// rate; other cards at the profile's.
+func TestIssuerDeclineRates(t *testing.T) {
+	ch := newChannel(t, Profile{DeclineRate: 0.2, IssuerDeclineRates: map[string]float64{"AAA": 0, "BBB": 1, "CCC": 0.5}}, nil)
+	const n = 2000
+	for issuer, want := range map[string]float64{"AAA": 0, "BBB": 1, "CCC": 0.5, "ICBC": 0.2} {
+		declined := 0
+		for i := range n {
+			req := pay(issuer+strconv.Itoa(i), 100)
+			req.Card.BankCode = issuer
+			if res, _ := ch.Pay(context.Background(), req); res.Code == bank.CodeDeclined {
+				declined++
+			}
+		}
+		if got := float64(declined) / n; got < want-0.04 || got > want+0.04 {
+			t.Errorf("issuer %s: %.3f declined, want %.2f", issuer, got, want)
+		}
+	}
+}
+
 func TestProfileValidation(t *testing.T) {
-	for _, p := range []Profile{{DeclineRate: -0.1}, {DropRate: 1.1}, {DeclineRate: 0.6, LostAnswerRate: 0.6}, {Median: -1}} {
+	for _, p := range []Profile{{DeclineRate: -0.1}, {DropRate: 1.1}, {DeclineRate: 0.6, LostAnswerRate: 0.6}, {Median: -1},
+		{IssuerDeclineRates: map[string]float64{"AAA": 1.5}}, {LostAnswerRate: 0.5, DeclineRate: 0.1, IssuerDeclineRates: map[string]float64{"AAA": 0.6}}} {
 		if p.Validate() == nil {
 			t.Errorf("%+v accepted", p)
 		}

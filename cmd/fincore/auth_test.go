@@ -19,7 +19,6 @@ import (
 	"github.com/fincore/fincore/httpapi"
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/obs"
-	"github.com/fincore/fincore/store/sqlite"
 )
 
 // testAPIKey is the admin key every server started by the tests takes from FINCORE_API_KEY
@@ -364,11 +363,7 @@ func TestKeysCommand(t *testing.T) {
 // without a key, and that the operational routes do not.
 func TestEveryServedRouteNeedsAKey(t *testing.T) {
 	ctx := t.Context()
-	st, err := sqlite.OpenLedger(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testStore(t)
 	quiet := slog.New(slog.DiscardHandler)
 	metrics := obs.New()
 	eng, err := ledger.Open(ctx, st, ledger.Config{Logger: quiet, Observer: metrics})

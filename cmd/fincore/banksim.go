@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ func cmdBankSim(args []string) error {
 	fs.DurationVar(&p.Median, "median", 20*time.Millisecond, "median answer latency")
 	fs.DurationVar(&p.P99, "p99", 200*time.Millisecond, "99th percentile answer latency (log-normal)")
 	fs.Float64Var(&p.DeclineRate, "decline", 0.03, "share of payments the issuer declines")
+	issuerDecline := fs.String("issuer-decline", "", "decline rates of issuing banks, instead of --decline for their cards: BANK=rate[,BANK=rate...]")
 	fs.Float64Var(&p.InsufficientRate, "insufficient", 0.02, "share of payments refused for insufficient funds")
 	fs.Float64Var(&p.SystemErrorRate, "system-error", 0.01, "share of requests failing at the bank before charging")
 	fs.Float64Var(&p.DropRate, "drop", 0.005, "share of requests lost on the way in (never answered, never charged)")
@@ -36,8 +38,12 @@ func cmdBankSim(args []string) error {
 	fs.DurationVar(&p.NotifyDelayMax, "notify-delay", 500*time.Millisecond, "notifications are delayed by up to this (so they reorder)")
 	notifyURL := fs.String("notify-url", "", "URL that receives signed notifications (none if empty)")
 	secret := fs.String("secret", os.Getenv("FINCORE_BANK_SIM_SECRET"), "notification signing secret (default $FINCORE_BANK_SIM_SECRET)")
-	if err := parseFlags(fs, args); err != nil {
+	err := parseFlags(fs, args)
+	if err != nil {
 		return err
+	}
+	if p.IssuerDeclineRates, err = parseRates(*issuerDecline); err != nil {
+		return fmt.Errorf("--issuer-decline %w", err)
 	}
 	if *notifyURL != "" && *secret == "" {
 		return errors.New("--notify-url needs --secret (or FINCORE_BANK_SIM_SECRET)")
@@ -83,4 +89,21 @@ func cmdBankSim(args []string) error {
 	defer cancel()
 	srv.Shutdown(shutdown)
 	return nil
+}
+
+// parseRates parses code=rate[,code=rate...] (nil for "").
+func parseRates(s string) (map[string]float64, error) {
+	pairs, err := splitPairs(s)
+	if err != nil || len(pairs) == 0 {
+		return nil, err
+	}
+	out := make(map[string]float64, len(pairs))
+	for k, v := range pairs {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s=%s: want a rate in [0, 1]", k, v)
+		}
+		out[k] = r
+	}
+	return out, nil
 }

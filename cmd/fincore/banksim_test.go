@@ -78,3 +78,18 @@ func TestBankSimISOHost(t *testing.T) {
 		t.Fatalf("statement %+v, %v", lines, err)
 	}
 }
+
+func TestParseRates(t *testing.T) {
+	got, err := parseRates("AAA=0.1, BBB=1")
+	if err != nil || len(got) != 2 || got["AAA"] != 0.1 || got["BBB"] != 1 {
+		t.Fatalf("parseRates = %v, %v", got, err)
+	}
+	if got, err := parseRates(""); got != nil || err != nil {
+		t.Fatalf("empty: %v, %v", got, err)
+	}
+	for _, bad := range []string{"AAA", "AAA=x", "=0.1"} {
+		if _, err := parseRates(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -224,9 +224,7 @@ func cmdBenchPayments(args []string) error {
 		res.AvgGroup = float64(gobs.inputs.Load()*10/n) / 10
 		res.AvgCommitMs = float64(gobs.nanos.Load()/n/1000) / 1000
 	}
-	if st := svc.Stats(); len(st) > 0 {
-		res.BankLatencyP50 = st["bench-a"].LatencyP50Ms
-	}
+	res.BankLatencyP50 = svc.Stats().Channels["bench-a"].LatencyP50Ms
 	fmt.Fprintf(os.Stderr, "payments: %d accepted in %s (%.0f/s, p50 %.2f ms, p99 %.2f ms); all final after %s (%.0f/s); %d succeeded, %d failed\n",
 		total, acceptEnd.Sub(start).Round(time.Millisecond), res.AcceptedPerS, res.AcceptP50Ms, res.AcceptP99Ms,
 		completeSpan.Round(time.Millisecond), res.CompletedPerS, res.Succeeded, res.Failed)

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,6 +39,8 @@ type paymentFlags struct {
 	noSim    bool
 	bankSims string // code=URL,...
 	iso      string // code=host:port,...
+	// sims are the in-process simulated banks by channel code (default simProfiles).
+	sims map[string]sim.Profile
 }
 
 func (pf *paymentFlags) register(fs *flag.FlagSet) {
@@ -123,9 +127,13 @@ func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timer
 	pf paymentFlags, metrics *obs.Metrics, log *slog.Logger) (*payments, error) {
 	p := &payments{channels: bank.NewRegistry(), router: route.New(route.Options{})}
 	var svc *payment.Service // set below; the simulated banks' notifications need it
+	sims := pf.sims
+	if sims == nil {
+		sims = simProfiles
+	}
 	if !pf.noSim {
-		for _, code := range []string{"sim-a", "sim-b", "sim-c"} {
-			b, err := sim.New(sim.Options{Name: strings.ToUpper(strings.TrimPrefix(code, "sim-")), Profile: simProfiles[code],
+		for _, code := range slices.Sorted(maps.Keys(sims)) {
+			b, err := sim.New(sim.Options{Name: strings.ToUpper(strings.TrimPrefix(code, "sim-")), Profile: sims[code],
 				Notify: func(n sim.Notification) {
 					err := svc.ApplyNotification(context.Background(), code, simNotification(n))
 					if err != nil {
@@ -142,11 +150,11 @@ func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timer
 		}
 	}
 	secrets := map[string][]byte{}
-	sims, err := splitPairs(pf.bankSims)
+	remote, err := splitPairs(pf.bankSims)
 	if err != nil {
 		return nil, fmt.Errorf("--bank-sim %w", err)
 	}
-	for code, url := range sims {
+	for code, url := range remote {
 		if err := p.channels.Add(sim.NewHTTPChannel(code, cny, url)); err != nil {
 			return nil, err
 		}
@@ -183,7 +191,7 @@ func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timer
 	}
 	observe := metrics.BankCallObserver()
 	svc, err = payment.New(payment.Config{Ledger: eng, Store: st, Channels: p.channels, Router: p.router, Sealer: sealer, Logger: log,
-		Observe:  func(ch string, code bank.Code, d time.Duration) { observe(ch, string(code), d) },
+		Observe:  func(ch, bk string, code bank.Code, d time.Duration) { observe(ch, bk, string(code), d) },
 		Webhooks: webhookSender{client: &http.Client{Timeout: 10 * time.Second}},
 		Screen:   riskScreen(riskEng)})
 	if err != nil {
