@@ -39,7 +39,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *apie
 
 // readOptionalBody is readBody for routes whose body may be empty.
 func (s *Server) readOptionalBody(w http.ResponseWriter, r *http.Request) ([]byte, *apierror.Error) {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || !isJSONMediaType(mt) {
 			return nil, apierror.Newf(apierror.UnsupportedMedia, "", "Content-Type %q is not JSON; send application/json.", clip(ct))
@@ -86,6 +86,9 @@ func (s *Server) tooLarge() *apierror.Error {
 // query parses the query string and rejects parameters that are not in allowed, or that
 // appear more than once.
 func query(r *http.Request, allowed ...string) (url.Values, *apierror.Error) {
+	if r.URL.RawQuery == "" {
+		return nil, nil // no parameters (reading a nil url.Values finds none)
+	}
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, invalid("", "The query string is malformed.")
@@ -309,7 +312,8 @@ func (d *decoder) object(param string, field func(key, param string) *apierror.E
 		d.i++
 		return true, nil
 	}
-	var seen keySet
+	var first [8]string
+	seen := keySet{list: first[:0]}
 	for {
 		d.peek()
 		key := unquote(d.value())

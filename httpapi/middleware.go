@@ -28,7 +28,10 @@ var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:\-]{1,128}$`)
 func newRequestID() string {
 	var b [12]byte
 	rand.Read(b[:])
-	return "req_" + hex.EncodeToString(b[:])
+	var id [4 + 2*len(b)]byte
+	copy(id[:], "req_")
+	hex.Encode(id[4:], b[:])
+	return string(id[:])
 }
 
 // statusWriter records what a handler answered, for the request log.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -84,7 +85,7 @@ func TestRequestIDAndLog(t *testing.T) {
 	req.Header.Set("X-Request-Id", "has spaces and \u00e9")
 	r = a.send(req)
 	generated := r.Header.Get("X-Request-Id")
-	if !strings.HasPrefix(generated, "req_") {
+	if !regexp.MustCompile(`^req_[0-9a-f]{24}$`).MatchString(generated) {
 		t.Fatalf("generated X-Request-Id %q", generated)
 	}
 	lines := logLines(t, a.log.String(), "http request")

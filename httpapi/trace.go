@@ -38,17 +38,30 @@ func newTracer(tp trace.TracerProvider) trace.Tracer {
 // startSpan starts the server span of r, as a child of the client's span when r carries a
 // traceparent header. It is named after the method until the route is known.
 func (s *Server) startSpan(r *http.Request, requestID string) (context.Context, trace.Span) {
-	ctx := propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	return s.tracer.Start(ctx, boundedMethod(r.Method), trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+	ctx := r.Context()
+	if r.Header.Get("Traceparent") != "" {
+		ctx = propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	attrs := [...]attribute.KeyValue{
 		semconv.HTTPRequestMethodKey.String(boundedMethod(r.Method)),
 		semconv.URLPath(r.URL.Path),
 		attrRequestID.String(requestID),
-	))
+	}
+	return s.tracer.Start(ctx, boundedMethod(r.Method), serverSpan, trace.WithAttributes(attrs[:]...))
 }
+
+// serverSpan is the option of every server span, made once.
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
 // endSpan names the span after the route pattern that served the request ("POST
 // /v1/transfers"), records the outcome and ends it. route is "" when no route matched.
 func endSpan(span trace.Span, route string, status int, code apierror.Code, panicked any) {
+	if !span.IsRecording() {
+		// Without a tracing SDK (or for a span not sampled) the calls below do nothing, but
+		// their arguments would still be built for every request.
+		span.End()
+		return
+	}
 	if route != "" {
 		span.SetName(route)
 		if _, path, ok := strings.Cut(route, " "); ok {

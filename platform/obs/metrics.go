@@ -7,6 +7,7 @@
 package obs
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
@@ -32,6 +33,11 @@ type Metrics struct {
 
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
+	// httpSeries maps a method, route and status to their collectors, resolved once rather
+	// than looked up by label values for every request. It is replaced, never changed, when
+	// a new combination appears (their number is bounded: routes are patterns).
+	httpSeries   atomic.Pointer[map[httpKey]httpCollectors]
+	httpSeriesMu sync.Mutex
 
 	groupInputs    prometheus.Histogram
 	commitDuration prometheus.Histogram
@@ -58,6 +64,7 @@ type Metrics struct {
 // New returns a registry with the HTTP, ledger, Go runtime and process metrics registered.
 func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.httpSeries.Store(&map[httpKey]httpCollectors{})
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "fincore_http_requests_total",
 		Help: "HTTP requests served, by method, route pattern and status.",
@@ -139,9 +146,43 @@ func (m *Metrics) Handler() http.Handler {
 // route must be a route pattern, never a raw path, to keep the label set bounded; methods
 // outside the standard set count as "OTHER" for the same reason.
 func (m *Metrics) ObserveHTTP(method, route string, status int, d time.Duration) {
-	method = boundedMethod(method)
-	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
+	k := httpKey{boundedMethod(method), route, status}
+	c, ok := (*m.httpSeries.Load())[k]
+	if !ok {
+		c = m.resolveHTTP(k)
+	}
+	c.requests.Inc()
+	c.duration.Observe(d.Seconds())
+}
+
+// httpKey is the labels of one HTTP series.
+type httpKey struct {
+	method, route string
+	status        int
+}
+
+// httpCollectors are the request counter and duration histogram of one httpKey.
+type httpCollectors struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// resolveHTTP looks up the collectors of k and adds them to m.httpSeries.
+func (m *Metrics) resolveHTTP(k httpKey) httpCollectors {
+	m.httpSeriesMu.Lock()
+	defer m.httpSeriesMu.Unlock()
+	old := *m.httpSeries.Load()
+	if c, ok := old[k]; ok {
+		return c
+	}
+	c := httpCollectors{
+		requests: m.httpRequests.WithLabelValues(k.method, k.route, strconv.Itoa(k.status)),
+		duration: m.httpDuration.WithLabelValues(k.method, k.route),
+	}
+	series := maps.Clone(old)
+	series[k] = c
+	m.httpSeries.Store(&series)
+	return c
 }
 
 func boundedMethod(m string) string {
