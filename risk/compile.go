@@ -56,8 +56,8 @@ type Compiled struct {
 	Decision DecisionDef
 
 	env      envLayout
-	stateIDs []int        // the engine's state id of each feature
-	frag     logFragments // pieces of the decision log body
+	stateIDs []int         // the engine's state id of each feature
+	frag     *logFragments // pieces of the decision log body as JSON
 }
 
 // Feature is a compiled feature definition.
@@ -292,7 +292,9 @@ func Compile(rs *RuleSet, opts CompileOptions) (*Compiled, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	c.frag = newLogFragments(c)
+	// Every feature, model and rule of a valid rule set is compiled, in order: the log's
+	// readers make the same fragments from the stored source (LogReader).
+	c.frag = fragmentsOf(rs.Features, rs.Models, rs.Rules)
 	return c, nil
 }
 

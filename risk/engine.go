@@ -79,6 +79,7 @@ type Engine struct {
 	dedupe    dedupe
 
 	logq    chan logItem
+	reader  *LogReader // of the decision log, bodies as JSON
 	closed  atomic.Bool
 	closeMu sync.RWMutex // held for reading while enqueueing, for writing by Close
 	done    chan struct{}
@@ -186,7 +187,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, store: st, log: cfg.Logger, lists: newListSet(),
 		sigIDs: map[string]int{}, fieldIDs: map[string]int32{}, laneOf: map[int]*laneDef{}, shards: make([]shard, cfg.Shards), seed: maphash.MakeSeed(),
-		logq: make(chan logItem, cfg.LogQueue), done: make(chan struct{}),
+		logq: make(chan logItem, cfg.LogQueue), reader: NewLogReader(st), done: make(chan struct{}),
 	}
 	e.dedupe.init(cfg.DedupeMax, int64(cfg.DedupeWindow))
 	for i := range e.shards {

@@ -193,7 +193,11 @@ func TestEngineDecisions(t *testing.T) {
 	if err := e.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	logged, err := st.Decisions(ctx, []string{"sh1"})
+	stored, err := st.Decisions(ctx, []string{"sh1"})
+	if err != nil || len(stored) != 2 || stored[0].Body[0] != 0x01 || len(stored[0].Body) > 40 {
+		t.Fatalf("stored: %+v %v (want compact bodies)", stored, err)
+	}
+	logged, err := e.LoggedDecisions(ctx, []string{"sh1"})
 	if err != nil || len(logged) != 2 || logged[0].Shadow || logged[0].Decision != "accept" || !logged[1].Shadow || logged[1].Decision != "review" || logged[1].Score != 11 || logged[1].Version != 2 {
 		t.Fatalf("logged: %+v %v", logged, err)
 	}

@@ -45,46 +45,6 @@ func (e *Engine) enqueue(it logItem) {
 	e.logq <- it
 }
 
-// appendDecisionBody appends what the decision log keeps of a decision beyond its columns:
-// {"reasons": [...], "features": {...}, "models": {...}, "errors": [...]}, features and models
-// in the rule set's order. It is written by hand, from JSON fragments prepared when the rule
-// set was compiled (logFragments), because encoding/json's reflection and map sorting were a
-// tenth of the CPU of a decision. Names, rule ids, reasons and actions are restricted by the
-// rule set grammar to characters that need no JSON escaping.
-func appendDecisionBody(b []byte, d *Decision) []byte {
-	c := d.c
-	b = append(b, `{"reasons":[`...)
-	for i, ri := range d.hits {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, c.frag.rules[ri]...)
-	}
-	b = append(b, `],"features":{`...)
-	for i, k := range c.frag.features {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendNumber(append(b, k...), d.fv[i])
-	}
-	b = append(b, '}')
-	if len(c.Models) > 0 {
-		b = append(b, `,"models":{`...)
-		for i, k := range c.frag.models {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendNumber(append(b, k...), d.mv[i])
-		}
-		b = append(b, '}')
-	}
-	if len(d.Errors) > 0 {
-		errs, _ := json.Marshal(d.Errors)
-		b = append(append(b, `,"errors":`...), errs...)
-	}
-	return append(b, '}')
-}
-
 // AppendJSON appends the decision as the API answers it without explain: {"decision",
 // "score", "reasons", "ruleset", "ruleset_version", "event_id", "errors"?}, the same bytes
 // encoding/json writes for those fields, without its reflection.
@@ -130,16 +90,20 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(append(append(b, '"'), s...), '"')
 }
 
-// logFragments are the constant pieces of a rule set's decision log bodies.
+// logFragments are the constant pieces of a rule set version's decision log bodies as JSON.
+// Names, rule ids, reasons and actions are restricted by the rule set grammar to characters
+// that need no JSON escaping.
 type logFragments struct {
 	rules    []string // per rule: {"rule":"R1","reason":"velocity","score":40[,"action":"reject"]}
 	features []string // per feature: "name":
 	models   []string // per model: "id":
 }
 
-func newLogFragments(c *Compiled) logFragments {
-	var f logFragments
-	for _, r := range c.Rules {
+// fragmentsOf returns the fragments of a rule set's features, models and rules (Compile keeps
+// all three, in the document's order, in a valid rule set).
+func fragmentsOf(features []FeatureDef, models []ModelDef, rules []RuleDef) *logFragments {
+	f := &logFragments{}
+	for _, r := range rules {
 		b := append([]byte(`{"rule":"`), r.ID...)
 		b = append(append(append(b, `","reason":"`...), r.Reason...), `","score":`...)
 		b = strconv.AppendInt(b, int64(r.Score), 10)
@@ -148,11 +112,11 @@ func newLogFragments(c *Compiled) logFragments {
 		}
 		f.rules = append(f.rules, string(append(b, '}')))
 	}
-	for _, ft := range c.Features {
+	for _, ft := range features {
 		f.features = append(f.features, `"`+ft.Name+`":`)
 	}
-	for _, m := range c.Models {
-		f.models = append(f.models, `"`+m.id+`":`)
+	for _, m := range models {
+		f.models = append(f.models, `"`+m.ID+`":`)
 	}
 	return f
 }
@@ -246,7 +210,7 @@ func (e *Engine) record(it logItem, now time.Time, events []LoggedEvent, decisio
 	}
 	d := it.decision
 	start := len(arena)
-	arena = appendDecisionBody(arena, d)
+	arena = appendCompactBody(arena, d)
 	return events, append(decisions, LoggedDecision{
 		EventID: d.EventID, RuleSet: d.RuleSet, Version: d.Version, Shadow: it.shadow,
 		Decision: d.Decision, Score: d.Score, Body: arena[start:len(arena):len(arena)], At: now,

@@ -37,7 +37,8 @@ type Store interface {
 	Events(ctx context.Context, afterSeq int64, from time.Time, limit int) ([]LoggedEvent, error)
 	// LastEvent returns the logged event with the highest Seq (ok false when none).
 	LastEvent(ctx context.Context) (LoggedEvent, bool, error)
-	// Decisions returns the logged decisions of event ids (active and shadow).
+	// Decisions returns the logged decisions of event ids (active and shadow), bodies as
+	// stored.
 	Decisions(ctx context.Context, eventIDs []string) ([]LoggedDecision, error)
 
 	// SaveSnapshot replaces the stored snapshot of the feature state, which covers the
@@ -70,7 +71,9 @@ type LoggedEvent struct {
 }
 
 // LoggedDecision is one decision as logged for audit: the event, the rule set version, the
-// outcome and the body (reasons, features, models) as JSON.
+// outcome and the body (reasons, features, models). Stores keep the body as bytes they do not
+// read: the engine writes it in a compact binary form (see logbody.go) that LogReader and
+// Engine.LoggedDecisions turn back into JSON with the names of the rule set version.
 type LoggedDecision struct {
 	EventID  string
 	RuleSet  string

@@ -166,10 +166,14 @@ func cmdBenchRisk(args []string) error {
 	return nil
 }
 
-// cmdRisk runs the offline risk tools: fincore risk backtest.
+// cmdRisk runs the offline risk tools: fincore risk backtest | decisions.
 func cmdRisk(args []string) error {
+	if len(args) >= 1 && args[0] == "decisions" {
+		return cmdRiskDecisions(args[1:], os.Stdout)
+	}
 	if len(args) < 1 || args[0] != "backtest" {
-		return fmt.Errorf("usage: fincore risk backtest --ruleset FILE --from T1 --to T2 [--name NAME] (--data DIR | --postgres URL)")
+		return fmt.Errorf("usage: fincore risk backtest --ruleset FILE --from T1 --to T2 [--name NAME] (--data DIR | --postgres URL)\n" +
+			"       fincore risk decisions --event ID[,ID...] (--data DIR | --postgres URL)")
 	}
 	fs := flag.NewFlagSet("risk backtest", flag.ContinueOnError)
 	file := fs.String("ruleset", "", "candidate rule set file (YAML or JSON)")
@@ -197,16 +201,12 @@ func cmdRisk(args []string) error {
 		return err
 	}
 	ctx := context.Background()
-	st, err := sf.openLedgerStore(ctx, false)
+	st, closeStore, err := openRiskStore(ctx, &sf)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	p, ok := st.(risk.Provider)
-	if !ok {
-		return fmt.Errorf("storage %T has no risk store", st)
-	}
-	rep, err := risk.Backtest(ctx, p.Risk(), *name, src, from, to)
+	defer closeStore()
+	rep, err := risk.Backtest(ctx, st, *name, src, from, to)
 	if err != nil {
 		return err
 	}

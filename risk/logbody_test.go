@@ -1,0 +1,122 @@
+package risk_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/fincore/fincore/bench"
+	"github.com/fincore/fincore/risk"
+	"github.com/fincore/fincore/store/sqlite"
+)
+
+// TestLoggedBodies decides events of the reference rule set (200 rules, 50 features, 5
+// models) on SQLite and reads the decision log back, through a new engine as after a restart:
+// every body, stored compact, reads as the reasons, features and models the decision had.
+func TestLoggedBodies(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t)
+	e := openEngine(t, db.Risk())
+	sum, err := e.PutRuleSet(ctx, "ref", []byte(bench.RiskRuleSet(bench.RiskConfig{Trees: 20})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Activate(ctx, "ref", sum.Version, 0); err != nil {
+		t.Fatal(err)
+	}
+	gen := bench.NewRiskEvents(bench.RiskConfig{Users: 50, Devices: 20}, t0, 20)
+	rng := rand.New(rand.NewPCG(3, 4))
+	want := map[string]*risk.Decision{}
+	var ids []string
+	for range 300 {
+		ev, err := risk.ParseEvent(gen.Next(rng))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := e.Decide(ctx, "ref", ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[ev.ID], ids = d, append(ids, ev.ID)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := db.Risk().Decisions(ctx, ids)
+	if err != nil || len(stored) != len(ids) {
+		t.Fatalf("%d stored decisions (%v)", len(stored), err)
+	}
+	size := 0
+	for _, d := range stored {
+		size += len(d.Body)
+	}
+	t.Logf("%d bytes per stored body", size/len(stored))
+	if size/len(stored) > 600 {
+		t.Fatalf("%d bytes per stored body, want compact bodies", size/len(stored))
+	}
+
+	e2 := openEngine(t, db.Risk())
+	defer e2.Close()
+	logged, err := e2.LoggedDecisions(ctx, ids)
+	if err != nil || len(logged) != len(ids) {
+		t.Fatalf("%d logged decisions (%v)", len(logged), err)
+	}
+	hits := 0
+	for _, l := range logged {
+		d := want[l.EventID]
+		var body struct {
+			Reasons  []risk.Reason      `json:"reasons"`
+			Features map[string]float64 `json:"features"`
+			Models   map[string]float64 `json:"models"`
+			Errors   []risk.RuleError   `json:"errors"`
+		}
+		if err := json.Unmarshal(l.Body, &body); err != nil {
+			t.Fatalf("%s: %v in %s", l.EventID, err, l.Body)
+		}
+		if l.Decision != d.Decision || l.Score != d.Score || l.Version != sum.Version || !reflect.DeepEqual(body.Reasons, d.Reasons) ||
+			!reflect.DeepEqual(body.Features, d.Features) || !reflect.DeepEqual(body.Models, d.Models) || len(body.Errors) != 0 {
+			t.Fatalf("%s: logged %+v %s\ndecided %+v", l.EventID, l, l.Body, d)
+		}
+		hits += len(body.Reasons)
+	}
+	if hits == 0 || len(want[ids[0]].Features) != 50 || len(want[ids[0]].Models) != 5 {
+		t.Fatalf("%d rule hits; features %v", hits, want[ids[0]].Features)
+	}
+}
+
+// TestLoggedBodiesJSON checks that bodies logged as JSON (before bodies were compact) read as
+// they are, and that a compact body whose rule set version is missing is an error.
+func TestLoggedBodiesJSON(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t).Risk()
+	at := t0
+	err := st.AppendLog(ctx, nil, []risk.LoggedDecision{
+		{EventID: "old", RuleSet: "gone", Version: 3, Decision: "accept", Body: json.RawMessage(`{"reasons":[],"features":{"x":1}}`), At: at},
+		{EventID: "lost", RuleSet: "gone", Version: 3, Decision: "accept", Body: json.RawMessage{1, 0, 0, 0, 0}, At: at},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := risk.NewLogReader(st)
+	got, err := r.Decisions(ctx, []string{"old"})
+	if err != nil || len(got) != 1 || string(got[0].Body) != `{"reasons":[],"features":{"x":1}}` {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if _, err := r.Decisions(ctx, []string{"lost"}); err == nil || fmt.Sprint(err) != "decision of event lost by gone version 3: rule set gone version 3 is not stored" {
+		t.Fatalf("missing version: %v", err)
+	}
+}
+
+// openSQLite opens a fresh SQLite database, closed when the test ends.
+func openSQLite(t *testing.T) *sqlite.DB {
+	t.Helper()
+	db, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
