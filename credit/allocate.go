@@ -202,6 +202,28 @@ func Allocate(items []Item, amount int64, asOf Date, rule AllocationRule) (Alloc
 	return a, nil
 }
 
+// AllocateRecovery splits a repayment of a plan that was written off (a recovery). Writing
+// off accelerates the plan: everything it still owes is due, so every installment is paid
+// as a due one, oldest due first, component by component in rule.Order; nothing is prepaid
+// and nothing is waived (what the customer owes after a write-off is owed in full). Every
+// minor unit is in exactly one split or the leftover.
+func AllocateRecovery(items []Item, amount int64, rule AllocationRule) (Allocation, error) {
+	if err := validateItems(items); err != nil {
+		return Allocation{}, err
+	}
+	var last Date
+	for _, it := range items {
+		if it.DueDate.After(last) {
+			last = it.DueDate
+		}
+	}
+	a, err := Allocate(items, amount, last, rule)
+	if err == nil && len(a.Waived) > 0 { // every item is due as of the last due date
+		return Allocation{}, fmt.Errorf("credit: a recovery waived %+v", a.Waived)
+	}
+	return a, err
+}
+
 // Apply returns a copy of items with the allocation's splits and waivers taken off. It fails,
 // changing nothing, if a split names an unknown period or takes more than is owed.
 func Apply(items []Item, a Allocation) ([]Item, error) {

@@ -226,7 +226,9 @@ func boundaryAmount(items []Item, asOf Date, rule AllocationRule) *rapid.Generat
 }
 
 // TestRepaymentsNeverLoseAMinorUnit draws a plan, then days passing (with penalties) and
-// repayments of any amount, in any order, under any allocation rule, and checks each one.
+// repayments of any amount, in any order, under any allocation rule, and checks each one;
+// the plan may be written off at any step, after which repayments are recoveries
+// (AllocateRecovery) and penalties stop.
 // It also checks that paying x then y on one day ends where paying x+y does. Four rounds of
 // rapid's default 100 plans: off-by-one mistakes need an amount that ends right on a slot.
 func TestRepaymentsNeverLoseAMinorUnit(t *testing.T) {
@@ -236,14 +238,26 @@ func TestRepaymentsNeverLoseAMinorUnit(t *testing.T) {
 	}
 	t.Logf("%+v", stats)
 	// The runs must have exercised what they claim to check.
-	if stats.repayments < 1000 || stats.penalties == 0 || stats.waivers == 0 || stats.leftovers == 0 || stats.partial == 0 || stats.paidOff == 0 {
+	if stats.repayments < 1000 || stats.penalties == 0 || stats.waivers == 0 || stats.leftovers == 0 || stats.partial == 0 || stats.paidOff == 0 ||
+		stats.recoveries < 100 || stats.recovered == 0 {
 		t.Errorf("too little exercised: %+v", stats)
 	}
 }
 
 // repaymentStats counts what the machine exercised, across runs.
 type repaymentStats struct {
-	repayments, partial, leftovers, waivers, penalties, paidOff int
+	repayments, partial, leftovers, waivers, penalties, paidOff, recoveries, recovered int
+}
+
+// lastDue is the latest due date of items: as of it, everything is due.
+func lastDue(items []Item) Date {
+	var d Date
+	for _, it := range items {
+		if it.DueDate.After(d) {
+			d = it.DueDate
+		}
+	}
+	return d
 }
 
 var stats repaymentStats
@@ -268,9 +282,16 @@ func repaymentMachine(rt *rapid.T) {
 		received, paid, waived, penalties := int64(0), int64(0), int64(0), int64(0)
 		original := owedTotal(items)
 		steps := rapid.IntRange(5, 40).Draw(rt, "steps")
-		for range steps {
+		// The plan may be written off at some step: from then on no penalty accrues and
+		// repayments are recoveries (AllocateRecovery: everything is due).
+		writeOffStep := rapid.IntRange(0, 2*steps).Draw(rt, "write_off_step")
+		for step := range steps {
+			writtenOff := step >= writeOffStep
 			for range rapid.IntRange(0, 45).Draw(rt, "days") {
 				day = day.AddDays(1)
+				if writtenOff {
+					continue
+				}
 				for _, p := range DailyPenalties(items, day, penalty, grace) {
 					byPeriod(items, p.Period).Penalty += p.Amount
 					penalties += p.Amount
@@ -281,26 +302,37 @@ func repaymentMachine(rt *rapid.T) {
 			if owed == 0 {
 				break
 			}
+			allocate, asOf := Allocate, day
+			if writtenOff {
+				allocate = func(items []Item, amount int64, _ Date, rule AllocationRule) (Allocation, error) {
+					return AllocateRecovery(items, amount, rule)
+				}
+				asOf = lastDue(items) // the slots checkAllocation expects: every item due
+				stats.recoveries++
+			}
 			// Mostly partial repayments, sometimes exact payoffs and overpayments.
 			amount := rapid.OneOf(
 				rapid.Int64Range(1, 10), rapid.Int64Range(1, 10),
 				rapid.Int64Range(1, owed/4+1), rapid.Int64Range(1, owed/4+1), rapid.Int64Range(1, owed/4+1),
-				boundaryAmount(items, day, rule), boundaryAmount(items, day, rule),
+				boundaryAmount(items, asOf, rule), boundaryAmount(items, asOf, rule),
 				rapid.Int64Range(1, owed), rapid.Just(owed), rapid.Int64Range(owed, 2*owed),
 			).Draw(rt, "amount")
-			a, err := Allocate(items, amount, day, rule)
+			a, err := allocate(items, amount, day, rule)
 			if err != nil {
 				rt.Fatal(err)
 			}
-			after := checkAllocation(rt, items, amount, day, rule, a)
+			after := checkAllocation(rt, items, amount, asOf, rule, a)
+			if writtenOff && len(a.Waived) > 0 {
+				rt.Fatalf("a recovery waived %+v", a.Waived)
+			}
 
 			// Split in two on the same day: the same end state, the same leftover.
 			if amount > 1 {
 				x := rapid.Int64Range(1, amount-1).Draw(rt, "first_part")
-				a1, err1 := Allocate(items, x, day, rule)
+				a1, err1 := allocate(items, x, day, rule)
 				mid, _ := Apply(items, a1)
 				if err1 == nil && owedTotal(mid) > 0 {
-					a2, err2 := Allocate(mid, amount-x, day, rule)
+					a2, err2 := allocate(mid, amount-x, day, rule)
 					end, _ := Apply(mid, a2)
 					if err2 != nil || !reflect.DeepEqual(end, after) || a1.Leftover+a2.Leftover != a.Leftover {
 						rt.Fatalf("paying %d then %d ends at %+v, paying %d at once at %+v", x, amount-x, end, amount, after)
@@ -318,6 +350,9 @@ func repaymentMachine(rt *rapid.T) {
 				stats.partial++
 			} else {
 				stats.paidOff++
+				if writtenOff {
+					stats.recovered++
+				}
 			}
 			received += amount
 			paid += a.Paid()

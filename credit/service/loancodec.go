@@ -15,7 +15,7 @@ import (
 // that changes on a date, and JSON decoding and encoding of the schedule and items was most
 // of its time, so a loan is stored in a binary form (the API still shows it as JSON):
 //
-//	byte 0       loanCodecV1
+//	byte 0       loanCodecV2 (loanCodecV1: the same without recovered)
 //	bytes 1–4    next date, big endian (year·512 + month·32 + day; 0 for none)
 //	bytes 5–12   owed (int64, big endian)
 //	bytes 13–20  owed principal (int64, big endian)
@@ -26,8 +26,14 @@ import (
 // the rest. Records written as JSON by earlier versions (starting with '{') are still read.
 const (
 	loanCodecV1     = 0xB1
+	loanCodecV2     = 0xB2 // adds recovered after written_off_unearned
 	loanHeaderBytes = 21
 )
+
+// compactLoan reports whether data is in the compact encoding (either version).
+func compactLoan(data []byte) bool {
+	return len(data) >= loanHeaderBytes && (data[0] == loanCodecV2 || data[0] == loanCodecV1)
+}
 
 func packDate(d credit.Date) uint32 {
 	if d.IsZero() {
@@ -46,7 +52,7 @@ func unpackDate(v uint64) (credit.Date, bool) {
 // encodeLoan is the loan's record data.
 func encodeLoan(l *Loan) []byte {
 	b := make([]byte, loanHeaderBytes, 256+40*(len(l.Schedule)+len(l.Items)))
-	b[0] = loanCodecV1
+	b[0] = loanCodecV2
 	binary.BigEndian.PutUint32(b[1:], packDate(l.Next))
 	binary.BigEndian.PutUint64(b[5:], uint64(l.Outstanding))
 	binary.BigEndian.PutUint64(b[13:], uint64(l.OutstandingPrincipal))
@@ -56,7 +62,7 @@ func encodeLoan(l *Loan) []byte {
 	for _, s := range []string{l.ID, l.Account, l.Merchant, l.Product, l.Currency, l.Plan, l.Status, l.Hash, string(l.Bucket)} {
 		str(s)
 	}
-	for _, v := range []int64{l.Amount, l.Refunded, int64(l.Earned), l.PenaltyTotal, int64(l.DPD), l.WrittenOff, l.WrittenOffUnearned} {
+	for _, v := range []int64{l.Amount, l.Refunded, int64(l.Earned), l.PenaltyTotal, int64(l.DPD), l.WrittenOff, l.WrittenOffUnearned, l.Recovered} {
 		num(v)
 	}
 	date(l.Date)
@@ -162,7 +168,7 @@ func decodeLoanData(data []byte, l *Loan) error {
 	if len(data) > 0 && data[0] == '{' {
 		return json.Unmarshal(data, l)
 	}
-	if len(data) < loanHeaderBytes || data[0] != loanCodecV1 {
+	if !compactLoan(data) {
 		return errLoanData
 	}
 	var ok bool
@@ -181,6 +187,9 @@ func decodeLoanData(data []byte, l *Loan) error {
 	l.PenaltyTotal = d.num()
 	l.DPD = int(d.num())
 	l.WrittenOff, l.WrittenOffUnearned = d.num(), d.num()
+	if data[0] == loanCodecV2 {
+		l.Recovered = d.num()
+	}
 	l.Date, l.LastEOD, l.WrittenOffOn = d.date(), d.date(), d.date()
 	if terms := d.str(); terms != "" && d.err == nil {
 		l.Terms = new(credit.Terms)
@@ -228,7 +237,7 @@ func decodeLoan(r *ledger.Record) (*Loan, error) {
 // is not in the compact encoding (or is a JSON record not starting with "next"), and the
 // caller decodes it.
 func loanNext(data []byte) (credit.Date, bool) {
-	if len(data) >= loanHeaderBytes && data[0] == loanCodecV1 {
+	if compactLoan(data) {
 		return unpackDate(uint64(binary.BigEndian.Uint32(data[1:])))
 	}
 	return loanNextJSON(data)
@@ -236,7 +245,7 @@ func loanNext(data []byte) (credit.Date, bool) {
 
 // loanOwed reads what a loan record owes in all and of principal without decoding the rest.
 func loanOwed(data []byte) (owed, principal int64, ok bool) {
-	if len(data) >= loanHeaderBytes && data[0] == loanCodecV1 {
+	if compactLoan(data) {
 		return int64(binary.BigEndian.Uint64(data[5:])), int64(binary.BigEndian.Uint64(data[13:])), true
 	}
 	return loanOwedJSON(data)

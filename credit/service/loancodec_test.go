@@ -22,7 +22,7 @@ func TestLoanCodec(t *testing.T) {
 		Amount: 299_900, Date: terms.Start, Terms: &terms, Schedule: s.Installments, Items: credit.ItemsFromSchedule(s),
 		Waived: []credit.Split{{Period: 3, Component: credit.ComponentFee, Amount: 1_500}}, RefundCuts: []credit.Split{{Period: 2, Component: credit.ComponentInterest, Amount: 7}},
 		Refunded: 12, Earned: 1, PenaltyTotal: 51, DPD: 5, Bucket: credit.BucketM1, LastEOD: credit.MustDate("2026-03-05"),
-		WrittenOff: 3, WrittenOffUnearned: 4, WrittenOffOn: credit.MustDate("2999-12-31"), Hash: "abc", Version: 7}
+		WrittenOff: 3, WrittenOffUnearned: 4, WrittenOffOn: credit.MustDate("2999-12-31"), Recovered: 5, Hash: "abc", Version: 7}
 	l.Items[0].Penalty = 51
 	l.refresh()
 	data := encodeLoan(l)
@@ -56,4 +56,36 @@ func TestLoanCodec(t *testing.T) {
 	if _, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Data: append(data, 0)}); err == nil {
 		t.Error("decoded trailing data")
 	}
+	// Records of the first compact version, without recovered, are still read.
+	l.Recovered = 0
+	v1 := v1Loan(t, encodeLoan(l))
+	got, err = decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: v1})
+	if err != nil || !reflect.DeepEqual(got, l) {
+		t.Fatalf("version 1 record: %v\n got %+v\nwant %+v", err, got, l)
+	}
+	if next, ok := loanNext(v1); !ok || next != l.Next {
+		t.Errorf("loanNext of version 1: %s %v", next, ok)
+	}
+	if owed, p, ok := loanOwed(v1); !ok || owed != l.Owed() || p != l.OwedPrincipal() {
+		t.Errorf("loanOwed of version 1: %d %d %v", owed, p, ok)
+	}
+}
+
+// v1Loan rewrites a version 2 record with recovered = 0 as version 1 wrote it: the same
+// without that varint (one zero byte after written_off_unearned).
+func v1Loan(t *testing.T, v2 []byte) []byte {
+	t.Helper()
+	d := &loanDecoder{b: v2[loanHeaderBytes:]}
+	for range 9 { // id … bucket
+		d.str()
+	}
+	for range 7 { // amount … written_off_unearned
+		d.num()
+	}
+	at := len(v2) - len(d.b)
+	if d.err != nil || v2[at] != 0 {
+		t.Fatalf("recovered is not a zero varint at %d", at)
+	}
+	v1 := append(append([]byte{loanCodecV1}, v2[1:at]...), v2[at+1:]...)
+	return v1
 }

@@ -145,7 +145,7 @@ func (s *Service) accountSums(ctx context.Context, id string) (acctSums, error) 
 	if err == nil {
 		a.drawn = line.Limit - line.Available
 	}
-	loans, err := s.repayableLoans(ctx, &RepaymentRequest{AccountID: id})
+	loans, err := s.loansOf(ctx, id, LoanActive)
 	if err != nil {
 		return a, err
 	}

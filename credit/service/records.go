@@ -129,6 +129,8 @@ type Loan struct {
 	WrittenOff         int64       `json:"written_off,omitempty"`
 	WrittenOffUnearned int64       `json:"written_off_unearned,omitempty"`
 	WrittenOffOn       credit.Date `json:"written_off_on,omitzero"`
+	// Recovered is what repayments recovered after the write-off (docs/credit.md, recoveries).
+	Recovered int64 `json:"recovered,omitempty"`
 	// LastEOD is the last business date the end-of-day batch applied to the loan.
 	LastEOD credit.Date `json:"last_eod"`
 	Status  string      `json:"status"`
@@ -217,6 +219,8 @@ type Repayment struct {
 	Leftover int64            `json:"leftover"`
 	// PrincipalRestored is what the repayment gave back to the line's available credit.
 	PrincipalRestored int64 `json:"principal_restored"`
+	// Recovered is the part of Paid that repaid written-off loans (recoveries).
+	Recovered int64 `json:"recovered,omitempty"`
 	// EarnedInterest and EarnedFee are charges falling due on the repayment's date that it
 	// recognised as income before paying them.
 	EarnedInterest int64  `json:"earned_interest"`
@@ -232,7 +236,9 @@ type RepaymentSplit struct {
 	Period    int              `json:"period"`
 	Component credit.Component `json:"component"`
 	Amount    int64            `json:"amount"`
-	Transfer  string           `json:"transfer_id"`
+	// Recovery marks a split of a written-off loan, posted to recovery income.
+	Recovery bool   `json:"recovery,omitempty"`
+	Transfer string `json:"transfer_id"`
 }
 
 // Statement is what an account owes as of a statement date: every installment that falls

@@ -46,7 +46,9 @@ func validateRepayment(r *RepaymentRequest) *apierror.Error {
 // the repayment's record with the ledger transfer it was posted in: the repayment clearing
 // account pays the line's receivable, and waivers move from the receivable back to unearned
 // income. Paid principal is available credit again. What the account does not owe is the
-// leftover, which is not taken. Idempotent by id.
+// leftover, which is not taken. A written-off loan still owing is repaid as a recovery:
+// everything it owes is due, and what it is paid goes from repayment clearing to recovery
+// income. Idempotent by id.
 func (s *Service) Repay(ctx context.Context, req RepaymentRequest) (*Repayment, bool, error) {
 	if e := validateRepayment(&req); e != nil {
 		return nil, false, e
@@ -120,35 +122,44 @@ func (s *Service) Repay(ctx context.Context, req RepaymentRequest) (*Repayment, 
 	return out, true, nil
 }
 
-// repayableLoans are the open loans a repayment may pay.
+// repayableLoans are the loans a repayment may pay: open ones, and written-off ones still
+// owing (a repayment of those is a recovery).
 func (s *Service) repayableLoans(ctx context.Context, req *RepaymentRequest) ([]*Loan, error) {
-	if req.LoanID != "" {
-		l, err := s.Loan(ctx, req.LoanID)
-		if err != nil {
-			if e := apierror.As(err); e != nil {
-				e.Param = "purchase_id"
-			}
-			return nil, err
-		}
-		if l.Account != req.AccountID {
-			return nil, apierror.Newf(apierror.PurchaseNotFound, "purchase_id", "purchase %q is not on credit account %s", req.LoanID, req.AccountID)
-		}
-		if l.Status != LoanActive {
-			return nil, nil
-		}
-		return []*Loan{l}, nil
+	if req.LoanID == "" {
+		return s.loansOf(ctx, req.AccountID, LoanActive, LoanWrittenOff)
 	}
-	recs, _, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLoan, Owner: req.AccountID, Status: LoanActive, Limit: OpenLoansMax + 10})
+	l, err := s.Loan(ctx, req.LoanID)
 	if err != nil {
+		if e := apierror.As(err); e != nil {
+			e.Param = "purchase_id"
+		}
 		return nil, err
 	}
-	out := make([]*Loan, 0, len(recs))
-	for _, r := range recs {
-		l, err := decodeLoan(r)
+	if l.Account != req.AccountID {
+		return nil, apierror.Newf(apierror.PurchaseNotFound, "purchase_id", "purchase %q is not on credit account %s", req.LoanID, req.AccountID)
+	}
+	if l.Status != LoanActive && l.Status != LoanWrittenOff {
+		return nil, nil
+	}
+	return []*Loan{l}, nil
+}
+
+// loansOf returns an account's loans of the statuses given (at most OpenLoansMax of each
+// matter: a line has no more open loans).
+func (s *Service) loansOf(ctx context.Context, account string, statuses ...string) ([]*Loan, error) {
+	var out []*Loan
+	for _, status := range statuses {
+		recs, _, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLoan, Owner: account, Status: status, Limit: OpenLoansMax + 10})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, l)
+		for _, r := range recs {
+			l, err := decodeLoan(r)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, l)
+		}
 	}
 	return out, nil
 }
@@ -164,9 +175,19 @@ func oldestOwing(l *Loan) credit.Date {
 	return d
 }
 
+// How a loan is offered to a repayment.
+type allocation int
+
+const (
+	allocDue      allocation = iota // installments due by the repayment's date
+	allocPrepay                     // then principal not yet due, with waivers
+	allocRecovery                   // a written-off loan: everything it owes is due
+)
+
 // allocate splits rep.Amount across loans: first what is due, oldest due first across the
-// loans; then prepayment, loan by loan in the same order. It changes the loans and returns
-// those it changed.
+// loans (a written-off loan owes everything as due, and what it is paid is a recovery); then
+// prepayment, loan by loan in the same order. It changes the loans and returns those it
+// changed.
 func (s *Service) allocate(rep *Repayment, loans []*Loan) ([]*Loan, error) {
 	slices.SortFunc(loans, func(a, b *Loan) int {
 		if c := oldestOwing(a).Compare(oldestOwing(b)); c != 0 {
@@ -175,27 +196,34 @@ func (s *Service) allocate(rep *Repayment, loans []*Loan) ([]*Loan, error) {
 		return cmp.Compare(a.ID, b.ID)
 	})
 	left := rep.Amount
-	changed := map[string]bool{}
-	apply := func(l *Loan, items []credit.Item, prepay bool) error {
+	changed := map[string]int64{} // what each changed loan was paid
+	apply := func(l *Loan, items []credit.Item, how allocation) error {
 		p, e := s.Product(l.Product)
 		if e != nil {
 			return e
 		}
-		a, err := credit.Allocate(items, left, rep.Date, p.AllocationRule())
+		var a credit.Allocation
+		var err error
+		if how == allocRecovery {
+			a, err = credit.AllocateRecovery(items, left, p.AllocationRule())
+		} else {
+			a, err = credit.Allocate(items, left, rep.Date, p.AllocationRule())
+		}
 		if err != nil {
 			return err
 		}
 		if len(a.Splits) == 0 {
 			return nil
 		}
-		if !prepay {
+		if how == allocDue {
 			a.Waived = nil // only due items were offered: nothing to waive
 		}
 		if l.Items, err = credit.Apply(l.Items, a); err != nil {
 			return err
 		}
 		for _, sp := range a.Splits {
-			rep.Splits = append(rep.Splits, RepaymentSplit{Loan: l.ID, Period: sp.Period, Component: sp.Component, Amount: sp.Amount})
+			rep.Splits = append(rep.Splits, RepaymentSplit{Loan: l.ID, Period: sp.Period, Component: sp.Component, Amount: sp.Amount,
+				Recovery: how == allocRecovery})
 			if sp.Component == credit.ComponentPrincipal {
 				rep.PrincipalRestored += sp.Amount
 			}
@@ -205,48 +233,75 @@ func (s *Service) allocate(rep *Repayment, loans []*Loan) ([]*Loan, error) {
 			l.Waived = append(l.Waived, w)
 		}
 		left -= a.Paid()
-		changed[l.ID] = true
+		changed[l.ID] += a.Paid()
+		if how == allocRecovery {
+			rep.Recovered += a.Paid()
+		}
 		return nil
 	}
 	// Pass 1: what is due.
 	for _, l := range loans {
+		if left == 0 {
+			break
+		}
+		if l.Status == LoanWrittenOff {
+			if l.Owed() > 0 {
+				if err := apply(l, l.Items, allocRecovery); err != nil {
+					return nil, err
+				}
+			}
+			continue
+		}
 		var due []credit.Item
 		for _, it := range l.Items {
 			if !it.DueDate.After(rep.Date) && it.Total() > 0 {
 				due = append(due, it)
 			}
 		}
-		if left == 0 || len(due) == 0 {
+		if len(due) == 0 {
 			continue
 		}
-		if err := apply(l, due, false); err != nil {
+		if err := apply(l, due, allocDue); err != nil {
 			return nil, err
 		}
 	}
 	// Pass 2: prepayment of principal not yet due.
 	for _, l := range loans {
-		if left == 0 || l.Owed() == 0 {
+		if left == 0 || l.Owed() == 0 || l.Status == LoanWrittenOff {
 			continue
 		}
-		if err := apply(l, l.Items, true); err != nil {
+		if err := apply(l, l.Items, allocPrepay); err != nil {
 			return nil, err
 		}
 	}
 	rep.Paid, rep.Leftover = rep.Amount-left, left
 	var out []*Loan
 	for _, l := range loans {
-		if changed[l.ID] {
-			// Charges falling due today are earned now (the batch would earn them tonight),
-			// so that a plan paid off today leaves nothing unearned.
-			i, f := earnThrough(l, rep.Date)
-			rep.EarnedInterest += i
-			rep.EarnedFee += f
-			if credit.DaysPastDue(l.Items, rep.Date) == 0 && l.DPD > 0 {
-				l.DPD, l.Bucket = 0, credit.BucketCurrent
-			}
-			l.refresh()
-			out = append(out, l)
+		paid, ok := changed[l.ID]
+		if !ok {
+			continue
 		}
+		if l.Status == LoanWrittenOff {
+			// A recovery: the loan stays written off (and out of the batch) until it owes
+			// nothing, when it is paid off.
+			l.Recovered += paid
+			l.Outstanding, l.OutstandingPrincipal = l.Owed(), l.OwedPrincipal()
+			if l.Outstanding == 0 {
+				l.Status = LoanPaidOff
+			}
+			out = append(out, l)
+			continue
+		}
+		// Charges falling due today are earned now (the batch would earn them tonight),
+		// so that a plan paid off today leaves nothing unearned.
+		i, f := earnThrough(l, rep.Date)
+		rep.EarnedInterest += i
+		rep.EarnedFee += f
+		if credit.DaysPastDue(l.Items, rep.Date) == 0 && l.DPD > 0 {
+			l.DPD, l.Bucket = 0, credit.BucketCurrent
+		}
+		l.refresh()
+		out = append(out, l)
 	}
 	return out, nil
 }
@@ -255,19 +310,30 @@ func (s *Service) allocate(rep *Repayment, loans []*Loan) ([]*Loan, error) {
 type postingGroup struct {
 	loan      string
 	component credit.Component
+	recovery  bool
 }
 
 // repaymentPostings posts the splits: one transfer per purchase and component (or, when
-// that would not fit in one unit, per component), and likewise for waivers. Each split
-// records the transfer it went into.
+// that would not fit in one unit, per component), and likewise for waivers. Repaid amounts
+// go from the repayment clearing account to the line's receivable, recoveries to recovery
+// income (a written-off loan is no longer in the receivable), waivers from unearned income
+// to the receivable. Each split records the transfer it went into.
 func repaymentPostings(rep *Repayment, line *Line) []ledger.TransferInput {
 	byLoan := len(groupsOf(rep.Splits, true))+len(groupsOf(rep.Waived, true)) <= ledger.UnitMax-2
 	var out []ledger.TransferInput
-	post := func(splits []RepaymentSplit, prefix string, debit, code string) {
-		groups := groupsOf(splits, byLoan)
+	post := func(splits []RepaymentSplit, waivers bool) {
 		ids := map[postingGroup]string{}
-		for i, g := range groups {
-			id := fmt.Sprintf("credit.%s.%s.%d", prefix, rep.ID, i+1)
+		n := map[string]int{} // transfers of each kind so far
+		for _, g := range groupsOf(splits, byLoan) {
+			kind, debit, credit, code := "repay", RepaymentClearingAccount(rep.Currency), line.Receivable, "credit.repayment."
+			switch {
+			case waivers:
+				kind, debit, code = "waive", UnearnedAccount(rep.Currency), "credit.waiver."
+			case g.recovery:
+				kind, credit, code = "recover", RecoveryIncomeAccount(rep.Currency), "credit.recovery."
+			}
+			n[kind]++
+			id := fmt.Sprintf("credit.%s.%s.%d", kind, rep.ID, n[kind])
 			ids[g] = id
 			var amount int64
 			var periods []string
@@ -281,23 +347,23 @@ func repaymentPostings(rep *Repayment, line *Line) []ledger.TransferInput {
 			if byLoan {
 				meta["loan"], meta["periods"] = g.loan, strings.Join(periods, ",")
 			}
-			out = append(out, ledger.TransferInput{ID: id, DebitAccountID: debit, CreditAccountID: line.Receivable,
+			out = append(out, ledger.TransferInput{ID: id, DebitAccountID: debit, CreditAccountID: credit,
 				Amount: amount, Currency: rep.Currency, Code: code + string(g.component), Metadata: meta})
 		}
 		for i := range splits {
 			splits[i].Transfer = ids[key(splits[i], byLoan)]
 		}
 	}
-	post(rep.Splits, "repay", RepaymentClearingAccount(rep.Currency), "credit.repayment.")
-	post(rep.Waived, "waive", UnearnedAccount(rep.Currency), "credit.waiver.")
+	post(rep.Splits, false)
+	post(rep.Waived, true)
 	return out
 }
 
 func key(sp RepaymentSplit, byLoan bool) postingGroup {
 	if byLoan {
-		return postingGroup{sp.Loan, sp.Component}
+		return postingGroup{sp.Loan, sp.Component, sp.Recovery}
 	}
-	return postingGroup{component: sp.Component}
+	return postingGroup{component: sp.Component, recovery: sp.Recovery}
 }
 
 // groupsOf lists the posting groups of splits in first-seen order.

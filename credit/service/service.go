@@ -185,6 +185,7 @@ func FeeIncomeAccount(cur string) string       { return "credit.income.fee." + c
 func PenaltyIncomeAccount(cur string) string   { return "credit.income.penalty." + cur }
 func RepaymentClearingAccount(c string) string { return "credit.repayments." + c }
 func WriteOffAccount(cur string) string        { return "credit.writeoff." + cur }
+func RecoveryIncomeAccount(cur string) string  { return "credit.income.recovery." + cur }
 
 // Account codes of the chart.
 const (
@@ -196,6 +197,7 @@ const (
 	CodePenalty    = "credit.penalty_income"
 	CodeRepayClear = "credit.repayment_clearing"
 	CodeWriteOff   = "credit.write_off_expense"
+	CodeRecovery   = "credit.recovery_income"
 )
 
 func accountInput(id, currency, code string, flags ledger.Flags, meta map[string]string) ledger.AccountInput {
@@ -211,6 +213,7 @@ func globalAccounts(cur string) []ledger.AccountInput {
 		accountInput(PenaltyIncomeAccount(cur), cur, CodePenalty, ledger.Flags{}, nil),
 		accountInput(RepaymentClearingAccount(cur), cur, CodeRepayClear, ledger.Flags{}, nil),
 		accountInput(WriteOffAccount(cur), cur, CodeWriteOff, ledger.Flags{}, nil),
+		accountInput(RecoveryIncomeAccount(cur), cur, CodeRecovery, ledger.Flags{}, nil),
 	}
 }
 
