@@ -49,12 +49,7 @@ func (d *Decision) Explain() *Decision {
 		return d
 	}
 	c := *d
-	if c.Reasons == nil {
-		c.Reasons = make([]Reason, len(d.hits))
-		for i, ri := range d.hits {
-			c.Reasons[i] = d.c.Rules[ri].reason
-		}
-	}
+	c.Reasons = d.RuleHits()
 	c.Features = make(map[string]float64, len(d.fv))
 	for i, f := range d.c.Features {
 		c.Features[f.Name] = d.fv[i]
@@ -66,6 +61,20 @@ func (d *Decision) Explain() *Decision {
 		}
 	}
 	return &c
+}
+
+// RuleHits returns the rules that hit, as Explain's Reasons, without building the Features and
+// Models maps: what callers that act on a brief decision (DecideBrief) need besides its
+// outcome and score. The slice is new unless d already holds its Reasons.
+func (d *Decision) RuleHits() []Reason {
+	if d.Reasons != nil || d.c == nil {
+		return d.Reasons
+	}
+	r := make([]Reason, len(d.hits))
+	for i, ri := range d.hits {
+		r[i] = d.c.Rules[ri].reason
+	}
+	return r
 }
 
 // Reason is a rule that hit.
@@ -241,6 +250,7 @@ type scratch struct {
 	values []float64 // feature values by state id
 	counts []bool    // whether the event counts in each lane of the touched key groups
 	in     []window.Input
+	slots  []int     // applyLane: the slot of each live member of a lane
 	x      []float64 // model inputs
 	hits   []int32   // indexes of the rules that hit
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,11 @@ func TestEngineDecisions(t *testing.T) {
 	d, err = e.Decide(ctx, "pay", event(t, "b1", "payment", 64*time.Minute, `,"user_id":"u2","device_id":"d-bad","amount":5`))
 	if err != nil || d.Decision != risk.Reject || d.Reasons[0].Reason != "device_blacklisted" {
 		t.Fatalf("black list: %+v %v", d, err)
+	}
+	// The brief decision (what payments and credit ask for) has no maps but the same rule hits.
+	brief, err := e.DecideBrief(ctx, "pay", event(t, "b1", "payment", 64*time.Minute, `,"user_id":"u2","device_id":"d-bad","amount":5`))
+	if err != nil || brief.Features != nil || brief.Decision != d.Decision || len(d.Reasons) == 0 || !slices.Equal(brief.RuleHits(), d.Reasons) {
+		t.Fatalf("brief: %+v %v; hits %+v, want %+v", brief, err, brief.RuleHits(), d.Reasons)
 	}
 	if _, err := e.AddListItems(ctx, "user_white", []string{"u3"}); err != nil {
 		t.Fatal(err)

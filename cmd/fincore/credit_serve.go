@@ -88,7 +88,7 @@ func (d riskDecider) Decide(ctx context.Context, ev service.RiskEvent) (service.
 	if err != nil {
 		return base, fmt.Errorf("risk event: %w", err)
 	}
-	dec, err := d.eng.Decide(ctx, ev.Type, rev)
+	dec, err := d.eng.DecideBrief(ctx, ev.Type, rev)
 	if errors.Is(err, risk.ErrUnknownRuleSet) || errors.Is(err, risk.ErrNotActive) {
 		return base, nil
 	}
@@ -100,7 +100,7 @@ func (d riskDecider) Decide(ctx context.Context, ev service.RiskEvent) (service.
 	if out.Score == 0 {
 		out.Score = base.Score
 	}
-	for _, r := range dec.Reasons {
+	for _, r := range dec.RuleHits() {
 		out.Reasons = append(out.Reasons, r.Rule+": "+r.Reason)
 	}
 	return out, nil

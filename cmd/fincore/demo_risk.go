@@ -39,13 +39,13 @@ func seedDemoRisk(ctx context.Context, eng *risk.Engine, log *slog.Logger) (demo
 		if err != nil {
 			return false
 		}
-		d, err := eng.Decide(ctx, PaymentRuleSet, ev)
+		d, err := eng.DecideBrief(ctx, PaymentRuleSet, ev)
 		if err != nil {
 			log.Debug("demo risk decision failed", "id", id, "err", err)
 			return true
 		}
 		if d.Decision == risk.Reject {
-			log.Info("demo payment rejected by risk", "id", id, "score", d.Score, "reasons", len(d.Reasons))
+			log.Info("demo payment rejected by risk", "id", id, "score", d.Score, "reasons", len(d.RuleHits()))
 			return false
 		}
 		return true

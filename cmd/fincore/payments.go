@@ -259,7 +259,7 @@ func riskScreen(eng *risk.Engine) func(context.Context, payment.Payment, payment
 		if err != nil {
 			return payment.Screening{}, err
 		}
-		dec, err := eng.Decide(ctx, PaymentRuleSet, ev)
+		dec, err := eng.DecideBrief(ctx, PaymentRuleSet, ev)
 		if errors.Is(err, risk.ErrUnknownRuleSet) || errors.Is(err, risk.ErrNotActive) {
 			return payment.Screening{}, nil
 		}
@@ -267,7 +267,7 @@ func riskScreen(eng *risk.Engine) func(context.Context, payment.Payment, payment
 			return payment.Screening{}, err
 		}
 		out := payment.Screening{Reject: dec.Decision == "reject"}
-		for _, r := range dec.Reasons {
+		for _, r := range dec.RuleHits() {
 			out.Reasons = append(out.Reasons, r.Reason)
 		}
 		return out, nil
