@@ -123,27 +123,34 @@ func (ld *laneDef) inputs(ev *Event, in []window.Input) []window.Input {
 // values of its loaded features into values (by state id). The caller holds the shard's lock.
 func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts int64, counted bool, values []float64, sc *scratch) {
 	ld := u.def
+	// at[n] is the slot of live member n, -1 while it has none.
+	at := sc.slots[:0]
+	missing := 0
+	for _, k := range u.live {
+		i := ks.find(int32(ld.ids[k]))
+		at = append(at, i)
+		if i < 0 {
+			missing++
+		}
+	}
+	sc.slots = at
 	if counted {
 		sc.in = ld.inputs(ev, sc.in)
-		missing := 0
-		for _, k := range u.live {
-			if ks.find(int32(ld.ids[k])) < 0 {
-				missing++
-			}
-		}
 		if ld.share && missing == len(u.live) {
 			// A key value new to the lane: one state for all its features.
 			st := window.NewShared(ld.window, ld.members, len(ld.cols))
-			for _, k := range u.live {
+			for n, k := range u.live {
+				at[n] = len(ks.slots)
 				ks.slots = append(ks.slots, stateSlot{id: int32(ld.ids[k]), m: int32(k), st: st})
 			}
 			sh.nStates.Add(int64(len(u.live)))
 			missing = 0
 		}
 		if missing > 0 {
-			for _, k := range u.live {
-				if ks.find(int32(ld.ids[k])) < 0 {
+			for n, k := range u.live {
+				if at[n] < 0 {
 					st := window.New(window.Spec{Agg: ld.members[k].Agg, Window: ld.window})
+					at[n] = len(ks.slots)
 					ks.slots = append(ks.slots, stateSlot{id: int32(ld.ids[k]), st: st})
 					sh.nStates.Add(1)
 				}
@@ -151,10 +158,10 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 		}
 		// Count the event once in each state the lane's features have.
 		var added [4]*window.State
-		n := 0
+		nAdded := 0
 	next:
-		for _, k := range u.live {
-			sl := &ks.slots[ks.find(int32(ld.ids[k]))]
+		for n, k := range u.live {
+			sl := &ks.slots[at[n]]
 			if sl.st.Members() == 1 {
 				if c := ld.members[k].Col; c >= 0 {
 					sl.st.AddInputs(ts, sc.in[c:c+1])
@@ -163,20 +170,20 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 				}
 				continue
 			}
-			for _, a := range added[:n] {
+			for _, a := range added[:nAdded] {
 				if a == sl.st {
 					continue next
 				}
 			}
 			sl.st.AddInputs(ts, sc.in)
-			if n < len(added) {
-				added[n] = sl.st
-				n++
+			if nAdded < len(added) {
+				added[nAdded] = sl.st
+				nAdded++
 			}
 		}
 	}
-	for _, k := range u.live {
-		if i := ks.find(int32(ld.ids[k])); i >= 0 {
+	for _, i := range at {
+		if i >= 0 {
 			sl := &ks.slots[i]
 			values[sl.id] = sl.st.ValueOf(int(sl.m), ts)
 		}
