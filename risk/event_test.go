@@ -83,3 +83,33 @@ func TestParseEventFastAgrees(t *testing.T) {
 		t.Fatalf("the fast reader read only %d of %d events", fast, agree)
 	}
 }
+
+// BenchmarkParseEvent reads the reference workload's payment event.
+func BenchmarkParseEvent(b *testing.B) {
+	raw := []byte(`{"type":"payment","id":"ev1764930000_123456","timestamp":"2026-12-05T10:00:00.123456789Z","user_id":"u48213","device_id":"d8213","card_id":"c96427","ip":"10.13.213.2","merchant_id":"m1711","amount":251234,"channel":"web"}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseEvent(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestFieldName checks the shared field names: a name is copied, not kept by reference to the
+// event's bytes, and names that share a slot each come back as themselves.
+func TestFieldName(t *testing.T) {
+	b := []byte("user_id")
+	first := fieldName(b)
+	b[0] = 'X'
+	if first != "user_id" || fieldName([]byte("user_id")) != "user_id" || fieldName(b) != "Xser_id" {
+		t.Fatalf("names %q %q", first, fieldName(b))
+	}
+	for round := range 2 {
+		for i := range 5000 {
+			name := fmt.Sprintf("field_%d", i)
+			if got := fieldName([]byte(name)); got != name {
+				t.Fatalf("round %d: %q for %q", round, got, name)
+			}
+		}
+	}
+}
