@@ -126,13 +126,14 @@ func cmdBenchEOD(args []string) error {
 		now.Store(time.Date(d.Year(), d.Month(), d.Day(), 23, 0, 0, 0, time.UTC).UnixNano())
 		start := time.Now()
 		var loansDone time.Duration
+		prog := newProgress(os.Stderr)
 		r, err := svc.RunEOD(ctx, d, func(p service.Progress) {
 			if p.Stage != service.StageLoans && loansDone == 0 {
 				loansDone = time.Since(start)
 			}
-			fmt.Fprint(os.Stderr, progressBar(p))
+			prog.report(p)
 		})
-		fmt.Fprintln(os.Stderr)
+		prog.end()
 		if err != nil {
 			return fmt.Errorf("eod %s: %w", c.date, err)
 		}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -145,8 +144,8 @@ func (m *creditMetrics) EODProgress(p service.Progress) {
 	}
 }
 
-// cmdCreditEOD runs the end-of-day batch of a business date on the database, with a
-// progress bar on stderr, and prints the run as JSON. It becomes the ledger's writer, so
+// cmdCreditEOD runs the end-of-day batch of a business date on the database, with its
+// progress on stderr (newProgress), and prints the run as JSON. It becomes the ledger's writer, so
 // run it while no server writes to the same database (or use POST /v1/credit/eod/{date}).
 func cmdCreditEOD(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("credit eod", flag.ContinueOnError)
@@ -182,33 +181,13 @@ func cmdCreditEOD(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	run, err := svc.RunEOD(ctx, d, func(p service.Progress) { fmt.Fprint(stderr, progressBar(p)) })
-	fmt.Fprintln(stderr)
+	prog := newProgress(stderr)
+	run, err := svc.RunEOD(ctx, d, prog.report)
+	prog.end()
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(run)
-}
-
-// progressBar renders one line of progress (starting with a carriage return).
-func progressBar(p service.Progress) string {
-	const width = 30
-	rate := 0.0
-	if s := p.Elapsed.Seconds(); s > 0 {
-		rate = float64(p.Loans) / s
-	}
-	bar := strings.Repeat("·", width)
-	pct := ""
-	if p.Estimate > 0 {
-		f := min(1, float64(p.Loans)/float64(p.Estimate))
-		if p.Done || p.Stage != service.StageLoans {
-			f = 1
-		}
-		n := int(f * width)
-		bar = strings.Repeat("█", n) + strings.Repeat("·", width-n)
-		pct = fmt.Sprintf(" %3.0f%%", f*100)
-	}
-	return fmt.Sprintf("\r%s [%s]%s %-10s %d loans, %d changed, %.0f loans/s, %s ", p.Date, bar, pct, p.Stage, p.Loans, p.Changed, rate, p.Elapsed.Round(time.Millisecond))
 }

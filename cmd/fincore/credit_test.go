@@ -81,7 +81,9 @@ func TestCreditEOD(t *testing.T) {
 		if err := cmdCreditEOD([]string{"--data", dir, "--date", "2026-01-02"}, &out, &errb); err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
-		if !strings.Contains(out.String(), `"stage": "done"`) || i == 0 && !strings.Contains(errb.String(), "2026-01-02 [") {
+		// Not a terminal: plain progress lines, no bar redrawn with carriage returns.
+		if !strings.Contains(out.String(), `"stage": "done"`) || i == 0 && !strings.Contains(errb.String(), "2026-01-02 done ") ||
+			strings.Contains(errb.String(), "\r") {
 			t.Fatalf("run %d: %s / %s", i, out.String(), errb.String())
 		}
 	}
