@@ -26,6 +26,11 @@ const (
 	SubjectTransferExpired = "ledger.transfer.expired"
 )
 
+// EventSubjects are the subjects of the ledger's own events, for checking that the bus has a
+// stream for each (the outbox relay cannot publish past an event no stream captures).
+var EventSubjects = []string{SubjectAccountCreated, SubjectTransferCreated, SubjectTransferPosted, SubjectTransferVoided,
+	SubjectTransferExpired}
+
 // EventSchemaVersion is the version of the events' JSON shape; it changes only when a field
 // changes meaning or goes away (new fields may appear without a new version).
 const EventSchemaVersion = 1

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -105,9 +106,24 @@ func startFixture(t *testing.T, st ledger.Store, profiles map[string]sim.Profile
 		for _, b := range f.banks {
 			b.Close()
 		}
+		checkEventSubjects(t, st)
 		st.Close()
 	})
 	return f
+}
+
+// checkEventSubjects fails t if the service emitted an event whose subject is not in
+// EventSubjects (serve makes sure a stream captures each of those, and only those).
+func checkEventSubjects(t *testing.T, st ledger.Store) {
+	subjects, err := outbox.Subjects(context.Background(), st.(outbox.Provider).Outbox())
+	if err != nil {
+		t.Error(err)
+	}
+	for s := range subjects {
+		if !slices.Contains(payment.EventSubjects, s) && !slices.Contains(ledger.EventSubjects, s) {
+			t.Errorf("an event on %s, which is not in payment.EventSubjects", s)
+		}
+	}
 }
 
 func (f *fixture) merchant(id string, feeBps int) payment.Merchant {

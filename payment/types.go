@@ -119,6 +119,11 @@ const (
 	EventRefundFailed     = "refund.failed"
 )
 
+// EventSubjects are every subject the service publishes through the outbox, for checking
+// that the bus has a stream for each (the outbox relay cannot publish past an event no
+// stream captures).
+var EventSubjects = []string{EventPaymentSucceeded, EventPaymentFailed, EventPaymentClosed, EventRefundSucceeded, EventRefundFailed}
+
 // Timer handlers of the payment service.
 const (
 	HandlerProcess     = "payment.process"

@@ -103,13 +103,10 @@ func cmdServe(args []string) error {
 	if u := b.ClientURL(); u != "" {
 		log.Info("embedded NATS listening", "url", u)
 	}
-	if err := b.EnsureStream(ctx, creditStream, []string{"credit.>"}); err != nil {
-		return err
+	if err := ensureEventStreams(ctx, b, outboxSubjects(), log); err != nil {
+		return fmt.Errorf("event streams: %w", err)
 	}
-	if err := b.EnsureStream(ctx, paymentStream, []string{"payment.>", "refund.>"}); err != nil {
-		return err
-	}
-	relay, err := newLedgerRelay(ctx, st, b, log)
+	relay, err := newLedgerRelay(st, b, log)
 	if err != nil {
 		return fmt.Errorf("event outbox: %w", err)
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/platform/clock"
+	"github.com/fincore/fincore/platform/outbox"
 	"github.com/fincore/fincore/store/postgres"
 	"github.com/fincore/fincore/store/postgres/pgtest"
 	"github.com/fincore/fincore/store/sqlite"
@@ -84,8 +86,23 @@ func (e *env) start() {
 func (e *env) stop() {
 	if e.eng != nil {
 		e.eng.Close()
+		checkEventSubjects(e.t, e.st)
 		e.st.Close()
 		e.eng = nil
+	}
+}
+
+// checkEventSubjects fails t if the service emitted an event whose subject is not in
+// EventSubjects (serve makes sure a stream captures each of those, and only those).
+func checkEventSubjects(t testing.TB, st ledger.Store) {
+	subjects, err := outbox.Subjects(context.Background(), st.(outbox.Provider).Outbox())
+	if err != nil {
+		t.Error(err)
+	}
+	for s := range subjects {
+		if !slices.Contains(EventSubjects, s) && !slices.Contains(ledger.EventSubjects, s) {
+			t.Errorf("an event on %s, which is not in EventSubjects", s)
+		}
 	}
 }
 

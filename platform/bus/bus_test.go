@@ -220,6 +220,18 @@ func TestPublishErrors(t *testing.T) {
 	})
 }
 
+func TestStreamFor(t *testing.T) {
+	forEachMode(t, func(t *testing.T, b *Bus) {
+		name, prefix := testStream(t, b)
+		if got, err := b.StreamFor(t.Context(), prefix+"a.b"); err != nil || got != name {
+			t.Errorf("StreamFor(%sa.b) = %q, %v; want %s", prefix, got, err, name)
+		}
+		if got, err := b.StreamFor(t.Context(), "fincoretest.nostream.here"); !errors.Is(err, ErrNoStream) || !strings.Contains(err.Error(), "fincoretest.nostream.here") {
+			t.Errorf("StreamFor of a subject no stream captures = %q, %v", got, err)
+		}
+	})
+}
+
 func TestStartErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string

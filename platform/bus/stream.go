@@ -95,6 +95,22 @@ func (b *Bus) EnsureStream(ctx context.Context, name string, subjects []string, 
 	return nil
 }
 
+// ErrNoStream is returned by StreamFor when no stream captures a subject.
+var ErrNoStream = errors.New("bus: no stream captures the subject")
+
+// StreamFor returns the name of the stream that captures subject (a concrete subject, without
+// wildcards), or an error wrapping ErrNoStream if none does: a Publish on it would fail.
+func (b *Bus) StreamFor(ctx context.Context, subject string) (string, error) {
+	name, err := b.js.StreamNameBySubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return "", fmt.Errorf("%w: %s", ErrNoStream, subject)
+	}
+	if err != nil {
+		return "", fmt.Errorf("bus: find the stream of %s: %w", subject, err)
+	}
+	return name, nil
+}
+
 // Publish stores data on subject in the stream that captures it and waits for the stream's
 // acknowledgement. msgID identifies the message: publishing the same id again within the
 // stream's duplicate window stores nothing more and still returns nil, so a caller may retry

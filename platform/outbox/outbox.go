@@ -60,3 +60,23 @@ type Store interface {
 type Provider interface {
 	Outbox() Store
 }
+
+// Subjects counts the unpublished rows of s by subject: which subjects a module has emitted,
+// for tests that check each has a stream, and for operators looking at a stuck relay.
+func Subjects(ctx context.Context, s Store) (map[string]int, error) {
+	out := map[string]int{}
+	var after int64
+	for {
+		recs, err := s.Unpublished(ctx, after, DefaultPageMax)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			out[r.Subject]++
+		}
+		if len(recs) < DefaultPageMax {
+			return out, nil
+		}
+		after = recs[len(recs)-1].Seq
+	}
+}

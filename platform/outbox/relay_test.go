@@ -257,3 +257,18 @@ func TestRelayRetriesInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSubjects counts the unpublished rows by subject, over more than one page.
+func TestSubjects(t *testing.T) {
+	r, _ := newRig(t, func(ob outbox.Store, b *bus.Bus) *outbox.Relay {
+		return outbox.NewRelay(ob, b, outbox.Config{Logger: storetest.QuietLogger()}) // never started
+	})
+	r.transfers(t, outbox.DefaultPageMax+10)
+	got, err := outbox.Subjects(ctx, r.ob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]int{ledger.SubjectAccountCreated: 2, ledger.SubjectTransferCreated: outbox.DefaultPageMax + 10}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Subjects = %v, want %v", got, want)
+	}
+}
