@@ -167,22 +167,27 @@ func (e *Engine) appendUnit(u *Unit) {
 		rec := w.Record
 		rec.Version = w.Expect + 1
 		rec.Updated = now
+		same := false
 		if old := g.record(rec.Key()); old != nil {
 			rec.Created = old.Created
+			same = old.Owner == rec.Owner && old.Status == rec.Status
 		} else if rec.Created.IsZero() {
 			rec.Created = now
 		}
 		rec.Data = append([]byte(nil), rec.Data...)
 		cp := rec
 		if prev := g.records[rec.Key()]; prev != nil {
-			// Written earlier in this group: the batch keeps only the latest version.
+			// Written earlier in this group: the batch keeps only the latest version, whose
+			// keys are the same as storage's only if the earlier version's were.
 			for j, b := range g.batch.Records {
 				if b == prev {
 					g.batch.Records[j] = &cp
+					g.batch.SameKeys[j] = g.batch.SameKeys[j] && same
 				}
 			}
 		} else {
 			g.batch.Records = append(g.batch.Records, &cp)
+			g.batch.SameKeys = append(g.batch.SameKeys, same)
 		}
 		g.records[rec.Key()] = &cp
 		w.Record = cp // the caller sees what was written

@@ -51,7 +51,14 @@ type Batch struct {
 	// same transaction: inserted, or replacing the previous version. The engine has checked
 	// their versions; a store simply writes them.
 	Records []*Record
+	// SameKeys[i] reports that Records[i] replaces a stored version with the same Owner,
+	// Status and Created, so that a store need not touch its indexes of those (the end of
+	// day rewrites every open loan and changes only its data). Written with Records.
+	SameKeys []bool
 }
+
+// SameKeysAt reports SameKeys[i] (false where SameKeys is not filled in).
+func (b *Batch) SameKeysAt(i int) bool { return i < len(b.SameKeys) && b.SameKeys[i] }
 
 // Closed records the new status of a pending transfer.
 type Closed struct {

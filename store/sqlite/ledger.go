@@ -214,7 +214,7 @@ func (s *LedgerStore) Commit(ctx context.Context, token int64, b *ledger.Batch) 
 	if _, err := s.timers.insertRows(ctx, tx, b.Timers); err != nil {
 		return err
 	}
-	if err := s.insertRecordRows(ctx, tx, b.Records); err != nil {
+	if err := s.insertRecordRows(ctx, tx, b); err != nil {
 		return err
 	}
 	cl := tx.Stmt(s.closeStatus)

@@ -29,6 +29,7 @@ func TestRecords(t *testing.T, f Factory) {
 		{"ListAndPage", testRecordsList},
 		{"SurviveRestart", testRecordsRestart},
 		{"VersionsBeyondTheWriterCache", testRecordsBeyondCache},
+		{"IndexesFollowOwnerAndStatus", testRecordsIndexes},
 		{"FailedCommitForgetsVersions", testRecordsFailedCommit},
 		{"CommitIntervalHoldsTheNextGroup", testCommitInterval},
 	}
@@ -348,6 +349,105 @@ func testRecordsBeyondCache(t *testing.T, f Factory) {
 		rec, err := st.GetRecord(ctx, "refund", fmt.Sprintf("r%d", i))
 		if err != nil || rec.Version != 2 || rec.Status != "succeeded" {
 			t.Fatalf("refund %d: %+v, %v; want version 2, succeeded", i, rec, err)
+		}
+	}
+}
+
+// testRecordsIndexes rewrites records with the same owner and status (data only: a store
+// may leave those indexes alone), with a new status, and with a new owner, some several
+// times concurrently (so within one group), past a small version cache: listings by owner
+// and status must see every record where its latest version puts it, with its latest data.
+func testRecordsIndexes(t *testing.T, f Factory) {
+	st := f(t)()
+	e, err := ledger.Open(context.Background(), st, ledger.Config{Logger: QuietLogger(), RecordCacheMax: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx := context.Background()
+	const n = 30
+	type state struct {
+		owner, status, data string
+		version             int64
+	}
+	want := make([]state, n)
+	write := func(i int, s state) {
+		t.Helper()
+		r := ledger.Record{Kind: "loan", ID: fmt.Sprintf("l%02d", i), Owner: s.owner, Status: s.status, Data: []byte(s.data)}
+		if _, err := e.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{{Record: r, Expect: want[i].version}}}); err != nil {
+			t.Error(err)
+			return
+		}
+		s.version = want[i].version + 1
+		want[i] = s
+	}
+	for i := range n {
+		write(i, state{owner: fmt.Sprintf("a%d", i%3), status: "active", data: "v1"})
+	}
+	// Three rounds per record, each record's rounds in order but records concurrently.
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s := want[i]
+			for round := range 3 {
+				s.data = fmt.Sprintf("v%d-%d", round+2, i)
+				switch (i + round) % 4 {
+				case 1:
+					s.status = "paid_off"
+				case 2:
+					s.owner = fmt.Sprintf("a%d", (i+round)%3+3)
+				case 3:
+					s.status = "active"
+				}
+				write(i, s)
+			}
+		})
+	}
+	wg.Wait()
+	list := func(q ledger.RecordQuery) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for {
+			recs, more, err := st.ListRecords(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range recs {
+				out[r.ID] = string(r.Data)
+			}
+			if !more {
+				return out
+			}
+			q.StartingAfter = recs[len(recs)-1].ID
+		}
+	}
+	for _, status := range []string{"active", "paid_off"} {
+		for o := range 6 {
+			owner := fmt.Sprintf("a%d", o)
+			exp := map[string]string{}
+			for i, s := range want {
+				if s.owner == owner && s.status == status {
+					exp[fmt.Sprintf("l%02d", i)] = s.data
+				}
+			}
+			if got := list(ledger.RecordQuery{Kind: "loan", Owner: owner, Status: status, Limit: 3}); fmt.Sprint(got) != fmt.Sprint(exp) {
+				t.Fatalf("%s %s: listed %v, want %v", owner, status, got, exp)
+			}
+		}
+		exp := map[string]string{}
+		for i, s := range want {
+			if s.status == status {
+				exp[fmt.Sprintf("l%02d", i)] = s.data
+			}
+		}
+		if got := list(ledger.RecordQuery{Kind: "loan", Status: status, Limit: 7}); fmt.Sprint(got) != fmt.Sprint(exp) {
+			t.Fatalf("%s: listed %v, want %v", status, got, exp)
+		}
+	}
+	for i, s := range want {
+		r, err := st.GetRecord(ctx, "loan", fmt.Sprintf("l%02d", i))
+		if err != nil || r.Version != s.version || r.Owner != s.owner || r.Status != s.status || string(r.Data) != s.data {
+			t.Fatalf("record %d: %+v, %v; want %+v", i, r, err, s)
 		}
 	}
 }
