@@ -108,19 +108,25 @@ type Input struct {
 	H uint64
 }
 
+// singles are the member lists of the states of one feature, by aggregation: count reads no
+// column, the others column 0. States share them (members never change).
+var singles = [...]Member{Count: {Count, -1}, Sum: {Sum, 0}, Min: {Min, 0}, Max: {Max, 0}, Avg: {Avg, 0}, Distinct: {Distinct, 0}}
+
 // New returns an empty state of one feature.
 func New(s Spec) *State {
-	st := &State{agg: s.Agg, w: int64(s.Window)}
+	w := int64(s.Window)
 	if s.Bucketed() {
-		st.bk = newBucketed(st.w, s.Agg)
-		return st
+		// The state and its buckets in one allocation.
+		p := new(struct {
+			st State
+			bk bucketed
+		})
+		p.bk = bucketed{agg: s.Agg, size: w / Buckets}
+		p.st = State{agg: s.Agg, w: w, bk: &p.bk}
+		return &p.st
 	}
-	col := 0
-	if s.Agg == Count {
-		col = -1
-	}
-	st.ex.init([]Member{{Agg: s.Agg, Col: col}}, max(col+1, 0))
-	return st
+	m := singles[s.Agg : s.Agg+1 : s.Agg+1]
+	return newExact(w, m, m[0].Col+1)
 }
 
 // NewShared returns an empty exact state (window at most ExactMax) of several members over
@@ -130,8 +136,49 @@ func NewShared(window time.Duration, members []Member, cols int) *State {
 	if window > ExactMax || len(members) == 0 {
 		panic("window: NewShared needs an exact window and members")
 	}
-	st := &State{agg: members[0].Agg, w: int64(window)}
-	st.ex.init(members, cols)
+	return newExact(int64(window), members, cols)
+}
+
+// newExact returns an empty exact state of members over cols input columns. With up to two
+// columns it is one allocation with its columns and room for the times and values of its
+// first two events: a new key value makes several states at once and most see few events,
+// so fewer allocations, and the first events' data next to the state in memory.
+func newExact(w int64, members []Member, cols int) *State {
+	var st *State
+	switch cols {
+	case 0:
+		p := new(struct {
+			st State
+			ts [2]int64
+		})
+		st = &p.st
+		st.ex.ts = p.ts[:0]
+	case 1:
+		p := new(struct {
+			st   State
+			ts   [2]int64
+			cols [1]column
+			vals [1][2]float64
+		})
+		st = &p.st
+		st.ex.ts, st.ex.cols = p.ts[:0], p.cols[:]
+		p.cols[0].vals = p.vals[0][:0]
+	case 2:
+		p := new(struct {
+			st   State
+			ts   [2]int64
+			cols [2]column
+			vals [2][2]float64
+		})
+		st = &p.st
+		st.ex.ts, st.ex.cols = p.ts[:0], p.cols[:]
+		p.cols[0].vals, p.cols[1].vals = p.vals[0][:0], p.vals[1][:0]
+	default:
+		st = new(State)
+		st.ex.cols = make([]column, cols)
+	}
+	st.agg, st.w = members[0].Agg, w
+	st.ex.init(members)
 	return st
 }
 
@@ -243,11 +290,9 @@ type column struct {
 	mmDirty  bool // min/max need a rescan (an extreme left the window)
 }
 
-func (e *exact) init(members []Member, cols int) {
+// init sets up an empty exact window of members over e.cols (empty columns).
+func (e *exact) init(members []Member) {
 	e.members = members
-	if cols > 0 {
-		e.cols = make([]column, cols)
-	}
 	for _, m := range members {
 		if m.Agg == Distinct {
 			e.cols[m.Col].hashes = true
@@ -551,10 +596,6 @@ type distinctBucket struct {
 }
 
 func (b *bucketed) pos(idx int64) int { return int(((idx % Buckets) + Buckets) % Buckets) }
-
-func newBucketed(w int64, agg Agg) *bucketed {
-	return &bucketed{agg: agg, size: w / Buckets}
-}
 
 func (b *bucketed) index(ts int64) int64 {
 	q := ts / b.size
