@@ -34,6 +34,8 @@ type DB struct {
 	// stopCkpt stops the checkpointer; ckptDone is closed when it has stopped.
 	stopCkpt func()
 	ckptDone chan struct{}
+	// riskLog holds the risk log's insert statements (RiskStore.AppendLog).
+	riskLog riskLogStmts
 }
 
 // CheckpointEvery is how often the background checkpointer copies the WAL into the database.

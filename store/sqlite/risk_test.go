@@ -19,3 +19,8 @@ func OpenRisk(t testing.TB) risk.Store {
 }
 
 func TestRiskStore(t *testing.T) { storetest.TestRiskStore(t, OpenRisk) }
+
+// BenchmarkRiskLog: the cost of logging one decided event; see storetest.BenchRiskLog.
+//
+//	go test ./store/sqlite -run '^$' -bench RiskLog -benchtime 200000x
+func BenchmarkRiskLog(b *testing.B) { storetest.BenchRiskLog(b, OpenRisk(b)) }
