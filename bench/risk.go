@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
+	"runtime/metrics"
 	"sort"
 	"strings"
 	"sync"
@@ -76,9 +78,16 @@ type RiskResult struct {
 	// the decisions made (estimated for the warm-up from the measured rate).
 	CPUSeconds           float64 `json:"cpu_s,omitempty"`
 	CPUMicrosPerDecision float64 `json:"cpu_us_per_decision,omitempty"`
-	StateKeys            int     `json:"state_keys,omitempty"`
-	BytesPerKey          float64 `json:"bytes_per_key,omitempty"`
-	BytesPerWindow       float64 `json:"bytes_per_window,omitempty"`
+	// SchedP99Ms is the 99th percentile of how long goroutines of the process waited, ready
+	// to run, for a CPU during the measured run; GCPauseMs is the total of the
+	// stop-the-world pauses of the garbage collector in it. A p99 decision latency far above
+	// SchedP99Ms times the scheduling steps of a decision points to work queued behind other
+	// work rather than to CPU contention alone.
+	SchedP99Ms     float64 `json:"sched_p99_ms"`
+	GCPauseMs      float64 `json:"gc_pause_ms"`
+	StateKeys      int     `json:"state_keys,omitempty"`
+	BytesPerKey    float64 `json:"bytes_per_key,omitempty"`
+	BytesPerWindow float64 `json:"bytes_per_window,omitempty"`
 }
 
 // riskKeys are the key fields of the workload, with how many distinct values each has.
@@ -296,7 +305,9 @@ func RunRisk(ctx context.Context, cfg RiskConfig, gen *RiskEvents, decide RiskDe
 	if cfg.Warmup > 0 {
 		run(cfg.Warmup, false)
 	}
+	rt0 := readRuntimeStats()
 	res, lat := run(cfg.Duration, true)
+	res.SchedP99Ms, res.GCPauseMs = readRuntimeStats().since(rt0)
 	if res.Decisions == 0 {
 		return res, fmt.Errorf("no decision succeeded (%d failed)", res.Failed)
 	}
@@ -308,4 +319,57 @@ func RunRisk(ctx context.Context, cfg RiskConfig, gen *RiskEvents, decide RiskDe
 	res.DecisionsPerS = float64(int64(float64(res.Decisions)/res.DurationS*10)) / 10
 	res.P50Ms, res.P99Ms, res.MaxMs = ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]), ms(lat[len(lat)-1])
 	return res, nil
+}
+
+// runtimeStats are the scheduler latency and GC pause histograms of the Go runtime.
+type runtimeStats struct {
+	sched, pauses *metrics.Float64Histogram
+}
+
+func readRuntimeStats() runtimeStats {
+	ms := []metrics.Sample{{Name: "/sched/latencies:seconds"}, {Name: "/sched/pauses/total/gc:seconds"}}
+	metrics.Read(ms)
+	var rs runtimeStats
+	if ms[0].Value.Kind() == metrics.KindFloat64Histogram {
+		rs.sched = ms[0].Value.Float64Histogram()
+	}
+	if ms[1].Value.Kind() == metrics.KindFloat64Histogram {
+		rs.pauses = ms[1].Value.Float64Histogram()
+	}
+	return rs
+}
+
+// since returns, for what happened after before, the 99th percentile of the scheduler
+// latency (the upper bound of its bucket) and the total of the GC pauses (from bucket
+// midpoints), in milliseconds.
+func (rs runtimeStats) since(before runtimeStats) (schedP99, pauses float64) {
+	if rs.sched == nil || before.sched == nil || rs.pauses == nil || before.pauses == nil {
+		return 0, 0
+	}
+	counts := make([]uint64, len(rs.sched.Counts))
+	var total uint64
+	for i, c := range rs.sched.Counts {
+		counts[i] = c - before.sched.Counts[i]
+		total += counts[i]
+	}
+	var cum uint64
+	for i, c := range counts {
+		cum += c
+		if total > 0 && cum*100 >= total*99 {
+			schedP99 = rs.sched.Buckets[i+1] * 1000
+			break
+		}
+	}
+	for i, c := range rs.pauses.Counts {
+		lo, hi := rs.pauses.Buckets[i], rs.pauses.Buckets[i+1]
+		if math.IsInf(lo, -1) {
+			lo = 0
+		}
+		if math.IsInf(hi, 1) {
+			hi = lo
+		}
+		pauses += float64(c-before.pauses.Counts[i]) * (lo + hi) / 2 * 1000
+	}
+	round := func(f float64) float64 { return math.Round(f*1000) / 1000 }
+	return round(schedP99), round(pauses)
 }
