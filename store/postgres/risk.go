@@ -140,21 +140,49 @@ func (s *RiskStore) ListItems(ctx context.Context) (map[string][]string, error) 
 	return out, rows.Err()
 }
 
-// AppendLog writes events (skipping logged ids) and decisions in one transaction.
+// AppendLog writes events (skipping logged ids) and decisions in one transaction: one
+// statement per table, the rows passed as arrays and unnested in order (a statement per row
+// cost the server several times more than the rows themselves).
 func (s *RiskStore) AppendLog(ctx context.Context, events []risk.LoggedEvent, decisions []risk.LoggedDecision) error {
 	if len(events) == 0 && len(decisions) == 0 {
 		return nil
 	}
+	var b pgx.Batch
+	if len(events) > 0 {
+		ids, types, labels := make([]string, len(events)), make([]string, len(events)), make([]string, len(events))
+		ts, received := make([]int64, len(events)), make([]int64, len(events))
+		bodies := make([][]byte, len(events))
+		for i := range events {
+			e := &events[i]
+			ids[i], types[i], labels[i], ts[i], received[i], bodies[i] = e.ID, e.Type, e.Label, e.Time.UnixNano(), e.Received.UnixNano(), e.Body
+		}
+		// Rows are inserted (and numbered) in array order; a repeated id, logged before or
+		// earlier in the arrays, is skipped.
+		b.Queue(`INSERT INTO risk_events (id, type, ts, body, label, received_at)
+			SELECT id, type, ts, body, label, received_at
+			FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::bigint[])
+				WITH ORDINALITY AS r (id, type, ts, body, label, received_at, n)
+			ORDER BY n
+			ON CONFLICT (id) DO NOTHING`, ids, types, ts, bodies, labels, received)
+	}
+	if len(decisions) > 0 {
+		ids, sets, outcomes := make([]string, len(decisions)), make([]string, len(decisions)), make([]string, len(decisions))
+		versions, scores := make([]int32, len(decisions)), make([]int32, len(decisions))
+		shadows := make([]bool, len(decisions))
+		at := make([]int64, len(decisions))
+		bodies := make([][]byte, len(decisions))
+		for i := range decisions {
+			d := &decisions[i]
+			ids[i], sets[i], outcomes[i], versions[i], scores[i] = d.EventID, d.RuleSet, d.Decision, int32(d.Version), int32(d.Score)
+			shadows[i], at[i], bodies[i] = d.Shadow, d.At.UnixNano(), d.Body
+		}
+		b.Queue(`INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at)
+			SELECT event_id, ruleset, version, shadow, decision, score, body, decided_at
+			FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], $5::text[], $6::int[], $7::bytea[], $8::bigint[])
+				WITH ORDINALITY AS r (event_id, ruleset, version, shadow, decision, score, body, decided_at, n)
+			ORDER BY n`, ids, sets, versions, shadows, outcomes, scores, bodies, at)
+	}
 	return pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
-		var b pgx.Batch
-		for _, e := range events {
-			b.Queue(`INSERT INTO risk_events (id, type, ts, body, label, received_at) VALUES ($1, $2, $3, $4, $5, $6)
-				ON CONFLICT (id) DO NOTHING`, e.ID, e.Type, e.Time.UnixNano(), []byte(e.Body), e.Label, e.Received.UnixNano())
-		}
-		for _, d := range decisions {
-			b.Queue(`INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, d.EventID, d.RuleSet, d.Version, d.Shadow, d.Decision, d.Score, []byte(d.Body), d.At.UnixNano())
-		}
 		return tx.SendBatch(ctx, &b).Close()
 	})
 }

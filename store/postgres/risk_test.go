@@ -17,3 +17,8 @@ func openRisk(t testing.TB) risk.Store {
 }
 
 func TestRiskStore(t *testing.T) { storetest.TestRiskStore(t, openRisk) }
+
+// BenchmarkRiskLog: the cost of logging one decided event; see storetest.BenchRiskLog.
+//
+//	FINCORE_TEST_POSTGRES=... go test ./store/postgres -run '^$' -bench RiskLog -benchtime 200000x
+func BenchmarkRiskLog(b *testing.B) { storetest.BenchRiskLog(b, openRisk(b)) }
