@@ -2,7 +2,10 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"testing"
+
+	"pgregory.net/rapid"
 
 	"github.com/fincore/fincore/apierror"
 	"github.com/fincore/fincore/credit"
@@ -131,4 +134,132 @@ func TestRecovery(t *testing.T) {
 		_, _, err = e.svc.Repay(ctx, RepaymentRequest{ID: "r3", AccountID: line.ID, Amount: 5, Currency: "CNY", LoanID: "inst"})
 		wantCode(t, "repaying a recovered purchase", err, apierror.NothingOwed)
 	})
+}
+
+// TestRepaymentsAndRecoveriesConserveMoney draws an account's purchases (pay later and
+// installments), days passing with the batch (penalties, write-offs at 91 days past due),
+// and repayments of any amount, of the account or of one purchase, open or written off.
+// After each repayment: the splits and the leftover make the amount; the repayment
+// clearing account grew by what was paid, recovery income by what was recovered, and the
+// receivable fell by the rest and the waivers; each purchase owes exactly its splits and
+// waivers less; a written-off purchase's recovered grew by its splits; the reconciler agrees.
+func TestRepaymentsAndRecoveriesConserveMoney(t *testing.T) {
+	ctx := context.Background()
+	var recoveries, writeOffs, repayments int
+	rapid.Check(t, func(rt *rapid.T) {
+		products := credit.ExampleProducts()
+		for i := range products {
+			products[i].WriteOffDays = credit.WriteOffDaysMin
+		}
+		e := newEnv(t, sqliteFactory, Config{Products: products})
+		defer e.stop()
+		line := e.openLine("c1")
+		var ids []string
+		for i := range rapid.IntRange(1, 4).Draw(rt, "purchases") {
+			req := PurchaseRequest{ID: fmt.Sprintf("p%d", i), AccountID: line.ID, MerchantID: "m1", Currency: "CNY",
+				Amount: rapid.Int64Range(1, 100_000).Draw(rt, "amount"), Plan: PlanPayLater}
+			if n := rapid.SampledFrom([]int{0, 3, 6, 12, 24}).Draw(rt, "periods"); n > 0 {
+				req.Plan, req.Periods = PlanInstallments, n
+			}
+			if _, _, err := e.svc.Purchase(ctx, req); err != nil {
+				rt.Fatal(err)
+			}
+			ids = append(ids, req.ID)
+		}
+		recv, clearing, recovery := ReceivableAccount(line.ID), RepaymentClearingAccount("CNY"), RecoveryIncomeAccount("CNY")
+		day := credit.MustDate("2026-01-15")
+		for step := range rapid.IntRange(1, 8).Draw(rt, "steps") {
+			if days := rapid.IntRange(0, 120).Draw(rt, "days"); days > 0 {
+				day = day.AddDays(days)
+				e.day(day.String())
+				run, err := e.svc.RunEOD(ctx, day.AddDays(-1), nil)
+				if err != nil {
+					rt.Fatal(err)
+				}
+				writeOffs += int(run.WrittenOff)
+			}
+			before := map[string]*Loan{}
+			var owed int64
+			for _, id := range ids {
+				l, err := e.svc.Loan(ctx, id)
+				if err != nil {
+					rt.Fatal(err)
+				}
+				before[id] = l
+				if l.Status != LoanPaidOff {
+					owed += l.Owed()
+				}
+			}
+			req := RepaymentRequest{ID: fmt.Sprintf("r%d", step), AccountID: line.ID, Currency: "CNY",
+				Amount: rapid.OneOf(rapid.Int64Range(1, 10), rapid.Int64Range(1, owed/3+1), rapid.Just(max(owed, 1)), rapid.Int64Range(1, 2*owed+1)).Draw(rt, "repay")}
+			if rapid.Bool().Draw(rt, "one_purchase") {
+				req.LoanID = rapid.SampledFrom(ids).Draw(rt, "purchase")
+			}
+			b := map[string]int64{recv: e.balance(recv), clearing: e.balance(clearing), recovery: e.balance(recovery)}
+			rep, _, err := e.svc.Repay(ctx, req)
+			if e := apierror.As(err); e != nil && e.Code == apierror.NothingOwed {
+				if req.LoanID == "" && owed > 0 || req.LoanID != "" && before[req.LoanID].Status != LoanPaidOff && before[req.LoanID].Owed() > 0 {
+					rt.Fatalf("nothing_owed while %d is owed", owed)
+				}
+				continue
+			}
+			if err != nil {
+				rt.Fatal(err)
+			}
+			repayments++
+			paid, recovered, waived := map[string]int64{}, map[string]int64{}, map[string]int64{}
+			var sumPaid, sumRecovered, sumWaived int64
+			for _, sp := range rep.Splits {
+				paid[sp.Loan] += sp.Amount
+				sumPaid += sp.Amount
+				if sp.Recovery {
+					recovered[sp.Loan] += sp.Amount
+					sumRecovered += sp.Amount
+					if before[sp.Loan].Status != LoanWrittenOff {
+						rt.Fatalf("recovery split on a %s purchase: %+v", before[sp.Loan].Status, sp)
+					}
+				} else if before[sp.Loan].Status == LoanWrittenOff {
+					rt.Fatalf("a written-off purchase repaid as an open one: %+v", sp)
+				}
+			}
+			for _, w := range rep.Waived {
+				waived[w.Loan] += w.Amount
+				sumWaived += w.Amount
+			}
+			if sumRecovered > 0 {
+				recoveries++
+			}
+			if sumPaid != rep.Paid || rep.Paid+rep.Leftover != req.Amount || rep.Recovered != sumRecovered || rep.Paid == 0 {
+				rt.Fatalf("splits %d, paid %d, leftover %d, amount %d, recovered %d/%d", sumPaid, rep.Paid, rep.Leftover, req.Amount, rep.Recovered, sumRecovered)
+			}
+			if d := e.balance(clearing) - b[clearing]; d != rep.Paid {
+				rt.Fatalf("clearing grew by %d, paid %d", d, rep.Paid)
+			}
+			if d := b[recovery] - e.balance(recovery); d != sumRecovered {
+				rt.Fatalf("recovery income grew by %d, recovered %d", d, sumRecovered)
+			}
+			if d := b[recv] - e.balance(recv); d != rep.Paid-sumRecovered+sumWaived {
+				rt.Fatalf("receivable fell by %d; repaid %d, waived %d", d, rep.Paid-sumRecovered, sumWaived)
+			}
+			for _, id := range ids {
+				l, _ := e.svc.Loan(ctx, id)
+				if got := before[id].Owed() - l.Owed(); got != paid[id]+waived[id] {
+					rt.Fatalf("%s owes %d less, paid %d and waived %d", id, got, paid[id], waived[id])
+				}
+				if l.Recovered-before[id].Recovered != recovered[id] {
+					rt.Fatalf("%s recovered %d more, splits %d", id, l.Recovered-before[id].Recovered, recovered[id])
+				}
+				if before[id].Status == LoanWrittenOff && l.Status != LoanWrittenOff && (l.Status != LoanPaidOff || l.Owed() != 0) {
+					rt.Fatalf("%s: written off, now %s owing %d", id, l.Status, l.Owed())
+				}
+			}
+			if r, err := e.svc.Reconcile(ctx); err != nil || !r.OK() {
+				rt.Fatalf("reconcile: %+v %v", r, err)
+			}
+		}
+	})
+	t.Logf("%d repayments, %d with recoveries, %d write-offs", repayments, recoveries, writeOffs)
+	if recoveries == 0 || writeOffs == 0 {
+		t.Errorf("too little exercised: %d recoveries, %d write-offs", recoveries, writeOffs)
+	}
 }
