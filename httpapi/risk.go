@@ -185,21 +185,21 @@ func decodeDecisionFast(body []byte) (name string, ev *risk.Event, explain bool,
 	}
 	var haveName, haveExplain bool
 	for i := 1; ; {
-		key, j, ok := plainString(body, i)
-		if !ok || j >= n || body[j] != ':' {
+		end, ok := plainStringEnd(body, i)
+		if !ok || end+1 >= n || body[end+1] != ':' {
 			return "", nil, false, false
 		}
-		j++
-		switch key {
+		j := end + 2
+		switch string(body[i+1 : end]) {
 		case "ruleset":
 			if haveName {
 				return "", nil, false, false
 			}
-			name, j, ok = plainString(body, j)
-			if !ok || name == "" {
+			end, ok := plainStringEnd(body, j)
+			if !ok || end == j+1 {
 				return "", nil, false, false
 			}
-			haveName = true
+			name, j, haveName = string(body[j+1:end]), end+1, true
 		case "event":
 			end := objectEnd(body, j)
 			if ev != nil || end < 0 {
@@ -236,21 +236,21 @@ func decodeDecisionFast(body []byte) (name string, ev *risk.Event, explain bool,
 	}
 }
 
-// plainString reads a JSON string without escapes or control characters at b[i]; it returns
-// the string and the index after its closing quote.
-func plainString(b []byte, i int) (string, int, bool) {
+// plainStringEnd returns the index of the closing quote of a JSON string without escapes or
+// control characters at b[i].
+func plainStringEnd(b []byte, i int) (int, bool) {
 	if i >= len(b) || b[i] != '"' {
-		return "", 0, false
+		return 0, false
 	}
 	for j := i + 1; j < len(b); j++ {
 		switch c := b[j]; {
 		case c == '"':
-			return string(b[i+1 : j]), j + 1, true
+			return j, true
 		case c == '\\' || c < 0x20:
-			return "", 0, false
+			return 0, false
 		}
 	}
-	return "", 0, false
+	return 0, false
 }
 
 // objectEnd returns the index after the JSON object at b[i] if its braces and brackets

@@ -196,8 +196,9 @@ func flatStringEnd(raw []byte, i int) (int, bool) {
 
 // fieldNames holds recently seen event field names. Every event of a kind carries the same
 // few names; taking them from here rather than allocating them anew saves a third of the
-// allocations of reading an event. A slot holds one name, replaced by a colliding one.
-var fieldNames [512]atomic.Pointer[string]
+// allocations of reading an event. A name has two slots it may be in (chosen by its hash); a
+// new name takes an empty one, or replaces one of the two.
+var fieldNames [512][2]atomic.Pointer[string]
 
 var fieldNameSeed = maphash.MakeSeed()
 
@@ -206,12 +207,24 @@ func fieldName(b []byte) string {
 	if len(b) > 64 {
 		return string(b)
 	}
-	slot := &fieldNames[maphash.Bytes(fieldNameSeed, b)%uint64(len(fieldNames))]
-	if p := slot.Load(); p != nil && *p == string(b) {
-		return *p
+	h := maphash.Bytes(fieldNameSeed, b)
+	set := &fieldNames[h%uint64(len(fieldNames))]
+	way := -1
+	for i := range set {
+		p := set[i].Load()
+		if p == nil {
+			way = i
+			continue
+		}
+		if *p == string(b) {
+			return *p
+		}
+	}
+	if way < 0 {
+		way = int(h>>32) & 1
 	}
 	s := string(b)
-	slot.Store(&s)
+	set[way].Store(&s)
 	return s
 }
 
