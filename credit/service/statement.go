@@ -71,7 +71,7 @@ func (s *Service) eodStatements(ctx context.Context, run *EODRun) error {
 			if p == nil || p.StatementDay != d.Day() || line.OpenLoans == 0 {
 				continue
 			}
-			loans, err := s.repayableLoans(ctx, &RepaymentRequest{AccountID: line.ID})
+			loans, err := s.loansOf(ctx, line.ID, LoanActive) // a written-off purchase is in collection, not billed
 			if err != nil {
 				return err
 			}

@@ -102,6 +102,11 @@ func TestWriteOff(t *testing.T) {
 		if rep := run.Reconcile; rep == nil || !rep.OK() {
 			t.Errorf("reconcile: %+v", rep)
 		}
+		// Written-off purchases are not billed: the statement day finds nothing to state.
+		e.day("2026-08-02")
+		if run, err = e.svc.RunEOD(ctx, credit.MustDate("2026-08-01"), nil); err != nil || run.Statements != 0 {
+			t.Errorf("statement day after the write-off: %+v %v", run, err)
+		}
 	})
 }
 
