@@ -58,7 +58,7 @@ func (s *Server) readLimited(w http.ResponseWriter, r *http.Request) ([]byte, *a
 	}
 	var body []byte
 	var err error
-	if n := r.ContentLength; n >= 0 {
+	if n := r.ContentLength; n >= 0 && n <= exactBodyMax {
 		// The length is known (and net/http holds the body to it): read it into a buffer of
 		// that size rather than growing one.
 		body = make([]byte, n)
@@ -74,6 +74,11 @@ func (s *Server) readLimited(w http.ResponseWriter, r *http.Request) ([]byte, *a
 	}
 	return body, nil
 }
+
+// exactBodyMax is the largest declared body length read into a buffer of that size; a longer
+// body is read into a buffer that grows as it arrives, so that a client declaring a large body
+// it does not send holds no more memory than it sent.
+const exactBodyMax = 64 << 10
 
 func isJSONMediaType(mt string) bool {
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))

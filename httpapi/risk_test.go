@@ -237,3 +237,20 @@ func TestDecisionAnswerHasLength(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionBodyLengths checks bodies read into a buffer of their declared size and
+// bodies longer than that path takes (read as they arrive): both decide.
+func TestDecisionBodyLengths(t *testing.T) {
+	a := newRiskAPI(t)
+	a.putRuleSet("pay", riskRules, "application/yaml").wantStatus(t, 201)
+	a.do("POST", "/v1/risk/rulesets/pay/activate", `{"version":1}`).wantStatus(t, 200)
+	for i, pad := range []int{0, exactBodyMax + 10} {
+		body := `{"ruleset":"pay",` + strings.Repeat(" ", pad) + `"event":{"id":"L` + fmt.Sprint(i) +
+			`","type":"payment","timestamp":"2026-12-04T10:00:00Z","user_id":"u1","amount":100}}`
+		var d decisionResponse
+		a.do("POST", "/v1/risk/decisions", body).wantStatus(t, 200).decode(t, &d)
+		if d.EventID != "L"+fmt.Sprint(i) || d.Decision != "accept" {
+			t.Fatalf("body of %d bytes: %+v", len(body), d)
+		}
+	}
+}
