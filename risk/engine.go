@@ -39,6 +39,11 @@ type Config struct {
 	LogQueue int
 	// LogBatch bounds the records written in one transaction (default 4,096).
 	LogBatch int
+	// LogInterval is the least time between the starts of two log transactions while
+	// records keep coming (default 20 ms; negative: none): larger transactions cost less
+	// per record (each commit rewrites the tail pages of the tables and indexes and syncs).
+	// A decision does not wait for its log record either way; Flush writes at once.
+	LogInterval time.Duration
 	// DedupeMax bounds the event ids remembered for de-duplication (default 1,000,000; a
 	// remembered decision takes about 100 bytes plus 8 per feature and model);
 	// the oldest are forgotten first, and ids are kept for at most DedupeWindow (default
@@ -171,6 +176,9 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	}
 	if cfg.LogBatch <= 0 {
 		cfg.LogBatch = 4096
+	}
+	if cfg.LogInterval == 0 {
+		cfg.LogInterval = 20 * time.Millisecond
 	}
 	if cfg.DedupeMax <= 0 {
 		cfg.DedupeMax = 1_000_000

@@ -135,7 +135,8 @@ func appendNumber(b []byte, v float64) []byte {
 }
 
 // writeLog is the single writer of the event and decision log: it takes whatever has queued
-// (up to LogBatch records) and writes it in one transaction (group commit).
+// (up to LogBatch records), waiting until LogInterval has passed since its previous write
+// began, and writes it in one transaction (group commit). A flush request is written at once.
 func (e *Engine) writeLog() {
 	defer e.wg.Done()
 	var events []LoggedEvent
@@ -143,6 +144,9 @@ func (e *Engine) writeLog() {
 	// The decision bodies of a batch are written one after another into arena, which is
 	// reused by the next batch (the store does not keep them once AppendLog returns).
 	var arena []byte
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	var last time.Time // when the previous write began
 	for {
 		it, ok := <-e.logq
 		if !ok {
@@ -161,6 +165,7 @@ func (e *Engine) writeLog() {
 			events, decisions, arena = e.record(it, now, events, decisions, arena)
 		}
 		take(it)
+		waiting := false
 	fill:
 		for len(events)+len(decisions) < e.cfg.LogBatch && flushed == nil {
 			select {
@@ -169,10 +174,32 @@ func (e *Engine) writeLog() {
 					break fill
 				}
 				take(it)
+				continue
 			default:
+			}
+			if !waiting {
+				d := e.cfg.LogInterval - time.Since(last)
+				if d <= 0 {
+					break fill
+				}
+				wait.Reset(d)
+				waiting = true
+			}
+			select {
+			case it, ok := <-e.logq:
+				if !ok {
+					break fill
+				}
+				take(it)
+			case <-wait.C:
+				waiting = false
 				break fill
 			}
 		}
+		if waiting {
+			wait.Stop()
+		}
+		last = time.Now()
 		e.writeBatch(events, decisions)
 		for _, c := range flushed {
 			close(c)

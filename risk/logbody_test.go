@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/fincore/fincore/bench"
 	"github.com/fincore/fincore/risk"
 	"github.com/fincore/fincore/store/sqlite"
+	"github.com/fincore/fincore/store/storetest"
 )
 
 // TestLoggedBodies decides events of the reference rule set (200 rules, 50 features, 5
@@ -119,4 +122,72 @@ func openSQLite(t *testing.T) *sqlite.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// countingStore counts the log transactions and the records in them.
+type countingStore struct {
+	risk.Store
+	mu      sync.Mutex
+	batches []int
+}
+
+func (s *countingStore) AppendLog(ctx context.Context, evs []risk.LoggedEvent, ds []risk.LoggedDecision) error {
+	s.mu.Lock()
+	s.batches = append(s.batches, len(evs)+len(ds))
+	s.mu.Unlock()
+	return s.Store.AppendLog(ctx, evs, ds)
+}
+
+func (s *countingStore) written() (batches, records int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.batches {
+		records += n
+	}
+	return len(s.batches), records
+}
+
+// TestLogInterval checks that the log writer gathers the records of LogInterval into one
+// transaction, and that Flush does not wait for the interval.
+func TestLogInterval(t *testing.T) {
+	ctx := context.Background()
+	st := &countingStore{Store: openSQLite(t).Risk()}
+	e, err := risk.Open(ctx, st, risk.Config{Logger: storetest.QuietLogger(), SnapshotEvery: -1, NoCloseSnapshot: true, LogInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if _, err := e.PutRuleSet(ctx, "pay", []byte(payRules)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Activate(ctx, "pay", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	decide := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := e.DecideBrief(ctx, "pay", event(t, fmt.Sprint("iv", i), "payment", time.Duration(i)*time.Second, `,"user_id":"u1","amount":10`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The first record is written at once (no write for an hour before it); the rest wait
+	// for the interval, or for Flush.
+	decide(0, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for b, _ := st.written(); b == 0 && time.Now().Before(deadline); b, _ = st.written() {
+		time.Sleep(time.Millisecond)
+	}
+	b1, n1 := st.written()
+	decide(1, 40)
+	time.Sleep(50 * time.Millisecond)
+	if b, n := st.written(); b != 1 || n != n1 || n1 > 2 {
+		t.Fatalf("before the interval: %d transactions of %d records, want the first one (%d records) only", b, n, n1)
+	}
+	start := time.Now()
+	if err := e.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, n := st.written(); b != b1+1 || n != 80 || time.Since(start) > 5*time.Second {
+		t.Fatalf("after Flush: %d transactions of %d records in %s, want %d of 80 at once", b, n, time.Since(start), b1+1)
+	}
 }
