@@ -251,6 +251,7 @@ type scratch struct {
 	counts []bool    // whether the event counts in each lane of the touched key groups
 	in     []window.Input
 	slots  []int     // applyLane: the slot of each live member of a lane
+	warm   int64     // apply: what warming the states read (kept so that the reads stay)
 	x      []float64 // model inputs
 	hits   []int32   // indexes of the rules that hit
 }

@@ -348,3 +348,36 @@ func TestSharedAgreesWithSeparate(t *testing.T) {
 		}
 	}
 }
+
+// TestWarmReadsOnly: Warm works on empty, exact, shared and bucketed states and changes no
+// value (it only reads).
+func TestWarmReadsOnly(t *testing.T) {
+	shared := NewShared(time.Hour, []Member{{Count, -1}, {Sum, 0}, {Distinct, 1}}, 2)
+	states := []*State{New(Spec{Agg: Count, Window: time.Minute}), New(Spec{Agg: Max, Window: time.Hour}),
+		New(Spec{Agg: Distinct, Window: 7 * 24 * time.Hour}), shared}
+	for _, s := range states {
+		s.Warm() // empty
+	}
+	in := []Input{{V: 5, H: 1}, {V: 7, H: 2}}
+	for i, s := range states {
+		cols := in[:1]
+		if s == shared {
+			cols = in
+		}
+		for k := range int64(3) {
+			s.AddInputs(k*int64(time.Second), cols)
+		}
+		before := make([]float64, s.Members())
+		for m := range before {
+			before[m] = s.ValueOf(m, 2*int64(time.Second))
+		}
+		if w := s.Warm(); w == 0 {
+			t.Errorf("state %d: Warm read nothing", i)
+		}
+		for m := range before {
+			if v := s.ValueOf(m, 2*int64(time.Second)); v != before[m] {
+				t.Errorf("state %d member %d: %v after Warm, %v before", i, m, v, before[m])
+			}
+		}
+	}
+}
