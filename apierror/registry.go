@@ -72,6 +72,7 @@ const (
 	NothingOwed            Code = "nothing_owed"
 	PurchaseDeclined       Code = "purchase_declined"
 	RefundExceedsPrincipal Code = "refund_exceeds_principal"
+	PurchaseNotRefundable  Code = "purchase_not_refundable"
 
 	ReconStatementInvalid    Code = "recon_statement_invalid"
 	ReconReportNotFound      Code = "recon_report_not_found"
@@ -147,6 +148,7 @@ var registry = []Def{
 	{TooManyOpenLoans, 422, "The credit account has the most open purchases it may have (50); repay one first."},
 	{NothingOwed, 422, "The credit account (or purchase) owes nothing; the repayment was not taken."},
 	{RefundExceedsPrincipal, 422, "The merchant refund is more than the principal the purchase still owes; nothing was changed."},
+	{PurchaseNotRefundable, 409, "The purchase is paid off or written off, so a merchant refund cannot reduce it (a refund of a written-off purchase is taken as a repayment, which counts as a recovery); nothing was changed."},
 	{PurchaseDeclined, 422, "The purchase was declined by the risk decision."},
 	{Internal, 500, "An internal error occurred; it has been logged."},
 

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -35,6 +36,16 @@ func TestRecovery(t *testing.T) {
 			if rep, err := e.svc.Reconcile(ctx); err != nil || !rep.OK() {
 				t.Errorf("%s: reconcile %+v %v", what, rep, err)
 			}
+		}
+
+		// A merchant refund of a written-off purchase is refused, naming the way to take it.
+		_, _, err := e.svc.RefundPurchase(ctx, RefundRequest{ID: "f1", LoanID: "later", Amount: 100})
+		wantCode(t, "refund of a written-off purchase", err, apierror.PurchaseNotRefundable)
+		if err == nil || !strings.Contains(err.Error(), "recovery") {
+			t.Errorf("refusal of a refund of a written-off purchase: %v", err)
+		}
+		if l, _ := e.svc.Loan(ctx, "later"); l.Version != later0.Version {
+			t.Errorf("the refused refund changed the purchase: version %d -> %d", later0.Version, l.Version)
 		}
 
 		// A partial recovery of one purchase: its penalties first (580), then its principal.

@@ -64,8 +64,9 @@ func validateRefund(r *RefundRequest) *apierror.Error {
 // the loan, the line's restored credit, the refund's record and its postings: the
 // merchant's payable pays the receivable back the principal; the charges cut go from
 // unearned income (or from income, for installments already fallen due) back against the
-// receivable. A refund more than the principal owed is refund_exceeds_principal and
-// changes nothing. Idempotent by id.
+// receivable. A refund more than the principal owed is refund_exceeds_principal, one of a
+// purchase paid off or written off purchase_not_refundable; both change nothing.
+// Idempotent by id.
 func (s *Service) RefundPurchase(ctx context.Context, req RefundRequest) (*Refund, bool, error) {
 	if e := validateRefund(&req); e != nil {
 		return nil, false, e
@@ -94,8 +95,16 @@ func (s *Service) RefundPurchase(ctx context.Context, req RefundRequest) (*Refun
 		if err != nil {
 			return nil, err
 		}
+		if l.Status != LoanActive {
+			hint := ""
+			if l.Status == LoanWrittenOff {
+				hint = "; take the merchant's money as a repayment, which counts as a recovery"
+			}
+			return nil, apierror.Newf(apierror.PurchaseNotRefundable, "", "purchase %s is %s: a merchant refund reduces only an open purchase%s",
+				l.ID, l.Status, hint)
+		}
 		items, cuts, ok := credit.Refund(l.Items, req.Amount)
-		if l.Status != LoanActive || !ok {
+		if !ok {
 			return nil, apierror.Newf(apierror.RefundExceedsPrincipal, "amount", "refund %d is more than the principal %d purchase %s still owes",
 				req.Amount, l.OwedPrincipal(), l.ID)
 		}

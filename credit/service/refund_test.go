@@ -128,6 +128,11 @@ func TestMerchantRefund(t *testing.T) {
 		if l.Status != LoanPaidOff || ln.OpenLoans != 0 || e.balance(recv) != 0 {
 			t.Errorf("after repaying the penalties: loan %s, line %+v, receivable %d", l.Status, ln, e.balance(recv))
 		}
+		// A paid-off purchase takes no merchant refund, and the refusal writes nothing.
+		paidOff := balances()
+		_, _, err = e.svc.RefundPurchase(ctx, RefundRequest{ID: "f3", LoanID: "p1", Amount: 1})
+		wantCode(t, "refund of a paid-off purchase", err, apierror.PurchaseNotRefundable)
+		same("refund of a paid-off purchase", paidOff, l.Version)
 		if e.balance(UnearnedAccount("CNY")) != 0 || e.balance(MerchantAccount("m1")) != 0 {
 			t.Errorf("unearned %d, merchant %d", e.balance(UnearnedAccount("CNY")), e.balance(MerchantAccount("m1")))
 		}
