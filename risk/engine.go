@@ -119,23 +119,21 @@ type keyGroup struct {
 
 type shard struct {
 	mu   sync.Mutex
-	keys map[keyRef]*keyStates
+	keys keyTable
 	// nKeys and nStates count the key values and window states held; written under mu, read
 	// by Counters without it.
 	nKeys, nStates atomic.Int64
 	_              [32]byte // keep neighbouring locks off one cache line
 }
 
-// keyRef is a key value of a key field: the user u1, the device d7.
-type keyRef struct {
-	field int32 // Engine.fieldIDs
-	key   string
-}
-
-// keyStates are the window states of one key value, one per feature (state id) that has
-// counted an event of it. One map look-up per key value finds them all.
+// keyStates are the window states of one key value (the user u1, the device d7), one per
+// feature (state id) that has counted an event of it. One look-up per key value finds them
+// all.
 type keyStates struct {
 	slots []stateSlot
+	key   string
+	fid   int32      // the key field (Engine.fieldIDs)
+	next  *keyStates // keyTable: the next key value with the same hash
 }
 
 // stateSlot is the window state of one feature (state id) for a key value: member m of st
@@ -199,7 +197,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	}
 	e.dedupe.init(cfg.DedupeMax, int64(cfg.DedupeWindow))
 	for i := range e.shards {
-		e.shards[i].keys = make(map[keyRef]*keyStates)
+		e.shards[i].keys = newKeyTable()
 	}
 	empty := map[string]*loaded{}
 	e.sets.Store(&empty)
@@ -372,6 +370,7 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 	type touch struct {
 		g      *keyGroup
 		key    string
+		hash   uint64 // keyHash
 		shard  int
 		counts []bool // whether ev counts in each of g's lanes
 		any    bool   // whether it counts in any
@@ -388,7 +387,8 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 		if !ok {
 			continue
 		}
-		t := touch{g: g, key: key, shard: e.shardOf(g.field, key)}
+		h := e.keyHash(g.field, key)
+		t := touch{g: g, key: key, hash: h, shard: e.shardOf(h)}
 		if count {
 			t.counts = sc.counts[off : off+len(g.lanes) : off+len(g.lanes)]
 			off += len(g.lanes)
@@ -425,7 +425,7 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 	var warm int64
 	for i := range touches {
 		t := &touches[i]
-		t.ks = e.shards[t.shard].keys[keyRef{t.g.fid, t.key}]
+		t.ks = e.shards[t.shard].keys.get(t.hash, t.g.fid, t.key)
 	}
 	for _, t := range touches {
 		if t.ks != nil {
@@ -437,14 +437,13 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 	sc.warm = warm
 	for _, t := range touches {
 		sh := &e.shards[t.shard]
-		ref := keyRef{t.g.fid, t.key}
 		ks := t.ks
 		if ks == nil {
 			if !accept || !t.any {
 				continue // nothing to read, nothing to count
 			}
-			ks = &keyStates{slots: make([]stateSlot, 0, len(t.g.ids))}
-			sh.keys[ref] = ks
+			ks = &keyStates{slots: make([]stateSlot, 0, len(t.g.ids)), key: t.key, fid: t.g.fid}
+			sh.keys.add(t.hash, ks)
 			sh.nKeys.Add(1)
 		}
 		for i := range t.g.lanes {
@@ -460,14 +459,18 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 	return values
 }
 
-func (e *Engine) shardOf(field, key string) int {
+// keyHash is the hash of a key field's value: it picks the shard and the key table entry.
+func (e *Engine) keyHash(field, key string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(e.seed)
 	h.WriteString(field)
 	h.WriteByte(0)
 	h.WriteString(key)
-	return int(h.Sum64() % uint64(len(e.shards)))
+	return h.Sum64()
 }
+
+// shardOf is the shard of a key value with hash h.
+func (e *Engine) shardOf(h uint64) int { return int(h % uint64(len(e.shards))) }
 
 // Watermark is the newest event time the feature state has seen.
 func (e *Engine) Watermark() time.Time { return time.Unix(0, e.watermark.Load()).UTC() }
@@ -500,14 +503,14 @@ func (e *Engine) Stats() Stats {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		s.KeyValues += len(sh.keys)
-		for k, ks := range sh.keys {
+		sh.keys.each(func(ks *keyStates) {
+			s.KeyValues++
 			s.Keys += len(ks.slots)
-			s.StateBytes += int64(len(k.key) + 64 + cap(ks.slots)*24)
+			s.StateBytes += int64(len(ks.key) + 96 + cap(ks.slots)*24)
 			for _, sl := range ks.slots {
 				s.StateBytes += int64(sl.st.Bytes() / sl.st.Members()) // a shared state's share
 			}
-		}
+		})
 		sh.mu.Unlock()
 	}
 	return s
@@ -564,7 +567,7 @@ func (e *Engine) Sweep() {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		for k, ks := range sh.keys {
+		sh.keys.filter(func(ks *keyStates) bool {
 			kept := ks.slots[:0]
 			for _, sl := range ks.slots {
 				if _, live := cat.feats[int(sl.id)]; !live || sl.st.Idle(floor) {
@@ -577,10 +580,11 @@ func (e *Engine) Sweep() {
 			clear(ks.slots[len(kept):])
 			ks.slots = kept
 			if len(kept) == 0 {
-				delete(sh.keys, k)
 				sh.nKeys.Add(-1)
+				return false
 			}
-		}
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	e.dedupe.expire(e.watermark.Load())

@@ -12,13 +12,13 @@ func SharedSlots(e *Engine) int {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		for _, ks := range sh.keys {
+		sh.keys.each(func(ks *keyStates) {
 			for _, sl := range ks.slots {
 				if sl.st.Members() > 1 {
 					n++
 				}
 			}
-		}
+		})
 		sh.mu.Unlock()
 	}
 	return n

@@ -60,15 +60,15 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 		sn.Sigs = append(sn.Sigs, f.Sig)
 	}
 	for i := range e.shards {
-		for k, ks := range e.shards[i].keys {
+		e.shards[i].keys.each(func(ks *keyStates) {
 			for _, sl := range ks.slots {
 				si, ok := sigIdx[int(sl.id)]
 				if !ok {
 					continue
 				}
-				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: k.key, State: sl.st.SnapshotOf(int(sl.m))})
+				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: ks.key, State: sl.st.SnapshotOf(int(sl.m))})
 			}
-		}
+		})
 	}
 	unlock()
 	var buf bytes.Buffer
@@ -143,12 +143,12 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, error) {
 		if !ok {
 			continue // not a key field of the loaded rule sets
 		}
-		sh := &e.shards[e.shardOf(s.Field, s.Key)]
-		ref := keyRef{fid, s.Key}
-		ks := sh.keys[ref]
+		h := e.keyHash(s.Field, s.Key)
+		sh := &e.shards[e.shardOf(h)]
+		ks := sh.keys.get(h, fid, s.Key)
 		if ks == nil {
-			ks = &keyStates{}
-			sh.keys[ref] = ks
+			ks = &keyStates{key: s.Key, fid: fid}
+			sh.keys.add(h, ks)
 			sh.nKeys.Add(1)
 		}
 		id := int32(ids[s.Sig])
