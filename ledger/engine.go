@@ -600,7 +600,7 @@ func (g *group) reset() {
 	g.batch = Batch{
 		NewAccounts: g.batch.NewAccounts[:0],
 		Transfers:   g.batch.Transfers[:0], Closed: g.batch.Closed[:0], Events: g.batch.Events[:0],
-		Timers: g.batch.Timers[:0], Records: g.batch.Records[:0], SameKeys: g.batch.SameKeys[:0],
+		Timers: g.batch.Timers[:0], Records: g.batch.Records[:0], Keep: g.batch.Keep[:0],
 	}
 	g.undo = g.undo[:0]
 	g.acctIDs = g.acctIDs[:0]

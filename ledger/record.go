@@ -167,27 +167,32 @@ func (e *Engine) appendUnit(u *Unit) {
 		rec := w.Record
 		rec.Version = w.Expect + 1
 		rec.Updated = now
-		same := false
+		var keep RecordKeep
 		if old := g.record(rec.Key()); old != nil {
 			rec.Created = old.Created
-			same = old.Owner == rec.Owner && old.Status == rec.Status
+			if old.Owner == rec.Owner {
+				keep |= KeepOwner
+			}
+			if old.Status == rec.Status {
+				keep |= KeepStatus
+			}
 		} else if rec.Created.IsZero() {
 			rec.Created = now
 		}
 		rec.Data = append([]byte(nil), rec.Data...)
 		cp := rec
 		if prev := g.records[rec.Key()]; prev != nil {
-			// Written earlier in this group: the batch keeps only the latest version, whose
-			// keys are the same as storage's only if the earlier version's were.
+			// Written earlier in this group: the batch keeps only the latest version, which
+			// keeps a field of storage's only if the earlier version did.
 			for j, b := range g.batch.Records {
 				if b == prev {
 					g.batch.Records[j] = &cp
-					g.batch.SameKeys[j] = g.batch.SameKeys[j] && same
+					g.batch.Keep[j] &= keep
 				}
 			}
 		} else {
 			g.batch.Records = append(g.batch.Records, &cp)
-			g.batch.SameKeys = append(g.batch.SameKeys, same)
+			g.batch.Keep = append(g.batch.Keep, keep)
 		}
 		g.records[rec.Key()] = &cp
 		w.Record = cp // the caller sees what was written

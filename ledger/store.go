@@ -51,14 +51,29 @@ type Batch struct {
 	// same transaction: inserted, or replacing the previous version. The engine has checked
 	// their versions; a store simply writes them.
 	Records []*Record
-	// SameKeys[i] reports that Records[i] replaces a stored version with the same Owner,
-	// Status and Created, so that a store need not touch its indexes of those (the end of
-	// day rewrites every open loan and changes only its data). Written with Records.
-	SameKeys []bool
+	// Keep[i] says which indexed fields Records[i] keeps from the stored version it
+	// replaces (KeepOwner, KeepStatus; Created is always kept), so that a store need not
+	// rewrite their index entries: the end of day rewrites every open loan and changes only
+	// its data. Written with Records.
+	Keep []RecordKeep
 }
 
-// SameKeysAt reports SameKeys[i] (false where SameKeys is not filled in).
-func (b *Batch) SameKeysAt(i int) bool { return i < len(b.SameKeys) && b.SameKeys[i] }
+// RecordKeep is a set of indexed record fields a write keeps from the stored version.
+type RecordKeep uint8
+
+// Fields a record write can keep.
+const (
+	KeepOwner RecordKeep = 1 << iota
+	KeepStatus
+)
+
+// KeepAt returns Keep[i] (nothing kept where Keep is not filled in).
+func (b *Batch) KeepAt(i int) RecordKeep {
+	if i < len(b.Keep) {
+		return b.Keep[i]
+	}
+	return 0
+}
 
 // Closed records the new status of a pending transfer.
 type Closed struct {

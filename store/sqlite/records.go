@@ -15,27 +15,34 @@ const recordCols = `kind, id, version, owner, status, created_at, updated_at, da
 
 // recordStmts are the prepared statements of module_records.
 type recordStmts struct {
-	// upsert holds multi-row inserts that replace existing versions, by rows per statement
-	// (insertChunks), on the writer's connection; upsertData the same for versions whose
-	// owner, status and creation time are those stored (ledger.Batch.SameKeys): they set
-	// only the version, update time and data, so SQLite leaves the owner and status
-	// indexes alone instead of deleting and reinserting each row's entries.
-	upsert, upsertData map[int]*sql.Stmt
+	// upsert holds multi-row inserts that replace existing versions, by the fields the
+	// versions keep from the stored ones (ledger.Batch.Keep) and rows per statement
+	// (insertChunks), on the writer's connection. A kept owner or status is not set, so
+	// SQLite leaves the index entries of the row that hold it alone instead of deleting and
+	// reinserting them.
+	upsert [4]map[int]*sql.Stmt
 	// get and load read through the read pool.
 	get, load *sql.Stmt
 }
 
 func (d *DB) prepareRecordStmts() (*recordStmts, error) {
-	rs := &recordStmts{upsert: map[int]*sql.Stmt{}, upsertData: map[int]*sql.Stmt{}}
+	rs := &recordStmts{}
 	var err error
-	for _, n := range insertChunks {
-		ins := `INSERT INTO module_records (` + recordCols + `) VALUES ` + strings.Repeat("(?,?,?,?,?,?,?,?),", n-1) + `(?,?,?,?,?,?,?,?)
-			ON CONFLICT (kind, id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at, data = excluded.data`
-		if rs.upsert[n], err = d.write.Prepare(ins + `, owner = excluded.owner, status = excluded.status`); err != nil {
-			return nil, fmt.Errorf("prepare record upsert: %w", err)
+	for keep := range rs.upsert {
+		rs.upsert[keep] = map[int]*sql.Stmt{}
+		set := `version = excluded.version, updated_at = excluded.updated_at, data = excluded.data`
+		if ledger.RecordKeep(keep)&ledger.KeepOwner == 0 {
+			set += `, owner = excluded.owner`
 		}
-		if rs.upsertData[n], err = d.write.Prepare(ins); err != nil {
-			return nil, fmt.Errorf("prepare record upsert: %w", err)
+		if ledger.RecordKeep(keep)&ledger.KeepStatus == 0 {
+			set += `, status = excluded.status`
+		}
+		for _, n := range insertChunks {
+			q := `INSERT INTO module_records (` + recordCols + `) VALUES ` + strings.Repeat("(?,?,?,?,?,?,?,?),", n-1) +
+				`(?,?,?,?,?,?,?,?) ON CONFLICT (kind, id) DO UPDATE SET ` + set
+			if rs.upsert[keep][n], err = d.write.Prepare(q); err != nil {
+				return nil, fmt.Errorf("prepare record upsert: %w", err)
+			}
 		}
 	}
 	if rs.get, err = d.read.Prepare(`SELECT ` + recordCols + ` FROM module_records WHERE kind = ? AND id = ?`); err != nil {
@@ -52,26 +59,20 @@ func (d *DB) prepareRecordStmts() (*recordStmts, error) {
 // insertRecordRows writes new versions of records (ledger.Batch.Records) in tx, in multi-row
 // statements. A batch holds at most one version of a record.
 func (s *LedgerStore) insertRecordRows(ctx context.Context, tx *sql.Tx, b *ledger.Batch) error {
-	var keys, data []*ledger.Record
+	var byKeep [len(s.records.upsert)][]*ledger.Record
 	for i, r := range b.Records {
-		if b.SameKeysAt(i) {
-			data = append(data, r)
-		} else {
-			keys = append(keys, r)
-		}
+		k := b.KeepAt(i) & (ledger.KeepOwner | ledger.KeepStatus)
+		byKeep[k] = append(byKeep[k], r)
 	}
 	args := make([]any, 0, min(len(b.Records), insertChunks[0])*8)
-	for _, part := range []struct {
-		recs  []*ledger.Record
-		stmts map[int]*sql.Stmt
-	}{{keys, s.records.upsert}, {data, s.records.upsertData}} {
-		for recs := part.recs; len(recs) > 0; {
+	for keep, recs := range byKeep {
+		for len(recs) > 0 {
 			n := chunkRows(len(recs))
 			args = args[:0]
 			for _, r := range recs[:n] {
 				args = append(args, r.Kind, r.ID, r.Version, r.Owner, r.Status, r.Created.UnixNano(), r.Updated.UnixNano(), nonNil(r.Data))
 			}
-			if _, err := tx.Stmt(part.stmts[n]).ExecContext(ctx, args...); err != nil {
+			if _, err := tx.Stmt(s.records.upsert[keep][n]).ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("write records: %w", err)
 			}
 			recs = recs[n:]
