@@ -19,9 +19,10 @@ import (
 // resumable:
 //
 //  1. loans: every open loan is brought to the end of the date (accrual, penalties,
-//     ageing; see advance). Loans are read a page at a time, newest first; the changed
-//     ones are committed in units of several loans, several units at once, and after each
-//     page the run's record (the checkpoint) moves its cursor past the page.
+//     ageing; see advance). Loans are read a page at a time, newest first (the next page
+//     while one commits); the changed ones are committed in units of several loans,
+//     several units at once, and after each page the run's record (the checkpoint) moves
+//     its cursor past the page.
 //  2. statements: on a product's statement day, each of its lines gets a statement.
 //  3. reconcile: the reconciler compares the loans with the ledger (Reconcile).
 //
@@ -361,77 +362,105 @@ type loanWork struct {
 	res dayResult
 }
 
-// eodLoans runs stage 1 from the run's cursor.
+// eodBatch is a page of loans read and brought to the date in memory, ready to commit.
+type eodBatch struct {
+	n         int    // loans looked at
+	last      string // the id of its last loan (the cursor after it)
+	more      bool   // pages follow
+	units     []*eodUnit
+	writeOffs []*Loan // each committed on its own, with its line (redoLoans)
+	err       error
+}
+
+// readEODPage reads the page of loans after cursor and applies the date to them in memory.
+func (s *Service) readEODPage(ctx context.Context, d credit.Date, cursor string) *eodBatch {
+	recs, more, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLoan, Status: LoanActive, StartingAfter: cursor,
+		Limit: eodPage})
+	if err != nil {
+		return &eodBatch{err: err}
+	}
+	pg := &eodBatch{n: len(recs), more: more}
+	if len(recs) > 0 {
+		pg.last = recs[len(recs)-1].ID
+	}
+	var work []loanWork
+	for _, r := range recs {
+		if next, ok := loanNext(r.Data); ok && (next.IsZero() || next.After(d)) {
+			continue // nothing to do today: not even decoded
+		}
+		l, err := decodeLoanRecord(r, true)
+		if err != nil {
+			return &eodBatch{err: err}
+		}
+		p, e := s.Product(l.Product)
+		if e != nil {
+			return &eodBatch{err: fmt.Errorf("credit: loan %s: %w", l.ID, e)}
+		}
+		if res, changed := advance(l, p, d); changed {
+			work = append(work, loanWork{l, res})
+		}
+	}
+	// Units of loans of the same account, so that their penalties sum into one posting.
+	slices.SortStableFunc(work, func(a, b loanWork) int { return strings.Compare(a.l.Account, b.l.Account) })
+	cur := newEODUnit(d)
+	for _, w := range work {
+		if w.res.writeOff != nil {
+			pg.writeOffs = append(pg.writeOffs, w.l)
+			continue
+		}
+		if !cur.fits(&w.res) {
+			pg.units = append(pg.units, cur)
+			cur = newEODUnit(d)
+		}
+		cur.add(w.l, w.res)
+	}
+	if len(cur.loans) > 0 {
+		pg.units = append(pg.units, cur)
+	}
+	return pg
+}
+
+// eodLoans runs stage 1 from the run's cursor. The next page is read and prepared while one
+// is committed; the checkpoint after a page is written once all its units are.
 func (s *Service) eodLoans(ctx context.Context, run *EODRun, report func(bool)) error {
 	d := run.Date
+	next := make(chan *eodBatch, 1)
+	read := func(cursor string) { next <- s.readEODPage(ctx, d, cursor) }
+	go read(run.Cursor)
 	for {
-		recs, more, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLoan, Status: LoanActive, StartingAfter: run.Cursor, Limit: eodPage})
+		pg := <-next
+		if pg.err != nil {
+			return pg.err
+		}
+		if pg.more {
+			go read(pg.last)
+		}
+		changed, err := s.commitEODUnits(ctx, d, pg.units)
 		if err != nil {
 			return err
 		}
-		var units []*eodUnit
-		var work []loanWork
-		cur := newEODUnit(d)
-		for _, r := range recs {
-			if next, ok := loanNext(r.Data); ok && (next.IsZero() || next.After(d)) {
-				continue // nothing to do today: not even decoded
-			}
-			l, err := decodeLoan(r)
-			if err != nil {
-				return err
-			}
-			p, e := s.Product(l.Product)
-			if e != nil {
-				return fmt.Errorf("credit: loan %s: %w", l.ID, e)
-			}
-			res, changed := advance(l, p, d)
-			if changed {
-				work = append(work, loanWork{l, res})
-			}
-		}
-		// Units of loans of the same account, so that their penalties sum into one posting.
-		slices.SortStableFunc(work, func(a, b loanWork) int { return strings.Compare(a.l.Account, b.l.Account) })
-		var writeOffs []*Loan
-		for _, w := range work {
-			if w.res.writeOff != nil {
-				writeOffs = append(writeOffs, w.l) // committed on its own, with its line (redoLoans)
-				continue
-			}
-			if !cur.fits(&w.res) {
-				units = append(units, cur)
-				cur = newEODUnit(d)
-			}
-			cur.add(w.l, w.res)
-		}
-		if len(cur.loans) > 0 {
-			units = append(units, cur)
-		}
-		changed, err := s.commitEODUnits(ctx, d, units)
-		if err != nil {
-			return err
-		}
-		if len(writeOffs) > 0 {
-			if err := s.redoLoans(ctx, d, &eodUnit{loans: writeOffs}, changed.add, new(sync.Mutex)); err != nil {
+		if len(pg.writeOffs) > 0 {
+			if err := s.redoLoans(ctx, d, &eodUnit{loans: pg.writeOffs}, changed.add, new(sync.Mutex)); err != nil {
 				return err
 			}
 		}
-		run.Loans += int64(len(recs))
+		run.Loans += int64(pg.n)
 		run.Changed += changed.loans
 		run.Earned += changed.earned
 		run.Penalties += changed.penalty
 		run.StageEvents += changed.events
 		run.WrittenOff += changed.writtenOff
-		if len(recs) > 0 {
-			run.Cursor = recs[len(recs)-1].ID
+		if pg.n > 0 {
+			run.Cursor = pg.last
 		}
-		if !more {
+		if !pg.more {
 			run.Stage, run.Cursor = StageStatements, ""
 		}
 		if err := s.saveRun(ctx, run, nil); err != nil {
 			return err
 		}
 		report(false)
-		if !more {
+		if !pg.more {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {

@@ -34,6 +34,15 @@ func TestLoanCodec(t *testing.T) {
 	if !reflect.DeepEqual(got, l) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, l)
 	}
+	// Decoded for the end-of-day batch, the terms stay encoded, and are written back as
+	// they were.
+	raw, err := decodeLoanRecord(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: data}, true)
+	if err != nil || raw.Terms != nil || raw.termsRaw == "" {
+		t.Fatalf("terms kept encoded: %+v %v", raw, err)
+	}
+	if again := encodeLoan(raw); string(again) != string(data) {
+		t.Fatalf("written back with its terms kept encoded: %x, want %x", again, data)
+	}
 	if next, ok := loanNext(data); !ok || next != l.Next {
 		t.Errorf("loanNext %s %v, want %s", next, ok, l.Next)
 	}

@@ -138,6 +138,9 @@ type Loan struct {
 	Version int64       `json:"version"`
 
 	prevBucket credit.Bucket // the bucket the stored version holds
+	// termsRaw are the encoded terms of a loan decoded without them (decodeLoanRecord), so
+	// that writing it keeps them. Terms is nil then.
+	termsRaw string
 }
 
 // Owed is everything the loan still owes.
