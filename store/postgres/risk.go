@@ -176,11 +176,13 @@ func (s *RiskStore) AppendLog(ctx context.Context, events []risk.LoggedEvent, de
 			ids[i], sets[i], outcomes[i], versions[i], scores[i] = d.EventID, d.RuleSet, d.Decision, int32(d.Version), int32(d.Score)
 			shadows[i], at[i], bodies[i] = d.Shadow, d.At.UnixNano(), d.Body
 		}
-		b.Queue(`INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at)
-			SELECT event_id, ruleset, version, shadow, decision, score, body, decided_at
+		// event_seq: the logged event's seq (NULL if it is not logged; migration 0011).
+		b.Queue(`INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at, event_seq)
+			SELECT r.event_id, r.ruleset, r.version, r.shadow, r.decision, r.score, r.body, r.decided_at, e.seq
 			FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], $5::text[], $6::int[], $7::bytea[], $8::bigint[])
 				WITH ORDINALITY AS r (event_id, ruleset, version, shadow, decision, score, body, decided_at, n)
-			ORDER BY n`, ids, sets, versions, shadows, outcomes, scores, bodies, at)
+			LEFT JOIN risk_events e ON e.id = r.event_id
+			ORDER BY r.n`, ids, sets, versions, shadows, outcomes, scores, bodies, at)
 	}
 	return pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, &b).Close()
@@ -228,10 +230,14 @@ func (s *RiskStore) LastEvent(ctx context.Context) (risk.LoggedEvent, bool, erro
 	return e, err == nil, err
 }
 
-// Decisions returns the logged decisions of the event ids.
+// Decisions returns the logged decisions of the event ids: through the events' seq, or by id
+// for decisions logged without their event (migration 0011).
 func (s *RiskStore) Decisions(ctx context.Context, eventIDs []string) ([]risk.LoggedDecision, error) {
 	rows, err := s.db.pool.Query(ctx, `SELECT event_id, ruleset, version, shadow, decision, score, body, decided_at
-		FROM risk_decisions WHERE event_id = ANY($1::text[]) ORDER BY seq`, eventIDs)
+		FROM risk_decisions
+		WHERE event_seq IN (SELECT seq FROM risk_events WHERE id = ANY($1::text[]))
+			OR (event_seq IS NULL AND event_id = ANY($1::text[]))
+		ORDER BY seq`, eventIDs)
 	if err != nil {
 		return nil, err
 	}

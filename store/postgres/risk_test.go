@@ -22,3 +22,14 @@ func TestRiskStore(t *testing.T) { storetest.TestRiskStore(t, openRisk) }
 //
 //	FINCORE_TEST_POSTGRES=... go test ./store/postgres -run '^$' -bench RiskLog -benchtime 200000x
 func BenchmarkRiskLog(b *testing.B) { storetest.BenchRiskLog(b, openRisk(b)) }
+
+func TestRiskDecisionsBackfill(t *testing.T) {
+	db := openDB(t, pgtest.URL(t))
+	if err := db.Migrate(bg); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	storetest.TestRiskDecisionsBackfill(t, db.Risk(), Migrations, func(q string) error {
+		_, err := db.pool.Exec(bg, q)
+		return err
+	})
+}

@@ -185,7 +185,7 @@ func (s *RiskStore) AppendLog(ctx context.Context, events []risk.LoggedEvent, de
 		args = args[:0]
 		for i := range decisions[:n] {
 			d := &decisions[i]
-			args = append(args, d.EventID, d.RuleSet, d.Version, d.Shadow, d.Decision, d.Score, []byte(d.Body), d.At.UnixNano())
+			args = append(args, d.EventID, d.RuleSet, d.Version, d.Shadow, d.Decision, d.Score, []byte(d.Body), d.At.UnixNano(), d.EventID)
 		}
 		if _, err := tx.StmtContext(ctx, st.decisions[n]).ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("log decisions: %w", err)
@@ -196,8 +196,8 @@ func (s *RiskStore) AppendLog(ctx context.Context, events []risk.LoggedEvent, de
 }
 
 // logChunks are the rows per INSERT statement of the log, largest first: powers of two, so
-// that a batch of any size takes few statements (at most 8 columns a row: far below SQLite's
-// limit of 32,766 parameters).
+// that a batch of any size takes few statements (at most 9 parameters a row: far below
+// SQLite's limit of 32,766).
 var logChunks = []int{256, 128, 64, 32, 16, 8, 4, 2, 1}
 
 // logChunk is the rows of the next insert when left rows remain.
@@ -226,7 +226,10 @@ func (r *riskLogStmts) get(write *sql.DB) (*riskLogStmts, error) {
 			if r.events[n], r.err = write.Prepare(q); r.err != nil {
 				return
 			}
-			q = `INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at) VALUES ` + rowsSQL(8, n)
+			// event_seq: the logged event's seq, looked up by id (NULL if it is not logged).
+			row := "(?,?,?,?,?,?,?,?,(SELECT seq FROM risk_events WHERE id = ?))"
+			q = `INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at, event_seq) VALUES ` +
+				strings.Repeat(row+",", n-1) + row
 			if r.decisions[n], r.err = write.Prepare(q); r.err != nil {
 				return
 			}
@@ -282,12 +285,15 @@ func (s *RiskStore) LastEvent(ctx context.Context) (risk.LoggedEvent, bool, erro
 	return e, err == nil, err
 }
 
-// Decisions returns the logged decisions of the event ids.
+// Decisions returns the logged decisions of the event ids: through the event's seq, or by id
+// for decisions logged without their event (migration 0011).
 func (s *RiskStore) Decisions(ctx context.Context, eventIDs []string) ([]risk.LoggedDecision, error) {
 	var out []risk.LoggedDecision
 	for _, id := range eventIDs {
 		rows, err := s.db.read.QueryContext(ctx, `SELECT event_id, ruleset, version, shadow, decision, score, body, decided_at
-			FROM risk_decisions WHERE event_id = ? ORDER BY seq`, id)
+			FROM risk_decisions WHERE event_seq = (SELECT seq FROM risk_events WHERE id = ?1)
+				OR (event_seq IS NULL AND event_id = ?1)
+			ORDER BY seq`, id)
 		if err != nil {
 			return nil, err
 		}

@@ -24,3 +24,15 @@ func TestRiskStore(t *testing.T) { storetest.TestRiskStore(t, OpenRisk) }
 //
 //	go test ./store/sqlite -run '^$' -bench RiskLog -benchtime 200000x
 func BenchmarkRiskLog(b *testing.B) { storetest.BenchRiskLog(b, OpenRisk(b)) }
+
+func TestRiskDecisionsBackfill(t *testing.T) {
+	db, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.TestRiskDecisionsBackfill(t, db.Risk(), Migrations, func(q string) error {
+		_, err := db.write.Exec(q)
+		return err
+	})
+}

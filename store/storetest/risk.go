@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fincore/fincore/bench"
 	"github.com/fincore/fincore/risk"
+	"github.com/fincore/fincore/store/migration"
 )
 
 // TestRiskStore holds a risk.Store to the behaviour the risk engine relies on. open returns a
@@ -172,6 +174,33 @@ func TestRiskStore(t *testing.T, open func(t testing.TB) risk.Store) {
 		}
 	})
 
+	t.Run("LogDecisionsAndEventsApart", func(t *testing.T) {
+		// Decisions logged in a later batch than their event, of an event id logged again,
+		// and without any logged event are all found by their event id, in log order.
+		s := open(t)
+		ev := func(id string) risk.LoggedEvent {
+			return risk.LoggedEvent{ID: id, Type: "payment", Time: at, Body: json.RawMessage(`{"id":"` + id + `"}`), Received: at}
+		}
+		dec := func(id string, score int) risk.LoggedDecision {
+			return risk.LoggedDecision{EventID: id, RuleSet: "pay", Version: 1, Decision: "accept", Score: score, Body: json.RawMessage(`{}`), At: at}
+		}
+		must(t, s.AppendLog(ctx, []risk.LoggedEvent{ev("a"), ev("b")}, []risk.LoggedDecision{dec("a", 1)}))
+		must(t, s.AppendLog(ctx, []risk.LoggedEvent{ev("a")}, []risk.LoggedDecision{dec("b", 2), dec("a", 3), dec("nolog", 4)}))
+		must(t, s.AppendLog(ctx, nil, []risk.LoggedDecision{dec("b", 5)}))
+		got, err := s.Decisions(ctx, []string{"a", "b", "nolog", "missing"})
+		must(t, err)
+		scores := map[string][]int{} // by event, in log order
+		for _, d := range got {
+			scores[d.EventID] = append(scores[d.EventID], d.Score)
+		}
+		if len(got) != 5 || !slices.Equal(scores["a"], []int{1, 3}) || !slices.Equal(scores["b"], []int{2, 5}) || !slices.Equal(scores["nolog"], []int{4}) {
+			t.Fatalf("decisions %+v", got)
+		}
+		if got, err := s.Decisions(ctx, []string{"nolog"}); err != nil || len(got) != 1 || got[0].EventID != "nolog" {
+			t.Fatalf("decision without its event: %+v %v", got, err)
+		}
+	})
+
 	t.Run("Snapshot", func(t *testing.T) {
 		s := open(t)
 		if _, _, ok, err := s.LoadSnapshot(ctx); err != nil || ok {
@@ -217,4 +246,48 @@ func BenchRiskLog(b *testing.B, st risk.Store) {
 		}
 	}
 	b.ReportMetric(float64(bench.ProcessCPU()-cpu0)/float64(b.N), "cpu_ns/op")
+}
+
+// TestRiskDecisionsBackfill checks a backend's migration 0011 (found in migrations), which
+// gives the decisions logged before it the seq of their logged event: run by exec on st's
+// database after their event_seq was cleared, it sets it again for every decision whose event
+// is logged, and leaves the others to be found by id.
+func TestRiskDecisionsBackfill(t *testing.T, st risk.Store, migrations func() ([]migration.Migration, error), exec func(sql string) error) {
+	ctx := context.Background()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ms, func(m migration.Migration) bool { return m.Version == 11 })
+	if i < 0 {
+		t.Fatal("no migration 0011")
+	}
+	start := strings.Index(ms[i].SQL, "UPDATE risk_decisions")
+	end := strings.Index(ms[i].SQL[max(start, 0):], ";")
+	if start < 0 || end < 0 {
+		t.Fatal("migration 0011 has no UPDATE risk_decisions statement")
+	}
+	backfill := ms[i].SQL[start : start+end]
+	at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	var evs []risk.LoggedEvent
+	var ds []risk.LoggedDecision
+	for _, id := range []string{"a", "b", "c"} {
+		evs = append(evs, risk.LoggedEvent{ID: id, Type: "payment", Time: at, Body: json.RawMessage(`{}`), Received: at})
+		ds = append(ds, risk.LoggedDecision{EventID: id, RuleSet: "pay", Version: 1, Decision: "accept", Body: json.RawMessage(`{}`), At: at})
+	}
+	ds = append(ds, risk.LoggedDecision{EventID: "nolog", RuleSet: "pay", Version: 1, Decision: "accept", Body: json.RawMessage(`{}`), At: at})
+	if err := st.AppendLog(ctx, evs, ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`UPDATE risk_decisions SET event_seq = NULL`, backfill,
+		// What is still without its event's seq goes: only the decision of "nolog" may.
+		`DELETE FROM risk_decisions WHERE event_seq IS NULL`} {
+		if err := exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	got, err := st.Decisions(ctx, []string{"a", "b", "c", "nolog"})
+	if err != nil || len(got) != 3 || got[0].EventID != "a" || got[2].EventID != "c" {
+		t.Fatalf("after the backfill: %+v %v", got, err)
+	}
 }
