@@ -102,6 +102,12 @@ func exercise(t *testing.T, m Model) {
 		if a != b && !(math.IsNaN(a) && math.IsNaN(b)) {
 			t.Fatalf("Predict gave %v then %v", a, b)
 		}
+		// A packed forest walks to the same leaves as the pointer layout.
+		if tm, ok := m.(*treeModel); ok && tm.f.packed != nil && len(x) >= tm.f.nFeatures {
+			if p, w := tm.f.marginPacked(x), tm.f.marginWalk(x); p != w && !(math.IsNaN(p) && math.IsNaN(w)) {
+				t.Fatalf("x %v: packed walk %v, pointer walk %v", x, p, w)
+			}
+		}
 	}
 	m.Predict(nil)
 }
