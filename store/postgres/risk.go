@@ -176,7 +176,7 @@ func (s *RiskStore) AppendLog(ctx context.Context, events []risk.LoggedEvent, de
 			ids[i], sets[i], outcomes[i], versions[i], scores[i] = d.EventID, d.RuleSet, d.Decision, int32(d.Version), int32(d.Score)
 			shadows[i], at[i], bodies[i] = d.Shadow, d.At.UnixNano(), d.Body
 		}
-		// event_seq: the logged event's seq (NULL if it is not logged; migration 0011).
+		// event_seq: the logged event's seq (NULL if it is not logged; migration 0012).
 		b.Queue(`INSERT INTO risk_decisions (event_id, ruleset, version, shadow, decision, score, body, decided_at, event_seq)
 			SELECT r.event_id, r.ruleset, r.version, r.shadow, r.decision, r.score, r.body, r.decided_at, e.seq
 			FROM unnest($1::text[], $2::text[], $3::int[], $4::bool[], $5::text[], $6::int[], $7::bytea[], $8::bigint[])
@@ -231,7 +231,7 @@ func (s *RiskStore) LastEvent(ctx context.Context) (risk.LoggedEvent, bool, erro
 }
 
 // Decisions returns the logged decisions of the event ids: through the events' seq, or by id
-// for decisions logged without their event (migration 0011).
+// for decisions logged without their event (migration 0012).
 func (s *RiskStore) Decisions(ctx context.Context, eventIDs []string) ([]risk.LoggedDecision, error) {
 	rows, err := s.db.pool.Query(ctx, `SELECT event_id, ruleset, version, shadow, decision, score, body, decided_at
 		FROM risk_decisions

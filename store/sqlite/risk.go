@@ -286,7 +286,7 @@ func (s *RiskStore) LastEvent(ctx context.Context) (risk.LoggedEvent, bool, erro
 }
 
 // Decisions returns the logged decisions of the event ids: through the event's seq, or by id
-// for decisions logged without their event (migration 0011).
+// for decisions logged without their event (migration 0012).
 func (s *RiskStore) Decisions(ctx context.Context, eventIDs []string) ([]risk.LoggedDecision, error) {
 	var out []risk.LoggedDecision
 	for _, id := range eventIDs {

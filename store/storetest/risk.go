@@ -248,7 +248,7 @@ func BenchRiskLog(b *testing.B, st risk.Store) {
 	b.ReportMetric(float64(bench.ProcessCPU()-cpu0)/float64(b.N), "cpu_ns/op")
 }
 
-// TestRiskDecisionsBackfill checks a backend's migration 0011 (found in migrations), which
+// TestRiskDecisionsBackfill checks a backend's migration 0012 (found in migrations), which
 // gives the decisions logged before it the seq of their logged event: run by exec on st's
 // database after their event_seq was cleared, it sets it again for every decision whose event
 // is logged, and leaves the others to be found by id.
@@ -258,14 +258,14 @@ func TestRiskDecisionsBackfill(t *testing.T, st risk.Store, migrations func() ([
 	if err != nil {
 		t.Fatal(err)
 	}
-	i := slices.IndexFunc(ms, func(m migration.Migration) bool { return m.Version == 11 })
+	i := slices.IndexFunc(ms, func(m migration.Migration) bool { return m.Version == 12 })
 	if i < 0 {
-		t.Fatal("no migration 0011")
+		t.Fatal("no migration 0012")
 	}
 	start := strings.Index(ms[i].SQL, "UPDATE risk_decisions")
 	end := strings.Index(ms[i].SQL[max(start, 0):], ";")
 	if start < 0 || end < 0 {
-		t.Fatal("migration 0011 has no UPDATE risk_decisions statement")
+		t.Fatal("migration 0012 has no UPDATE risk_decisions statement")
 	}
 	backfill := ms[i].SQL[start : start+end]
 	at := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
