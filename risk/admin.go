@@ -49,7 +49,9 @@ func (e *Engine) PutRuleSet(ctx context.Context, name string, source []byte) (Su
 }
 
 // Activate makes version the active version of name and shadow (0: none) its shadow. The
-// feature state of features the new versions share with the old ones carries over.
+// feature state of features the new versions share with the old ones carries over; features
+// new to the engine are back-filled from the event log before the versions take effect (see
+// backfill.go), while decisions go on with the versions before.
 func (e *Engine) Activate(ctx context.Context, name string, version, shadow int) (Head, error) {
 	e.admin.Lock()
 	defer e.admin.Unlock()
@@ -70,11 +72,35 @@ func (e *Engine) Activate(ctx context.Context, name string, version, shadow int)
 		return Head{}, ErrUnknownVersion
 	}
 	l.head.Active, l.head.Shadow, l.head.Updated = version, shadow, e.cfg.Now().UTC()
-	if err := e.store.SetHead(ctx, l.head); err != nil {
-		return Head{}, fmt.Errorf("activate rule set %s: %w", name, err)
+	commit := func() error {
+		if err := e.store.SetHead(ctx, l.head); err != nil {
+			return fmt.Errorf("activate rule set %s: %w", name, err)
+		}
+		return nil
 	}
 	sets[name] = l
-	e.install(sets)
+	cat := e.plan(sets)
+	b := e.newBackfill(e.cat.Load(), cat, e.watermark.Load())
+	if b == nil {
+		if err := commit(); err != nil {
+			return Head{}, err
+		}
+		e.publish(cat, sets)
+		return l.head, nil
+	}
+	// Features new to the engine: their state is built from the event log first. A caller
+	// that stops waiting (a client timing out on a long back-fill) does not waste the work:
+	// it runs to the end (Close stops it).
+	ctx = context.WithoutCancel(ctx)
+	committed, err := e.activateBackfilled(ctx, b, cat, sets, commit)
+	if err != nil {
+		if committed {
+			if rerr := e.store.SetHead(ctx, old.head); rerr != nil {
+				e.log.Error("risk: activation failed after it was stored and could not be undone; a restart activates it", "ruleset", name, "err", rerr)
+			}
+		}
+		return Head{}, err
+	}
 	return l.head, nil
 }
 

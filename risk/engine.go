@@ -284,7 +284,21 @@ func (e *Engine) compile(name string, v int, src []byte) (*Compiled, error) {
 
 // install makes sets the loaded rule sets and rebuilds the feature catalog. The caller holds
 // admin (or is Open).
-func (e *Engine) install(sets map[string]*loaded) {
+func (e *Engine) install(sets map[string]*loaded) { e.publish(e.plan(sets), sets) }
+
+// publish makes cat the feature catalog and sets the loaded rule sets (the catalog first, so
+// that a decision that sees the new rule sets sees their features).
+func (e *Engine) publish(cat *catalog, sets map[string]*loaded) {
+	e.cat.Store(cat)
+	e.sets.Store(&sets)
+}
+
+// plan builds the feature catalog of sets and numbers the compiled versions' features by
+// state id. A feature the current catalog has keeps its id (and state); one it lacks gets a
+// new id, so that any state left from an earlier time it was loaded is not taken for its
+// own. The caller holds admin (or is Open).
+func (e *Engine) plan(sets map[string]*loaded) *catalog {
+	prev := e.cat.Load()
 	cat := &catalog{feats: map[int]*Feature{}}
 	groups := map[string]*keyGroup{}
 	var order []string
@@ -295,6 +309,9 @@ func (e *Engine) install(sets map[string]*loaded) {
 		c.stateIDs = make([]int, len(c.Features))
 		for i, f := range c.Features {
 			id, ok := e.sigIDs[f.Sig]
+			if ok && prev.feats[id] == nil && cat.feats[id] == nil {
+				ok = false
+			}
 			if !ok {
 				e.nextID++
 				id = e.nextID
@@ -337,8 +354,7 @@ func (e *Engine) install(sets map[string]*loaded) {
 		cat.groups = append(cat.groups, *g)
 	}
 	cat.maxID = e.nextID
-	e.cat.Store(cat)
-	e.sets.Store(&sets)
+	return cat
 }
 
 // applied is what applying an event to the feature state produced: the value of every
@@ -353,7 +369,18 @@ type applied struct {
 // logFn, if set, runs while the touched shards are still locked, so that the event log's
 // order agrees with the order in which events changed each key's state.
 func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float64 {
-	cat := e.cat.Load()
+	for {
+		if values := e.applyWith(e.cat.Load(), ev, count, logFn, sc); values != nil {
+			return values
+		}
+	}
+}
+
+// applyWith is apply with the catalog cat. It returns nil, having changed nothing, when the
+// catalog was replaced before it held its shards' locks (an activation hands back-filled
+// features over with every shard locked: an event counted with the old catalog must be
+// logged before the hand-over, one logged after it must count in the new features).
+func (e *Engine) applyWith(cat *catalog, ev *Event, count bool, logFn func(), sc *scratch) []float64 {
 	ts := ev.Time.UnixNano()
 	if n := cat.maxID + 1; cap(sc.values) < n {
 		sc.values = make([]float64, n)
@@ -407,6 +434,12 @@ func (e *Engine) apply(ev *Event, count bool, logFn func(), sc *scratch) []float
 	slices.Sort(locks)
 	for _, s := range locks {
 		e.shards[s].mu.Lock()
+	}
+	if e.cat.Load() != cat {
+		for _, s := range locks {
+			e.shards[s].mu.Unlock()
+		}
+		return nil
 	}
 	g := e.watermark.Load()
 	accept := count && (cat.retention == 0 || g == 0 || ts > g-cat.retention)
@@ -484,6 +517,8 @@ type Stats struct {
 	// LogErrors failed writes of the decision log; Overloaded requests refused because
 	// the log queue was nearly full; Evicted window states dropped as idle or unused.
 	Decisions, Events, Counted, Duplicates, TooOld, RuleErrors, LogErrors, Overloaded, Evicted int64
+	// Backfilled is the logged events replayed into features new to the loaded rule sets.
+	Backfilled int64
 	// Keys is the number of window states held (one per feature and key value); KeyValues
 	// the number of key values (users, devices ...) they belong to.
 	Keys       int
@@ -493,6 +528,7 @@ type Stats struct {
 
 type stats struct {
 	decisions, events, counted, duplicates, tooOld, ruleErrors, logErrors, overloaded, evicted atomic.Int64
+	backfilled                                                                                 atomic.Int64
 }
 
 // Stats returns the engine's counters, and the feature state's size (which takes every
@@ -523,6 +559,7 @@ func (e *Engine) Counters() Stats {
 		Decisions: e.stats.decisions.Load(), Events: e.stats.events.Load(), Counted: e.stats.counted.Load(),
 		Duplicates: e.stats.duplicates.Load(), TooOld: e.stats.tooOld.Load(), RuleErrors: e.stats.ruleErrors.Load(),
 		LogErrors: e.stats.logErrors.Load(), Overloaded: e.stats.overloaded.Load(), Evicted: e.stats.evicted.Load(),
+		Backfilled: e.stats.backfilled.Load(),
 	}
 	for i := range e.shards {
 		s.KeyValues += int(e.shards[i].nKeys.Load())
@@ -562,11 +599,13 @@ func (e *Engine) sweepLoop() {
 // (their newest event is a window older than the oldest time still accepted) and those of
 // features no loaded rule set uses.
 func (e *Engine) Sweep() {
-	cat := e.cat.Load()
-	floor := e.watermark.Load() - cat.retention
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
+		// The catalog is read under the lock: an activation publishes a new one (with
+		// back-filled states) while it holds every shard's lock.
+		cat := e.cat.Load()
+		floor := e.watermark.Load() - cat.retention
 		sh.keys.filter(func(ks *keyStates) bool {
 			kept := ks.slots[:0]
 			for _, sl := range ks.slots {

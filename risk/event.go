@@ -140,10 +140,7 @@ func parseFlat(raw []byte) (map[string]any, bool) {
 	if n < 2 || raw[0] != '{' {
 		return nil, false
 	}
-	// A string here has no quote inside, so `":` ends a key: their count sizes the map (a
-	// larger hint would double the memory of a 10-field event's map), within the limit on
-	// fields (a malformed event could have many).
-	obj := make(map[string]any, min(bytes.Count(raw, []byte(`":`)), MaxEventFields+1))
+	obj := make(map[string]any, 16)
 	i := 1
 	if raw[i] == '}' {
 		return obj, n == 2

@@ -18,8 +18,8 @@ import (
 // values once, and the filter runs once.
 //
 // A lane is fixed when its features first appear and is never changed: a feature a later rule
-// set version adds to the same events starts a lane of its own (it must start empty, while
-// the lane's other features keep their counts). The window states are still per feature as
+// set version adds to the same events starts a lane of its own (it is back-filled from the
+// event log, see backfill.go, while the lane's other features keep their counts). The window states are still per feature as
 // far as anything outside the shards sees: each feature reads its own member, and snapshots
 // hold one state per feature (a restart loads them as one state each; new key values share
 // again).

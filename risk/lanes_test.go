@@ -15,7 +15,7 @@ import (
 // TestLanesAgreeWithSeparateStates runs the same random event stream through an engine whose
 // lanes share window states and one that keeps a state per feature, and compares every
 // feature of every decision: through late events, a new rule set version that adds features
-// to existing lanes (they must start empty) and drops others, and a restart from a snapshot.
+// to existing lanes (back-filled in lanes of their own) and drops others, and a restart from a snapshot.
 func TestLanesAgreeWithSeparateStates(t *testing.T) {
 	v1 := `features:
   - {name: n_1h, on: [payment], key: user_id, agg: count, window: 1h}

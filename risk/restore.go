@@ -15,9 +15,21 @@ const replayBatch = 10_000
 // retention period) in log order.
 func (e *Engine) restore(ctx context.Context) error {
 	cat := e.cat.Load()
-	after, from, err := e.loadSnapshot(ctx)
+	after, from, had, err := e.loadSnapshot(ctx)
 	if err != nil {
 		return err
+	}
+	if after > 0 {
+		// Features the snapshot does not know (a version activated after it was taken, or
+		// whose back-fill a stop interrupted) are back-filled up to the snapshot's position
+		// first; the replay below then counts the events after it in every feature.
+		b := e.backfillOf(cat, func(id int) bool { return !had[cat.feats[id].Sig] }, e.watermark.Load())
+		if b != nil {
+			if _, err := b.run(ctx, after); err != nil {
+				return err
+			}
+			b.merge()
+		}
 	}
 	if after == 0 {
 		last, ok, err := e.store.LastEvent(ctx)

@@ -107,23 +107,25 @@ func (e *Engine) flush(ctx context.Context) error {
 }
 
 // loadSnapshot loads the stored snapshot into the shards, for the features the loaded rule
-// sets use. It returns the log position the snapshot covers (0 without one) and the time from
-// which events must be replayed.
-func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, error) {
+// sets use. It returns the log position the snapshot covers (0 without one), the time from
+// which events must be replayed, and the signatures of the features it has state for.
+func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, map[string]bool, error) {
 	seq, data, ok, err := e.store.LoadSnapshot(ctx)
 	if err != nil || !ok {
-		return 0, time.Time{}, err
+		return 0, time.Time{}, nil, err
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("read snapshot: %w", err)
+		return 0, time.Time{}, nil, fmt.Errorf("read snapshot: %w", err)
 	}
 	var sn snapshot
 	if err := gob.NewDecoder(zr).Decode(&sn); err != nil {
-		return 0, time.Time{}, fmt.Errorf("decode snapshot: %w", err)
+		return 0, time.Time{}, nil, fmt.Errorf("decode snapshot: %w", err)
 	}
 	ids := make([]int, len(sn.Sigs))
+	had := make(map[string]bool, len(sn.Sigs))
 	for i, sig := range sn.Sigs {
+		had[sig] = true
 		id, ok := e.sigIDs[sig]
 		if !ok {
 			id = -1 // no loaded rule set uses it any more
@@ -137,7 +139,7 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, error) {
 		}
 		st, ok := window.FromSnapshot(s.State)
 		if !ok {
-			return 0, time.Time{}, fmt.Errorf("snapshot: state of %s %q is inconsistent", s.Field, s.Key)
+			return 0, time.Time{}, nil, fmt.Errorf("snapshot: state of %s %q is inconsistent", s.Field, s.Key)
 		}
 		fid, ok := e.fieldIDs[s.Field]
 		if !ok {
@@ -161,5 +163,5 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, error) {
 	}
 	e.watermark.Store(sn.Watermark)
 	e.log.Info("risk: feature state snapshot loaded", "seq", seq, "states", n)
-	return seq, time.Time{}, nil
+	return seq, time.Time{}, had, nil
 }

@@ -85,6 +85,7 @@ func newRiskMetrics() *riskMetrics {
 		{"fincore_risk_overloaded_total", "Requests refused because the decision log queue was nearly full.", func(s risk.Stats) int64 { return s.Overloaded }},
 		{"fincore_risk_log_errors_total", "Failed writes of a decision log batch (retried).", func(s risk.Stats) int64 { return s.LogErrors }},
 		{"fincore_risk_windows_evicted_total", "Window states dropped as idle or no longer used by any rule set.", func(s risk.Stats) int64 { return s.Evicted }},
+		{"fincore_risk_backfilled_events_total", "Logged events replayed into features new to an activated rule set version (back-filling).", func(s risk.Stats) int64 { return s.Backfilled }},
 	} {
 		rm.counter = append(rm.counter, riskCounter{prometheus.NewDesc(c.name, c.help, nil, nil), c.get})
 	}
