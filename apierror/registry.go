@@ -124,7 +124,7 @@ var registry = []Def{
 	{ReconDiscrepancyNotFound, 404, "The reconciliation report has no discrepancy with this id."},
 	{ReconAlreadyResolved, 409, "The discrepancy is resolved already (a discrepancy resolves once)."},
 	{ReconNotAdjustable, 422, "No adjustment can resolve this discrepancy now (our side is still processing, the currencies differ, or the books already agree); accept it with a note."},
-	{ReconLimitExceeded, 422, "The report would exceed a reconciliation limit (50 discrepancies, 20 statement revisions, 100 cross-day items); nothing was stored."},
+	{ReconLimitExceeded, 422, "The report would exceed a reconciliation limit (2,000 discrepancies in 48 pages, 20 statement revisions, 100 cross-day items, 64 records written by an import); nothing was stored."},
 	{Unauthenticated, 401, "The request has no API key, or its key is invalid or revoked (Authorization: Bearer <key>)."},
 	{Forbidden, 403, "The API key lacks the scope this route needs."},
 	{KeyNotFound, 404, "The API key does not exist."},

@@ -42,6 +42,7 @@ func (s *Server) RegisterRecon(svc *payment.Service, opts ReconOptions) {
 	a := &reconAPI{s: s, svc: svc, opts: opts}
 	s.HandleScoped("POST /v1/recon/{channel}/{date}", ScopeReconWrite, http.HandlerFunc(a.importStatement))
 	s.HandleScoped("GET /v1/recon/{channel}/{date}", ScopeReconRead, http.HandlerFunc(a.get))
+	s.HandleScoped("GET /v1/recon/{channel}/{date}/discrepancies", ScopeReconRead, http.HandlerFunc(a.discrepancies))
 	s.HandleScoped("POST /v1/recon/{channel}/{date}/discrepancies/{id}/resolve", ScopeReconWrite, http.HandlerFunc(a.resolve))
 }
 
@@ -52,6 +53,11 @@ func (a *reconAPI) day(w http.ResponseWriter, r *http.Request) (time.Time, bool)
 		a.s.Error(w, r, e)
 		return time.Time{}, false
 	}
+	return a.date(w, r)
+}
+
+// date parses a recon request's {date}; on failure it answers the request.
+func (a *reconAPI) date(w http.ResponseWriter, r *http.Request) (time.Time, bool) {
 	d, err := time.Parse(time.DateOnly, r.PathValue("date"))
 	if err != nil {
 		a.s.Error(w, r, invalid("date", "date must be a business day as YYYY-MM-DD, not %q.", clip(r.PathValue("date"))))
@@ -92,7 +98,7 @@ func (a *reconAPI) importStatement(w http.ResponseWriter, r *http.Request) {
 		a.s.Error(w, r, err)
 		return
 	}
-	WriteJSON(w, createdStatus(created), rep)
+	WriteJSON(w, createdStatus(created), rep.Brief())
 }
 
 func (a *reconAPI) get(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +111,31 @@ func (a *reconAPI) get(w http.ResponseWriter, r *http.Request) {
 		a.s.Error(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, rep)
+	WriteJSON(w, http.StatusOK, rep.Brief())
+}
+
+// discrepancyList is a page of a report's discrepancies.
+type discrepancyList struct {
+	Data    []payment.Discrepancy `json:"data"`
+	HasMore bool                  `json:"has_more"`
+}
+
+func (a *reconAPI) discrepancies(w http.ResponseWriter, r *http.Request) {
+	q, limit, ok := a.s.listQuery(w, r, 500, "status")
+	if !ok {
+		return
+	}
+	day, ok := a.date(w, r)
+	if !ok {
+		return
+	}
+	ds, more, err := a.svc.ListDiscrepancies(r.Context(), r.PathValue("channel"), day,
+		payment.DiscrepancyQuery{Status: q.Get("status"), StartingAfter: q.Get("starting_after"), Limit: limit})
+	if err != nil {
+		a.s.Error(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, discrepancyList{Data: ds, HasMore: more})
 }
 
 func (a *reconAPI) resolve(w http.ResponseWriter, r *http.Request) {
@@ -149,5 +179,5 @@ func (a *reconAPI) resolve(w http.ResponseWriter, r *http.Request) {
 		a.s.Error(w, r, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, rep)
+	WriteJSON(w, http.StatusOK, rep.Brief())
 }

@@ -1,6 +1,7 @@
 package payment
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,8 +28,12 @@ import (
 // one by one: an adjustment posted to the ledger, or an acceptance with a note; each
 // resolution is one ledger unit with the report's new version (docs/payments.md).
 
-// KindRecon is the record kind of reconciliation reports.
-const KindRecon = "payment.recon"
+// KindRecon is the record kind of reconciliation reports; KindReconPage that of the pages
+// holding their discrepancies ("<report id>/<n>", owned by the report).
+const (
+	KindRecon     = "payment.recon"
+	KindReconPage = "payment.recon.page"
+)
 
 // Discrepancy types.
 const (
@@ -67,15 +72,20 @@ const (
 	ReportReconciled    = "reconciled" // none is
 )
 
-// Limits of reconciliation. A report is one record (ledger.RecordDataMax), so it holds a
-// bounded number of discrepancies; a statement that disagrees with our books on more items
-// than that is almost certainly another channel's or another day's file.
+// Limits of reconciliation. A report is a record with the summary, and its discrepancies
+// fill up to ReconPagesMax page records (of up to reconPageBytes each, ordered by id) written
+// in the same unit, so a report holds a bounded number of discrepancies; a statement that
+// disagrees with our books on more items than that is almost certainly another channel's or
+// another day's file. Answers carry the first ReconInlineDiscrepancies discrepancies; GET
+// .../discrepancies pages through all of them.
 const (
-	ReconLinesMax         = 200_000
-	ReconDiscrepanciesMax = 50
-	ReconRevisionsMax     = 20
-	ReconCrossDayMax      = 100
-	ReconNoteMax          = 200
+	ReconLinesMax            = 200_000
+	ReconDiscrepanciesMax    = 2_000
+	ReconPagesMax            = 48
+	ReconInlineDiscrepancies = 50
+	ReconRevisionsMax        = 20
+	ReconCrossDayMax         = 100
+	ReconNoteMax             = 200
 	// ReconLookback is how long before the business day a payment or refund may have been
 	// created and still be expected on that day's statement (its outcome may come late).
 	ReconLookback = 72 * time.Hour
@@ -107,13 +117,31 @@ type Report struct {
 	Status   string `json:"status"`   // open, reconciled
 	Revision int    `json:"revision"` // the statement files that changed the report
 	// Statement is the import behind the current revision, History those before it.
-	Statement     StatementImport   `json:"statement"`
-	Discrepancies []Discrepancy     `json:"discrepancies"`
-	CrossDay      []CrossDayMatch   `json:"cross_day"`
-	History       []StatementImport `json:"history"`
-	Created       time.Time         `json:"created"`
-	Updated       time.Time         `json:"updated"`
-	version       int64
+	Statement StatementImport `json:"statement"`
+	// Discrepancies are every discrepancy, ordered by id — in answers of the API, the first
+	// ReconInlineDiscrepancies of them (see Brief).
+	Discrepancies []Discrepancy `json:"discrepancies"`
+	// DiscrepancyCount and OpenCount count all the discrepancies and the open ones;
+	// MoreDiscrepancies says Discrepancies holds only the first of them.
+	DiscrepancyCount  int               `json:"discrepancy_count"`
+	OpenCount         int               `json:"open_discrepancies"`
+	MoreDiscrepancies bool              `json:"more_discrepancies"`
+	CrossDay          []CrossDayMatch   `json:"cross_day"`
+	History           []StatementImport `json:"history"`
+	Created           time.Time         `json:"created"`
+	Updated           time.Time         `json:"updated"`
+	version           int64
+	pages             []reconPage // the stored pages, as read (or written)
+}
+
+// Brief returns r with only its first ReconInlineDiscrepancies discrepancies: what the API
+// answers, to keep the answer small however many there are.
+func (r Report) Brief() Report {
+	if len(r.Discrepancies) > ReconInlineDiscrepancies {
+		r.Discrepancies = r.Discrepancies[:ReconInlineDiscrepancies:ReconInlineDiscrepancies]
+		r.MoreDiscrepancies = true
+	}
+	return r
 }
 
 // StatementImport is one imported statement file and what matching it found.
@@ -257,6 +285,7 @@ func (s *Service) ReconcileAs(ctx context.Context, actor, channel string, day ti
 		next := Report{ID: id, Channel: channel, Date: day.Format(time.DateOnly), Revision: 1, CrossDay: m.crossDay,
 			History: []StatementImport{}, Created: now, Updated: now}
 		if exists {
+			next.pages = cur.pages
 			next.Revision = cur.Revision + 1
 			next.History = append(slices.Clone(cur.History), cur.Statement)
 			next.Created = cur.Created
@@ -275,17 +304,21 @@ func (s *Service) ReconcileAs(ctx context.Context, actor, channel string, day ti
 		}
 		next.Status = reportStatus(next.Discrepancies)
 		u := ledger.Unit{}
-		w, err := reportWrite(next, cur.version)
+		ws, err := reportWrites(&next, cur.version)
 		if err != nil {
 			return Report{}, false, err
 		}
-		u.Records = append(u.Records, w)
+		u.Records = append(u.Records, ws...)
 		for _, nb := range s.clearNeighbours(m.neighbours, next, now) {
-			w, err := reportWrite(nb, nb.version)
+			ws, err := reportWrites(&nb, nb.version)
 			if err != nil {
 				return Report{}, false, err
 			}
-			u.Records = append(u.Records, w)
+			u.Records = append(u.Records, ws...)
+		}
+		if len(u.Records) > ledger.UnitMax {
+			return Report{}, false, reconLimit("the import would write %d records (the report, its pages and those of neighbouring days it clears); a unit holds at most %d",
+				len(u.Records), ledger.UnitMax)
 		}
 		if _, err := s.cfg.Ledger.Commit(ctx, u); isConflict(err) {
 			continue // another import or a resolution changed a report meanwhile: match again
@@ -780,27 +813,256 @@ func reportStatus(ds []Discrepancy) string {
 	return ReportReconciled
 }
 
-// reportWrite is the record write of r replacing version expect; it refuses a report larger
-// than a record may be.
-func reportWrite(r Report, expect int64) (ledger.RecordWrite, error) {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return ledger.RecordWrite{}, err
-	}
-	if len(b) > ledger.RecordDataMax {
-		return ledger.RecordWrite{}, reconLimit("the report %s would take %d bytes; a report holds at most %d", r.ID, len(b), ledger.RecordDataMax)
-	}
-	return ledger.RecordWrite{Record: ledger.Record{Kind: KindRecon, ID: r.ID, Owner: r.Channel, Status: r.Status, Data: b}, Expect: expect}, nil
+// reconPageBytes bounds the data of one page of discrepancies.
+const reconPageBytes = 48 << 10
+
+// storedReport is a report as stored: without its discrepancies, which are in pages.
+type storedReport struct {
+	Report
+	// Pages describe the page records, in order; those past the last in use have N 0 (the
+	// record stays, with its version, for the next time the report needs that many).
+	// Reports stored before pages have none and their discrepancies inline.
+	Pages []pageRef `json:"pages,omitempty"`
 }
 
-func (s *Service) loadReport(ctx context.Context, id string) (Report, error) {
-	var r Report
-	v, err := s.getRecord(ctx, KindRecon, id, &r)
-	if err != nil {
-		return Report{}, err
+// pageRef describes a page record of discrepancies: the id of its first, how many it holds,
+// and its version when the report was written.
+type pageRef struct {
+	First   string `json:"first"`
+	N       int    `json:"n"`
+	Version int64  `json:"version"`
+}
+
+// reconPage is a page as read or written: its description and data.
+type reconPage struct {
+	ref  pageRef
+	data []byte
+}
+
+func pageID(reportID string, n int) string { return reportID + "/" + strconv.Itoa(n) }
+
+// reportWrites returns the record writes of r replacing version expect: the report and the
+// pages of its discrepancies that changed from r.pages. It sets r's counts and r.pages to the
+// pages written. It refuses a report larger than its records may be.
+func reportWrites(r *Report, expect int64) ([]ledger.RecordWrite, error) {
+	r.DiscrepancyCount, r.OpenCount, r.MoreDiscrepancies = len(r.Discrepancies), countOpen(r.Discrepancies), false
+	type packed struct {
+		first string
+		n     int
+		data  []byte
 	}
-	r.version = v
-	return r, nil
+	var pages []packed
+	var cur packed
+	for i := range r.Discrepancies {
+		b, err := json.Marshal(&r.Discrepancies[i])
+		if err != nil {
+			return nil, err
+		}
+		if cur.n > 0 && len(cur.data)+len(b)+2 > reconPageBytes {
+			pages = append(pages, cur)
+			cur = packed{}
+		}
+		if cur.n == 0 {
+			cur = packed{first: r.Discrepancies[i].ID, data: append(make([]byte, 0, reconPageBytes), '[')}
+		} else {
+			cur.data = append(cur.data, ',')
+		}
+		cur.data = append(cur.data, b...)
+		cur.n++
+	}
+	if cur.n > 0 {
+		pages = append(pages, cur)
+	}
+	if len(pages) > ReconPagesMax {
+		return nil, reconLimit("the discrepancies of %s would take %d pages; a report holds at most %d", r.ID, len(pages), ReconPagesMax)
+	}
+	var ws []ledger.RecordWrite
+	next := make([]reconPage, max(len(pages), len(r.pages)))
+	for i := range next {
+		var old reconPage
+		if i < len(r.pages) {
+			old = r.pages[i]
+		}
+		if i >= len(pages) {
+			next[i] = reconPage{ref: pageRef{Version: old.ref.Version}} // no longer in use
+			continue
+		}
+		p := pages[i]
+		p.data = append(p.data, ']')
+		next[i] = reconPage{ref: pageRef{First: p.first, N: p.n, Version: old.ref.Version}, data: p.data}
+		if old.ref.N == 0 || !bytes.Equal(old.data, p.data) {
+			ws = append(ws, ledger.RecordWrite{Record: ledger.Record{Kind: KindReconPage, ID: pageID(r.ID, i), Owner: r.ID, Data: p.data}, Expect: old.ref.Version})
+			next[i].ref.Version++
+		}
+	}
+	sr := storedReport{Report: *r, Pages: make([]pageRef, len(next))}
+	sr.Discrepancies = nil
+	for i, p := range next {
+		sr.Pages[i] = p.ref
+	}
+	b, err := json.Marshal(sr)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > ledger.RecordDataMax {
+		return nil, reconLimit("the report %s would take %d bytes; a report holds at most %d", r.ID, len(b), ledger.RecordDataMax)
+	}
+	r.pages = next
+	w := ledger.RecordWrite{Record: ledger.Record{Kind: KindRecon, ID: r.ID, Owner: r.Channel, Status: r.Status, Data: b}, Expect: expect}
+	return append([]ledger.RecordWrite{w}, ws...), nil
+}
+
+// loadStored reads a report's record (without its pages).
+func (s *Service) loadStored(ctx context.Context, id string) (storedReport, int64, error) {
+	var sr storedReport
+	v, err := s.getRecord(ctx, KindRecon, id, &sr)
+	return sr, v, err
+}
+
+// errPageMoved says a page changed after its report was read: read again.
+var errPageMoved = errors.New("payment: recon page changed while reading")
+
+// readPage reads page n of report id, which must have the version of ref.
+func (s *Service) readPage(ctx context.Context, id string, n int, ref pageRef) ([]Discrepancy, []byte, error) {
+	rec, err := s.cfg.Store.GetRecord(ctx, KindReconPage, pageID(id, n))
+	if err != nil {
+		return nil, nil, fmt.Errorf("payment: page %d of report %s: %w", n, id, err)
+	}
+	if rec.Version != ref.Version {
+		return nil, nil, errPageMoved
+	}
+	var ds []Discrepancy
+	if err := json.Unmarshal(rec.Data, &ds); err != nil {
+		return nil, nil, fmt.Errorf("payment: decode page %d of report %s: %w", n, id, err)
+	}
+	return ds, rec.Data, nil
+}
+
+// loadReport reads a report with all its discrepancies, as of one version.
+func (s *Service) loadReport(ctx context.Context, id string) (Report, error) {
+	for range 8 {
+		sr, v, err := s.loadStored(ctx, id)
+		if err != nil {
+			return Report{}, err
+		}
+		r := sr.Report
+		r.version = v
+		if r.Discrepancies == nil {
+			r.Discrepancies = []Discrepancy{}
+		}
+		for i, ref := range sr.Pages {
+			p := reconPage{ref: ref}
+			if ref.N > 0 {
+				var ds []Discrepancy
+				ds, p.data, err = s.readPage(ctx, id, i, ref)
+				if err != nil {
+					break
+				}
+				r.Discrepancies = append(r.Discrepancies, ds...)
+			}
+			r.pages = append(r.pages, p)
+		}
+		if errors.Is(err, errPageMoved) {
+			continue // written meanwhile
+		}
+		if err != nil {
+			return Report{}, err
+		}
+		r.DiscrepancyCount, r.OpenCount, r.MoreDiscrepancies = len(r.Discrepancies), countOpen(r.Discrepancies), false
+		return r, nil
+	}
+	return Report{}, apierror.New(apierror.Overloaded, "")
+}
+
+// DiscrepancyQuery pages through a report's discrepancies, in the order of their ids.
+type DiscrepancyQuery struct {
+	Status        string // open or resolved; "" for both
+	StartingAfter string // the id of the last discrepancy of the previous page
+	Limit         int
+}
+
+// ListDiscrepancies returns a page of the discrepancies of a channel's business day, ordered
+// by id, and whether more follow. It reads only the pages of the report it needs.
+func (s *Service) ListDiscrepancies(ctx context.Context, channel string, day time.Time, q DiscrepancyQuery) ([]Discrepancy, bool, error) {
+	switch q.Status {
+	case "", DiscrepancyOpen, DiscrepancyResolved:
+	default:
+		return nil, false, invalid("status", "status must be open or resolved")
+	}
+	if q.Limit <= 0 {
+		q.Limit = 10
+	}
+	if _, ok := s.cfg.Channels.Get(channel); !ok {
+		return nil, false, apierror.Newf(apierror.ChannelNotFound, "channel", "no channel %q", clipID(channel))
+	}
+	id := ReconID(channel, day)
+	for range 8 {
+		sr, _, err := s.loadStored(ctx, id)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return nil, false, apierror.Newf(apierror.ReconReportNotFound, "date", "no statement of %s has been imported", id)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		out := make([]Discrepancy, 0, q.Limit+1)
+		found := q.StartingAfter == ""
+		// take adds ds's items after the cursor to out; it reports whether out is full.
+		take := func(ds []Discrepancy) (bool, error) {
+			for _, d := range ds {
+				if !found {
+					if d.ID > q.StartingAfter {
+						break
+					}
+					found = d.ID == q.StartingAfter
+					continue
+				}
+				if q.Status == "" || d.Status == q.Status {
+					out = append(out, d)
+				}
+				if len(out) > q.Limit {
+					return true, nil
+				}
+			}
+			if !found {
+				return false, apierror.Newf(apierror.ReconDiscrepancyNotFound, "starting_after", "report %s has no discrepancy %q", id, clipID(q.StartingAfter))
+			}
+			return false, nil
+		}
+		// The first page to read is the last one starting at or before the cursor.
+		start := 0
+		if q.StartingAfter != "" {
+			for i, ref := range sr.Pages {
+				if ref.N > 0 && ref.First <= q.StartingAfter {
+					start = i
+				}
+			}
+		}
+		if len(sr.Pages) == 0 { // stored before pages: inline
+			_, err = take(sr.Discrepancies)
+		}
+		for i := start; i < len(sr.Pages) && sr.Pages[i].N > 0; i++ {
+			var ds []Discrepancy
+			if ds, _, err = s.readPage(ctx, id, i, sr.Pages[i]); err != nil {
+				break
+			}
+			var full bool
+			if full, err = take(ds); full || err != nil {
+				break
+			}
+		}
+		if errors.Is(err, errPageMoved) {
+			continue
+		}
+		if err == nil && !found {
+			err = apierror.Newf(apierror.ReconDiscrepancyNotFound, "starting_after", "report %s has no discrepancy %q", id, clipID(q.StartingAfter))
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		more := len(out) > q.Limit
+		return out[:min(len(out), q.Limit)], more, nil
+	}
+	return nil, false, apierror.New(apierror.Overloaded, "")
 }
 
 // GetReconReport returns the report of a channel's business day.
@@ -880,11 +1142,11 @@ func (s *Service) ResolveDiscrepancy(ctx context.Context, reportID, discrepancyI
 		d.Status = DiscrepancyResolved
 		r.Status = reportStatus(r.Discrepancies)
 		r.Updated = now
-		w, err := reportWrite(r, r.version)
+		ws, err := reportWrites(&r, r.version)
 		if err != nil {
 			return Report{}, err
 		}
-		u.Records = []ledger.RecordWrite{w}
+		u.Records = ws
 		_, err = s.cfg.Ledger.Commit(ctx, u)
 		if isConflict(err) {
 			continue

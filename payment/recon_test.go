@@ -439,9 +439,11 @@ func TestReconBadInputChangesNothing(t *testing.T) {
 			t.Errorf("a report of %s was stored: %v", d.Format(time.DateOnly), err)
 		}
 	}
-	recs, _, err := f.st.ListRecords(ctx, ledger.RecordQuery{Kind: payment.KindRecon, Limit: 10})
-	if err != nil || len(recs) != 0 {
-		t.Errorf("reports stored: %d %v", len(recs), err)
+	for _, kind := range []string{payment.KindRecon, payment.KindReconPage} {
+		recs, _, err := f.st.ListRecords(ctx, ledger.RecordQuery{Kind: kind, Limit: 10})
+		if err != nil || len(recs) != 0 {
+			t.Errorf("%s records stored: %d %v", kind, len(recs), err)
+		}
 	}
 }
 
@@ -474,5 +476,180 @@ func TestReconOnPostgres(t *testing.T) {
 	}
 	if again, err := f.svc.Reconcile(ctx, "bank-a", day, lines); err != nil || again.Revision != 1 || again.Status != payment.ReportReconciled {
 		t.Errorf("re-import %+v %v", again, err)
+	}
+}
+
+// TestReconManyDiscrepancies: a report holds more discrepancies than one record: they are
+// stored in pages, all of them are listed in id order through the cursor, by status too; a
+// resolution rewrites only the page holding its discrepancy; a later revision with fewer
+// discrepancies and one with more again reuse the page records; a report stored before pages
+// (its discrepancies inline) still reads, lists and resolves.
+func TestReconManyDiscrepancies(t *testing.T) {
+	reconMany(t, newFixture(t, map[string]sim.Profile{"bank-a": {}}))
+}
+
+// TestReconManyDiscrepanciesOnPostgres is TestReconManyDiscrepancies on PostgreSQL (skipped
+// without FINCORE_TEST_POSTGRES).
+func TestReconManyDiscrepanciesOnPostgres(t *testing.T) {
+	st, err := postgres.OpenLedger(context.Background(), pgtest.URL(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reconMany(t, startFixture(t, st, map[string]sim.Profile{"bank-a": {}}, nil))
+}
+
+func reconMany(t *testing.T, f *fixture) {
+	ctx := context.Background()
+	day := today()
+	const n = 300
+	var lines []bank.StatementLine
+	var ids []string
+	for i := range n {
+		id := fmt.Sprintf("ghost%03d.1", i)
+		lines = append(lines, bank.StatementLine{Kind: "payment", ID: id, Amount: int64(100 + i), Currency: "CNY", Status: bank.Succeeded, At: day})
+		ids = append(ids, "payment:"+id)
+	}
+	rep, err := f.svc.Reconcile(ctx, "bank-a", day, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.DiscrepancyCount != n || rep.OpenCount != n || len(rep.Discrepancies) != n || rep.Status != payment.ReportOpen {
+		t.Fatalf("report: %d discrepancies (%d open), %d listed", rep.DiscrepancyCount, rep.OpenCount, len(rep.Discrepancies))
+	}
+	if b := rep.Brief(); len(b.Discrepancies) != payment.ReconInlineDiscrepancies || !b.MoreDiscrepancies || b.DiscrepancyCount != n ||
+		b.Discrepancies[0].ID != ids[0] {
+		t.Fatalf("brief: %d discrepancies, more %v", len(b.Discrepancies), b.MoreDiscrepancies)
+	}
+	pages := func() map[string]int64 {
+		t.Helper()
+		recs, _, err := f.st.ListRecords(ctx, ledger.RecordQuery{Kind: payment.KindReconPage, Owner: rep.ID, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, r := range recs {
+			if len(r.Data) > 48<<10 {
+				t.Errorf("page %s holds %d bytes", r.ID, len(r.Data))
+			}
+			out[r.ID] = r.Version
+		}
+		return out
+	}
+	first := pages()
+	if len(first) < 2 {
+		t.Fatalf("%d discrepancies in %d pages", n, len(first))
+	}
+	list := func(q payment.DiscrepancyQuery) []string {
+		t.Helper()
+		var got []string
+		for {
+			ds, more, err := f.svc.ListDiscrepancies(ctx, "bank-a", day, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) > q.Limit || (more && len(ds) != q.Limit) {
+				t.Fatalf("a page of %d (limit %d), more %v", len(ds), q.Limit, more)
+			}
+			for _, d := range ds {
+				got = append(got, d.ID)
+			}
+			if !more {
+				return got
+			}
+			q.StartingAfter = ds[len(ds)-1].ID
+		}
+	}
+	if got := list(payment.DiscrepancyQuery{Limit: 7}); !slices.Equal(got, ids) {
+		t.Fatalf("listed %d discrepancies, want %d in id order", len(got), n)
+	}
+
+	// Resolve one far down the list: only its page and the report change.
+	target := ids[250]
+	r, err := f.svc.ResolveDiscrepancy(ctx, rep.ID, target, payment.ResolveAccept, "the bank's test item", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OpenCount != n-1 || r.DiscrepancyCount != n || r.Status != payment.ReportOpen {
+		t.Fatalf("after resolving: %d of %d open", r.OpenCount, r.DiscrepancyCount)
+	}
+	changed := 0
+	for id, v := range pages() {
+		if v != first[id] {
+			changed++
+		}
+	}
+	if changed != 1 {
+		t.Fatalf("resolving one discrepancy rewrote %d pages", changed)
+	}
+	if got := list(payment.DiscrepancyQuery{Status: payment.DiscrepancyResolved, Limit: 100}); !slices.Equal(got, []string{target}) {
+		t.Fatalf("resolved: %v", got)
+	}
+	if got := list(payment.DiscrepancyQuery{Status: payment.DiscrepancyOpen, Limit: 100}); len(got) != n-1 || slices.Contains(got, target) {
+		t.Fatalf("open: %d", len(got))
+	}
+	if got, err := f.svc.GetReconReport(ctx, "bank-a", day); err != nil || discrepancy(got, target).Status != payment.DiscrepancyResolved || len(got.Discrepancies) != n {
+		t.Fatalf("report read back: %v", err)
+	}
+	for _, q := range []payment.DiscrepancyQuery{{StartingAfter: "payment:nope", Limit: 10}, {StartingAfter: "payment:ghost9999.1", Limit: 10}} {
+		if _, _, err := f.svc.ListDiscrepancies(ctx, "bank-a", day, q); code(err) != apierror.ReconDiscrepancyNotFound {
+			t.Errorf("starting after %s: %v", q.StartingAfter, err)
+		}
+	}
+	if _, _, err := f.svc.ListDiscrepancies(ctx, "bank-a", day.AddDate(0, 0, -1), payment.DiscrepancyQuery{}); code(err) != apierror.ReconReportNotFound {
+		t.Errorf("a day without a report: %v", err)
+	}
+
+	// Fewer discrepancies: one page in use (the resolved one stays, superseded, for its audit
+	// trail); then all of them again.
+	rep, err = f.svc.Reconcile(ctx, "bank-a", day, lines[:40])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := list(payment.DiscrepancyQuery{Limit: 500}); !slices.Equal(got, append(slices.Clone(ids[:40]), target)) || rep.DiscrepancyCount != 41 || rep.OpenCount != 40 {
+		t.Fatalf("revision 2: %d discrepancies (%d open), listed %d", rep.DiscrepancyCount, rep.OpenCount, len(got))
+	}
+	rep, err = f.svc.Reconcile(ctx, "bank-a", day, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := list(payment.DiscrepancyQuery{Limit: 500}); !slices.Equal(got, ids) || rep.DiscrepancyCount != n || rep.OpenCount != n-1 || rep.Revision != 3 {
+		t.Fatalf("revision 3: %d discrepancies (%d open), listed %d", rep.DiscrepancyCount, rep.OpenCount, len(got))
+	}
+	if len(pages()) != len(first) {
+		t.Errorf("%d page records, then %d", len(first), len(pages()))
+	}
+
+	// As many as a report holds.
+	var most []bank.StatementLine
+	for i := range payment.ReconDiscrepanciesMax {
+		most = append(most, bank.StatementLine{Kind: "payment", ID: fmt.Sprintf("max%04d.1", i), Amount: 100, Currency: "CNY", Status: bank.Succeeded, At: day})
+	}
+	if r, err := f.svc.Reconcile(ctx, "bank-a", day.AddDate(0, 0, -10), most); err != nil || r.DiscrepancyCount != payment.ReconDiscrepanciesMax {
+		t.Fatalf("%d discrepancies: %v", payment.ReconDiscrepanciesMax, err)
+	}
+
+	// A report stored before pages, its discrepancies inline.
+	old := day.AddDate(0, 0, -5)
+	legacy := fmt.Sprintf(`{"id":%q,"channel":"bank-a","date":%q,"status":"open","revision":1,"statement":{"revision":1},"discrepancies":[
+		{"id":"payment:a.1","type":"long","kind":"payment","bank_id":"a.1","currency":"CNY","delta":5,"adjusted":0,"status":"open"},
+		{"id":"payment:b.1","type":"long","kind":"payment","bank_id":"b.1","currency":"CNY","delta":6,"adjusted":0,"status":"open"}],
+		"cross_day":[],"history":[]}`, payment.ReconID("bank-a", old), old.Format(time.DateOnly))
+	if _, err := f.eng.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{{Record: ledger.Record{Kind: payment.KindRecon,
+		ID: payment.ReconID("bank-a", old), Owner: "bank-a", Status: "open", Data: []byte(legacy)}}}}); err != nil {
+		t.Fatal(err)
+	}
+	lr, err := f.svc.GetReconReport(ctx, "bank-a", old)
+	if err != nil || lr.DiscrepancyCount != 2 || lr.OpenCount != 2 {
+		t.Fatalf("legacy report %+v, %v", lr, err)
+	}
+	ds, more, err := f.svc.ListDiscrepancies(ctx, "bank-a", old, payment.DiscrepancyQuery{StartingAfter: "payment:a.1", Limit: 5})
+	if err != nil || more || len(ds) != 1 || ds[0].ID != "payment:b.1" {
+		t.Fatalf("legacy list %+v %v %v", ds, more, err)
+	}
+	if lr, err = f.svc.ResolveDiscrepancy(ctx, lr.ID, "payment:a.1", payment.ResolveAccept, "checked", "bob"); err != nil || lr.OpenCount != 1 {
+		t.Fatalf("legacy resolve: %+v, %v", lr, err)
+	}
+	if got, err := f.svc.GetReconReport(ctx, "bank-a", old); err != nil || got.OpenCount != 1 || discrepancy(got, "payment:a.1").Status != payment.DiscrepancyResolved {
+		t.Fatalf("legacy report after resolving: %+v, %v", got, err)
 	}
 }

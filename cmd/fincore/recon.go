@@ -108,12 +108,43 @@ func cmdRecon(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Answers carry the first discrepancies only: fetch the rest, page by page.
+	if rep.MoreDiscrepancies {
+		if rep.Discrepancies, err = allDiscrepancies(ctx, c, path); err != nil {
+			return err
+		}
+		rep.MoreDiscrepancies = false
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
 	return printReport(stdout, rep)
+}
+
+// allDiscrepancies reads every discrepancy of the report at path.
+func allDiscrepancies(ctx context.Context, c *httpKeys, path string) ([]payment.Discrepancy, error) {
+	var all []payment.Discrepancy
+	after := ""
+	for {
+		var page struct {
+			Data    []payment.Discrepancy `json:"data"`
+			HasMore bool                  `json:"has_more"`
+		}
+		q := url.Values{"limit": {"500"}}
+		if after != "" {
+			q.Set("starting_after", after)
+		}
+		if err := c.do(ctx, "GET", path+"/discrepancies?"+q.Encode(), nil, &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Data...)
+		if !page.HasMore || len(page.Data) == 0 {
+			return all, nil
+		}
+		after = page.Data[len(page.Data)-1].ID
+	}
 }
 
 func envOr(name, def string) string {

@@ -269,3 +269,92 @@ func TestReconEndToEnd(t *testing.T) {
 		t.Errorf("unknown channel's report: %d %s", st, b)
 	}
 }
+
+// TestReconManyDiscrepanciesCLI imports a statement with more discrepancies than an answer
+// carries: the report's answer holds the first ReconInlineDiscrepancies and the counts, GET
+// .../discrepancies pages through all of them, and `fincore recon import` and `show` print
+// every one (as text and as JSON).
+func TestReconManyDiscrepanciesCLI(t *testing.T) {
+	if left := time.Until(time.Now().UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)); left < time.Minute {
+		time.Sleep(left + time.Second)
+	}
+	srv := startServer(t, "--data", t.TempDir())
+	defer srv.kill()
+	day := time.Now().UTC().Format(time.DateOnly)
+	const n = 130
+	csv := "kind,id,channel_ref,amount,currency,status,at\n"
+	var ids []string
+	for i := range n {
+		csv += fmt.Sprintf("payment,ghost%03d.1,G%d,%d,CNY,succeeded,%sT10:00:00Z\n", i, i, 100+i, day)
+		ids = append(ids, fmt.Sprintf("payment:ghost%03d.1", i))
+	}
+	file := filepath.Join(t.TempDir(), "statement.csv")
+	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(binPath, append([]string{"recon"}, append(args, "--url", srv.url(""), "--channel", "sim-a", "--date", day)...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("recon %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	text := run("import", file)
+	for _, id := range ids {
+		if !strings.Contains(text, id+" ") {
+			t.Fatalf("recon import does not print %s:\n%s", id, text)
+		}
+	}
+	var rep payment.Report
+	if err := json.Unmarshal([]byte(run("show", "--json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]string, 0, n)
+	for _, d := range rep.Discrepancies {
+		got = append(got, d.ID)
+	}
+	if !slices.Equal(got, ids) || rep.MoreDiscrepancies || rep.DiscrepancyCount != n {
+		t.Fatalf("recon show --json: %d discrepancies, count %d, more %v", len(got), rep.DiscrepancyCount, rep.MoreDiscrepancies)
+	}
+
+	path := "/v1/recon/sim-a/" + day
+	st, b, err := doJSON("GET", srv.url(path), nil)
+	var brief payment.Report
+	if err != nil || st != 200 || json.Unmarshal(b, &brief) != nil {
+		t.Fatalf("GET %s: %d %v", path, st, err)
+	}
+	if len(brief.Discrepancies) != payment.ReconInlineDiscrepancies || !brief.MoreDiscrepancies || brief.DiscrepancyCount != n || brief.OpenCount != n {
+		t.Fatalf("GET %s: %d discrepancies, more %v, count %d, open %d", path, len(brief.Discrepancies), brief.MoreDiscrepancies, brief.DiscrepancyCount, brief.OpenCount)
+	}
+	got = got[:0]
+	for after, pages := "", 0; ; pages++ {
+		q := "?limit=60"
+		if after != "" {
+			q += "&starting_after=" + after
+		}
+		st, b, err := doJSON("GET", srv.url(path+"/discrepancies"+q), nil)
+		var page struct {
+			Data    []payment.Discrepancy `json:"data"`
+			HasMore bool                  `json:"has_more"`
+		}
+		if err != nil || st != 200 || json.Unmarshal(b, &page) != nil {
+			t.Fatalf("GET discrepancies%s: %d %s %v", q, st, b, err)
+		}
+		for _, d := range page.Data {
+			got = append(got, d.ID)
+		}
+		if !page.HasMore {
+			if pages != 2 || !slices.Equal(got, ids) {
+				t.Fatalf("%d pages of 60 listed %d discrepancies", pages+1, len(got))
+			}
+			break
+		}
+		after = page.Data[len(page.Data)-1].ID
+	}
+	for q, want := range map[string]int{"?status=settled": 400, "?limit=501": 400, "?starting_after=payment:nope": 404} {
+		if st, b, _ := doJSON("GET", srv.url(path+"/discrepancies"+q), nil); st != want {
+			t.Errorf("GET discrepancies%s: %d %s, want %d", q, st, b, want)
+		}
+	}
+}
