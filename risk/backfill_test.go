@@ -2,6 +2,7 @@ package risk_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -427,5 +428,37 @@ func BenchmarkBackfill(b *testing.B) {
 		e.Close()
 		db.Close()
 		b.StartTimer()
+	}
+}
+
+// TestRepeatAfterRestart: an event id counted before a snapshot and sent again after a
+// restart is not counted again (the restart remembers the ids the log holds), and the same
+// id with another body is still a conflict.
+func TestRepeatAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	r := &bfRig{t: t, ctx: ctx, dirA: t.TempDir()}
+	defer func() {
+		for i := len(r.closer) - 1; i >= 0; i-- {
+			r.closer[i]()
+		}
+	}()
+	r.a = r.open(r.dirA)
+	r.activate(r.a, r.put(r.a, payRules))
+	for i, id := range []string{"p1", "p2"} {
+		if _, err := r.a.Decide(ctx, "pay", event(t, id, "payment", time.Duration(i)*time.Minute, `,"user_id":"u1","amount":1`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.restart(true)
+	d, err := r.a.Decide(ctx, "pay", event(t, "p1", "payment", 0, `,"user_id":"u1","amount":1`))
+	if err != nil || d.Features["user_count_1h"] != 1 { // p1 at its time, not counted again
+		t.Fatalf("repeat after restart: %v %v", d.Features, err)
+	}
+	if _, err := r.a.Decide(ctx, "pay", event(t, "p2", "payment", 0, `,"user_id":"u1","amount":2`)); !errors.Is(err, risk.ErrIDConflict) {
+		t.Fatalf("conflict after restart: %v", err)
+	}
+	d, err = r.a.Decide(ctx, "pay", event(t, "p3", "payment", 2*time.Minute, `,"user_id":"u1","amount":1`))
+	if err != nil || d.Features["user_count_1h"] != 3 {
+		t.Fatalf("next event: %v %v", d.Features, err)
 	}
 }

@@ -30,6 +30,9 @@ func (e *Engine) restore(ctx context.Context) error {
 			}
 			b.merge()
 		}
+		if err := e.rememberIDs(ctx, after, cat.retention); err != nil {
+			return err
+		}
 	}
 	if after == 0 {
 		last, ok, err := e.store.LastEvent(ctx)
@@ -59,7 +62,6 @@ func (e *Engine) restore(ctx context.Context) error {
 			}
 			e.apply(ev, true, nil, sc)
 			after = le.Seq
-			n++
 		}
 		if len(evs) < replayBatch {
 			break
@@ -69,4 +71,38 @@ func (e *Engine) restore(ctx context.Context) error {
 		e.log.Info("risk: feature state rebuilt", "events_replayed", n, "took", time.Since(t0).Round(time.Millisecond))
 	}
 	return nil
+}
+
+// rememberIDs marks as seen the ids of the events logged up to the snapshot's position (after)
+// that live ingestion would still remember and could still count: those of the de-duplication
+// window and of the longest window before the watermark. Without it a repeat of such an event
+// sent after a restart would be counted again (the log would skip it, the state would not).
+func (e *Engine) rememberIDs(ctx context.Context, after int64, retention int64) error {
+	g := e.watermark.Load()
+	if g == 0 {
+		return nil
+	}
+	span := int64(e.cfg.DedupeWindow)
+	if retention > 0 {
+		span = min(span, retention)
+	}
+	seq := int64(0)
+	for {
+		evs, err := e.store.Events(ctx, seq, time.Unix(0, g-span), replayBatch)
+		if err != nil {
+			return fmt.Errorf("read event log: %w", err)
+		}
+		for _, le := range evs {
+			if le.Seq > after {
+				return nil
+			}
+			if s, first := e.dedupe.claim(le.ID, xxhash.Sum64(le.Body), le.Time.UnixNano()); first {
+				close(s.ready)
+			}
+			seq = le.Seq
+		}
+		if len(evs) < replayBatch {
+			return nil
+		}
+	}
 }
