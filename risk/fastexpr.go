@@ -28,6 +28,23 @@ import (
 type fastEnv struct {
 	fields map[string]any
 	vals   []float64
+	// The event's values of the first fields the closures read (numbered by their compiler,
+	// fastCompiler.field), each looked up in fields once per environment: 200 rules that
+	// read event.amount look it up once, not 200 times. Bit i of have marks cache[i] loaded.
+	cache [8]any
+	have  uint8
+}
+
+// field returns the event's value of field name, which the closures' compiler numbered i.
+func (env *fastEnv) field(i int, name string) any {
+	if i >= len(env.cache) {
+		return env.fields[name]
+	}
+	if bit := uint8(1) << i; env.have&bit == 0 {
+		env.cache[i] = env.fields[name]
+		env.have |= bit
+	}
+	return env.cache[i]
 }
 
 type (
@@ -44,6 +61,20 @@ type fastCompiler struct {
 	features map[string]int
 	models   map[string]int
 	lists    Lists
+	fields   map[string]int // event fields read, numbered for fastEnv.field
+}
+
+// field numbers an event field for fastEnv.field.
+func (fc *fastCompiler) field(name string) int {
+	i, ok := fc.fields[name]
+	if !ok {
+		if fc.fields == nil {
+			fc.fields = map[string]int{}
+		}
+		i = len(fc.fields)
+		fc.fields[name] = i
+	}
+	return i
 }
 
 // boolean compiles a boolean expression; nil when its shape is not one it handles.
@@ -75,8 +106,9 @@ func (fc *fastCompiler) boolean(n ast.Node) boolFn {
 		if !ok {
 			return nil
 		}
+		i := fc.field(field)
 		return func(env *fastEnv) (bool, bool) {
-			v, ok := env.fields[field].(bool)
+			v, ok := env.field(i, field).(bool)
 			return v, ok
 		}
 	case *ast.CallNode:
@@ -263,7 +295,8 @@ func (fc *fastCompiler) value(n ast.Node) anyFn {
 		return nil
 	case *ast.MemberNode:
 		if field, ok := eventField(x); ok {
-			return func(env *fastEnv) any { return env.fields[field] }
+			i := fc.field(field)
+			return func(env *fastEnv) any { return env.field(i, field) }
 		}
 		// A feature or a model: a float64, boxed (rare: compared with an event field).
 		f := fc.number(x)
@@ -364,8 +397,9 @@ func isIntConstant(n ast.Node) bool {
 // hold a float64 (JSON numbers are parsed as float64) is left to expr.
 func (fc *fastCompiler) member(x *ast.MemberNode) numFn {
 	if field, ok := eventField(x); ok {
+		i := fc.field(field)
 		return func(env *fastEnv) (float64, bool) {
-			v, ok := env.fields[field].(float64)
+			v, ok := env.field(i, field).(float64)
 			return v, ok
 		}
 	}

@@ -351,3 +351,39 @@ func evaluateOnVM(c *Compiled, ev *Event, values []float64) *Decision {
 	d.Decision = c.Decision.outcome(d.Score, rej, acc, rev)
 	return d
 }
+
+// TestFastEnvFieldCache: event fields numbered past the cache read the map; those in it are
+// looked up once and answer the same every time, missing ones nil.
+func TestFastEnvFieldCache(t *testing.T) {
+	fc := &fastCompiler{}
+	fields := map[string]any{}
+	var names []string
+	for i := range 12 {
+		n := fmt.Sprint("f", i)
+		names = append(names, n)
+		if i%3 != 2 {
+			fields[n] = float64(i)
+		}
+		if got := fc.field(n); got != i {
+			t.Fatalf("field %s numbered %d, want %d", n, got, i)
+		}
+	}
+	if fc.field("f3") != 3 {
+		t.Fatal("a field numbered twice")
+	}
+	env := fastEnv{fields: fields}
+	for range 2 {
+		for i, n := range names {
+			if got := env.field(i, n); got != fields[n] {
+				t.Fatalf("%s: %v, want %v", n, got, fields[n])
+			}
+		}
+	}
+	if env.have != 0xff {
+		t.Fatalf("cache bits %08b, want the first 8 loaded", env.have)
+	}
+	fields["f0"] = "changed" // a cached value is not looked up again
+	if env.field(0, "f0") != float64(0) || env.field(11, "f11") != nil {
+		t.Fatal("cache")
+	}
+}
