@@ -254,6 +254,7 @@ type scratch struct {
 	warm   int64     // apply: what warming the states read (kept so that the reads stay)
 	x      []float64 // model inputs
 	hits   []int32   // indexes of the rules that hit
+	env    fastEnv   // evaluate: the environment of the compiled rules
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -278,15 +279,17 @@ func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64, sc *scratch)
 	if len(mv) > 0 {
 		d.mv = mv
 	}
-	env := fastEnv{fields: ev.Fields, vals: vals}
-	var slow any // the environment of expr's VM, built when first needed
+	env := &sc.env // in the scratch: the closures' environment would escape to the heap
+	*env = fastEnv{fields: ev.Fields, vals: vals}
+	defer func() { *env = fastEnv{} }() // keep nothing of the event alive in the pool
+	var slow any                        // the environment of expr's VM, built when first needed
 	var machine *vm.VM
 	hits := sc.hits[:0]
 	var forceReject, forceAccept, forceReview bool
 	for ri, r := range c.Rules {
 		var hit, ok bool
 		if r.fast != nil {
-			hit, ok = r.fast(&env)
+			hit, ok = r.fast(env)
 		}
 		if !ok {
 			if slow == nil {
