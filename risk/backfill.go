@@ -17,8 +17,8 @@ import (
 //  1. The logged events from the back-fill horizon on are replayed, page by page and in log
 //     order, into window states private to the back-fill, while the engine goes on deciding
 //     with the versions it had (catch-up; no lock is held).
-//  2. The log writer is flushed and the events logged meanwhile replayed, so that what is
-//     left is short.
+//  2. The log writer is flushed and the events logged meanwhile replayed, again until a pass
+//     replays few events (or after 8 passes), so that what is left is short.
 //  3. Hand-over: every shard is locked, the log flushed again (now the log holds every event
 //     the state has counted), the last events replayed, the private states moved into the
 //     shards and the new catalog and rule sets published, all before the locks are released.
@@ -34,6 +34,10 @@ import (
 // event is still counted) minus twice the window of the longest new feature: every state that
 // a sweep would keep is rebuilt with every event it would hold. States that a sweep would
 // evict are dropped at the hand-over. Events older than the horizon are not read.
+
+// handOverTail is how few events the last catch-up pass must replay before the hand-over
+// (which replays what was logged since with decisions waiting).
+const handOverTail = 200
 
 // backfill rebuilds the state of some features of a catalog from the event log.
 type backfill struct {
@@ -183,13 +187,18 @@ func (b *backfill) merge() {
 // error, having published nothing, when the log cannot be read or commit fails, and whether
 // commit ran. The caller holds admin.
 func (e *Engine) activateBackfilled(ctx context.Context, b *backfill, cat *catalog, sets map[string]*loaded, commit func() error) (bool, error) {
-	// Catch up without locks, twice: the second pass reads what was logged during the first.
-	for range 2 {
-		if _, err := b.run(ctx, 0); err != nil {
-			return false, err
-		}
+	// Catch up without locks, pass after pass (each reads what was logged during the one
+	// before), until what is left for the hand-over is short.
+	for pass := 0; ; pass++ {
 		if err := e.flush(ctx); err != nil {
 			return false, err
+		}
+		n, err := b.run(ctx, 0)
+		if err != nil {
+			return false, err
+		}
+		if n <= handOverTail || pass >= 8 {
+			break
 		}
 	}
 	if err := commit(); err != nil {

@@ -2,6 +2,7 @@ package risk_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -293,20 +294,21 @@ func TestBackfillHandOverUnderTraffic(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	base := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	var evs []bfEvent
-	for i := range 12_000 {
-		at := base.Add(time.Duration(i) * 150 * time.Millisecond)
+	for i := range 40_000 {
+		at := base.Add(time.Duration(i) * 45 * time.Millisecond)
 		evs = append(evs, bfEvent{raw: fmt.Sprintf(`{"type":%q,"id":"t%d","timestamp":%q,"user_id":"u%d","device_id":"d%d","merchant_id":"m%d","amount":%d}`,
 			[]string{"payment", "payment", "login"}[rng.IntN(3)], i, at.Format(time.RFC3339Nano), rng.IntN(20), rng.IntN(8), rng.IntN(3), rng.IntN(1000))})
 	}
-	const before, during = 4000, 10_000
+	const before = 4000
 	for _, ev := range evs[:before] {
 		r.decide(r.a, ev.raw)
 		r.decide(r.ref, ev.raw)
 	}
-	// The engine under test gets the next events from two goroutines while it activates v2.
+	// The engine under test gets the next events from two goroutines while it activates v2,
+	// and 200 more once it has.
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	next := before
+	next, limit, extended := before, len(evs)-1000, false
 	var sentDuring int
 	activating := make(chan struct{})
 	activated := make(chan struct{})
@@ -317,17 +319,21 @@ func TestBackfillHandOverUnderTraffic(t *testing.T) {
 			<-activating
 			for {
 				mu.Lock()
-				i := next
-				next++
 				select {
 				case <-activated:
+					if !extended {
+						limit, extended = min(limit, next+200), true
+					}
 				default:
 					sentDuring++
 				}
-				mu.Unlock()
-				if i >= during {
+				i := next
+				if i >= limit {
+					mu.Unlock()
 					return
 				}
+				next++
+				mu.Unlock()
 				ev, err := risk.ParseEvent([]byte(evs[i].raw))
 				if err != nil {
 					t.Error(err)
@@ -337,6 +343,7 @@ func TestBackfillHandOverUnderTraffic(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				time.Sleep(200 * time.Microsecond) // traffic the back-fill can catch up with
 			}
 		}()
 	}
@@ -348,6 +355,10 @@ func TestBackfillHandOverUnderTraffic(t *testing.T) {
 	if t.Failed() {
 		return
 	}
+	if !extended {
+		t.Fatal("the events ran out before the activation returned")
+	}
+	during := next
 	t.Logf("events sent while activating: %d", sentDuring)
 	// The reference counts the same events in the order the engine logged them.
 	if err := r.a.Flush(r.ctx); err != nil {
@@ -372,7 +383,7 @@ func TestBackfillHandOverUnderTraffic(t *testing.T) {
 	if n != during-before {
 		t.Fatalf("the reference counted %d new events, want %d", n, during-before)
 	}
-	for i, ev := range evs[during:] {
+	for i, ev := range evs[during : during+1000] {
 		da, dr := r.decide(r.a, ev.raw), r.decide(r.ref, ev.raw)
 		if fmt.Sprint(da.Features) != fmt.Sprint(dr.Features) {
 			t.Fatalf("event %d %s:\nback-filled %v\nfrom start  %v", during+i, ev.raw, da.Features, dr.Features)
@@ -460,5 +471,67 @@ func TestRepeatAfterRestart(t *testing.T) {
 	d, err = r.a.Decide(ctx, "pay", event(t, "p3", "payment", 2*time.Minute, `,"user_id":"u1","amount":1`))
 	if err != nil || d.Features["user_count_1h"] != 3 {
 		t.Fatalf("next event: %v %v", d.Features, err)
+	}
+}
+
+// TestBackfillShadow: a shadow version's new features are back-filled too; its logged
+// decisions carry the values of an engine that had the version from the start.
+func TestBackfillShadow(t *testing.T) {
+	ctx := context.Background()
+	r := &bfRig{t: t, ctx: ctx, dirA: t.TempDir()}
+	defer func() {
+		for i := len(r.closer) - 1; i >= 0; i-- {
+			r.closer[i]()
+		}
+	}()
+	r.a = r.open(r.dirA)
+	r.ref = r.open(t.TempDir())
+	v1 := r.put(r.a, bfV1)
+	r.activate(r.a, v1)
+	r.activate(r.ref, r.put(r.ref, bfV2))
+	evs := bfStream(21, 500, func(int) bool { return false })
+	want := map[string]string{}
+	var ids []string
+	for i, ev := range evs {
+		if i == 300 {
+			r.a.Sweep()
+			r.ref.Sweep()
+			v2 := r.put(r.a, bfV2)
+			if _, err := r.a.Activate(ctx, "pay", v1, v2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r.decide(r.a, ev.raw)
+		dr := r.decide(r.ref, ev.raw)
+		if i >= 300 {
+			id := dr.EventID
+			ids = append(ids, id)
+			b, _ := json.Marshal(dr.Features)
+			want[id] = string(b)
+		}
+	}
+	if err := r.a.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logged, err := r.a.LoggedDecisions(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ld := range logged {
+		if !ld.Shadow {
+			continue
+		}
+		var body struct{ Features map[string]float64 }
+		if err := json.Unmarshal(ld.Body, &body); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := json.Marshal(body.Features); string(b) != want[ld.EventID] {
+			t.Fatalf("shadow decision of %s: %s, from the start %s", ld.EventID, b, want[ld.EventID])
+		}
+		n++
+	}
+	if n != len(ids) {
+		t.Fatalf("%d shadow decisions logged, want %d", n, len(ids))
 	}
 }
