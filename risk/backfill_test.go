@@ -124,6 +124,17 @@ type bfRig struct {
 	closer []func() error
 }
 
+// newRig returns a rig whose engines and stores are closed when the test ends.
+func newRig(t *testing.T) *bfRig {
+	r := &bfRig{t: t, ctx: context.Background(), dirA: t.TempDir()}
+	t.Cleanup(func() {
+		for i := len(r.closer) - 1; i >= 0; i-- {
+			r.closer[i]()
+		}
+	})
+	return r
+}
+
 func (r *bfRig) open(dir string) *risk.Engine {
 	db, err := sqlite.Open(dir)
 	if err != nil {
@@ -198,12 +209,7 @@ func TestBackfillAgreesWithFeaturesFromTheStart(t *testing.T) {
 }
 
 func testBackfill(t *testing.T, mode string, seed uint64) {
-	r := &bfRig{t: t, ctx: context.Background(), dirA: t.TempDir()}
-	defer func() {
-		for i := len(r.closer) - 1; i >= 0; i-- {
-			r.closer[i]()
-		}
-	}()
+	r := newRig(t)
 	r.a = r.open(r.dirA)
 	r.ref = r.open(t.TempDir())
 	r.activate(r.a, r.put(r.a, bfV1))
@@ -277,15 +283,9 @@ func testBackfill(t *testing.T, mode string, seed uint64) {
 // engine with the new version from the start is then sent the same events in the order the
 // engine logged them, and later decisions must agree on every feature.
 func TestBackfillHandOverUnderTraffic(t *testing.T) {
-	r := &bfRig{t: t, ctx: context.Background(), dirA: t.TempDir()}
-	defer func() {
-		for i := len(r.closer) - 1; i >= 0; i-- {
-			r.closer[i]()
-		}
-	}()
-	dirRef := t.TempDir()
+	r := newRig(t)
 	r.a = r.open(r.dirA)
-	r.ref = r.open(dirRef)
+	r.ref = r.open(t.TempDir())
 	r.activate(r.a, r.put(r.a, bfV1))
 	r.activate(r.ref, r.put(r.ref, bfV2))
 	v2 := r.put(r.a, bfV2)
@@ -447,12 +447,7 @@ func BenchmarkBackfill(b *testing.B) {
 // id with another body is still a conflict.
 func TestRepeatAfterRestart(t *testing.T) {
 	ctx := context.Background()
-	r := &bfRig{t: t, ctx: ctx, dirA: t.TempDir()}
-	defer func() {
-		for i := len(r.closer) - 1; i >= 0; i-- {
-			r.closer[i]()
-		}
-	}()
+	r := newRig(t)
 	r.a = r.open(r.dirA)
 	r.activate(r.a, r.put(r.a, payRules))
 	for i, id := range []string{"p1", "p2"} {
@@ -478,12 +473,7 @@ func TestRepeatAfterRestart(t *testing.T) {
 // decisions carry the values of an engine that had the version from the start.
 func TestBackfillShadow(t *testing.T) {
 	ctx := context.Background()
-	r := &bfRig{t: t, ctx: ctx, dirA: t.TempDir()}
-	defer func() {
-		for i := len(r.closer) - 1; i >= 0; i-- {
-			r.closer[i]()
-		}
-	}()
+	r := newRig(t)
 	r.a = r.open(r.dirA)
 	r.ref = r.open(t.TempDir())
 	v1 := r.put(r.a, bfV1)
