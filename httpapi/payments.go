@@ -42,6 +42,7 @@ func (s *Server) RegisterPayments(svc *payment.Service, opts PaymentsOptions) {
 	a := &paymentsAPI{s: s, svc: svc, opts: opts}
 	s.HandleScoped("POST /v1/merchants", ScopeAdmin, http.HandlerFunc(a.createMerchant))
 	s.HandleScoped("GET /v1/merchants/{id}", ScopePaymentsRead, http.HandlerFunc(a.getMerchant))
+	s.HandleScoped("GET /v1/merchants/{id}/stats", ScopePaymentsRead, http.HandlerFunc(a.merchantStats))
 	s.HandleScoped("POST /v1/cards", ScopePaymentsWrite, http.HandlerFunc(a.createCard))
 	s.HandleScoped("GET /v1/cards/{id}", ScopePaymentsRead, http.HandlerFunc(a.getCard))
 	s.HandleScoped("POST /v1/payments", ScopePaymentsWrite, http.HandlerFunc(a.createPayment))
@@ -122,6 +123,19 @@ func (a *paymentsAPI) getMerchant(w http.ResponseWriter, r *http.Request) {
 	}
 	m.SealedSecret = ""
 	WriteJSON(w, http.StatusOK, m)
+}
+
+func (a *paymentsAPI) merchantStats(w http.ResponseWriter, r *http.Request) {
+	if _, e := query(r); e != nil {
+		a.s.Error(w, r, e)
+		return
+	}
+	st, err := a.svc.MerchantStats(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.s.Error(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, st)
 }
 
 func (a *paymentsAPI) createCard(w http.ResponseWriter, r *http.Request) {

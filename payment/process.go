@@ -132,8 +132,7 @@ func (s *Service) attempt(ctx context.Context, p Payment) (bool, error) {
 	card, err := s.bankCard(ctx, p.CardID)
 	if err != nil {
 		p.Status, p.FailureCode, p.Updated = StatusFailed, string(bank.CodeCardInvalid), s.cfg.Now().UTC()
-		_, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(ctx, p, nil))
-		return true, err
+		return true, s.commitFinal(ctx, p)
 	}
 	tried := map[string]bool{}
 	for _, a := range p.Attempts {
@@ -152,8 +151,7 @@ func (s *Service) attempt(ctx context.Context, p Payment) (bool, error) {
 			code = p.Attempts[n-1].Code
 		}
 		p.Status, p.FailureCode, p.Updated = StatusFailed, code, s.cfg.Now().UTC()
-		_, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(ctx, p, nil))
-		return true, err
+		return true, s.commitFinal(ctx, p)
 	}
 	// Write ahead: once this commits, the payment may be at the bank, and a crash from here
 	// on is resolved by query, never by sending again.
@@ -179,6 +177,15 @@ func (s *Service) attempt(ctx context.Context, p Payment) (bool, error) {
 		return false, err
 	}
 	return res.Status == bank.Succeeded || (res.Status == bank.Failed && !mayRetry(res.Code)) || !res.Status.Final(), nil
+}
+
+// commitFinal writes p, failed without (another) bank call.
+func (s *Service) commitFinal(ctx context.Context, p Payment) error {
+	_, err := s.cfg.Ledger.Commit(ctx, s.finalUnit(ctx, p, nil))
+	if err == nil {
+		s.finalized(p)
+	}
+	return err
 }
 
 // mayRetry reports whether a failed attempt may be followed by one on another channel: the
@@ -225,8 +232,8 @@ func (s *Service) settle(ctx context.Context, p Payment, n int, res bank.Result)
 		u.Timers = []timer.Timer{{ID: "payment.query:" + a.BankID, Handler: HandlerQuery, FireAt: now.Add(s.cfg.QueryDelay), Payload: []byte(p.ID)}}
 	}
 	_, err := s.cfg.Ledger.Commit(ctx, u)
-	if err == nil && p.Status.Final() && s.cfg.Finalized != nil {
-		s.cfg.Finalized(p.public())
+	if err == nil && p.Status.Final() {
+		s.finalized(p)
 	}
 	return err
 }

@@ -53,8 +53,14 @@ type Config struct {
 	MaxBankLabels int
 	// Webhooks sends merchants' webhooks; nil records deliveries without sending them.
 	Webhooks WebhookSender
-	// Finalized, if set, is called after a payment's final state has committed (for
-	// metrics and benchmarks). It must not block.
+	// MerchantStatsMax bounds the merchants whose payment statistics are held (default
+	// DefaultMerchantStatsMax, about 1.5 KB each); MerchantStatsIdle drops the statistics of a
+	// merchant without a final payment for that long (default DefaultMerchantStatsIdle).
+	// Merchant ids are unbounded: they never become metric labels.
+	MerchantStatsMax  int
+	MerchantStatsIdle time.Duration
+	// Finalized, if set, is called once after each payment's final state has committed
+	// (for metrics and benchmarks), by the process that committed it. It must not block.
 	Finalized func(p Payment)
 	// Screen, if set, screens every new payment for fraud before it is accepted (the risk
 	// engine). A rejected payment is stored failed with failure_code risk_rejected and
@@ -74,9 +80,10 @@ const FailureRiskRejected = "risk_rejected"
 
 // Service is the payment service. It is safe for concurrent use.
 type Service struct {
-	cfg   Config
-	log   *slog.Logger
-	stats *statsBook
+	cfg           Config
+	log           *slog.Logger
+	stats         *statsBook
+	merchantStats *merchantBook
 	// Merchants and cards never change once written: reads of them are cached.
 	merchants cache[Merchant]
 	cards     cache[Card]
@@ -177,12 +184,19 @@ func New(cfg Config) (*Service, error) {
 	if cfg.MaxBankLabels <= 0 {
 		cfg.MaxBankLabels = 64
 	}
+	if cfg.MerchantStatsMax <= 0 {
+		cfg.MerchantStatsMax = DefaultMerchantStatsMax
+	}
+	if cfg.MerchantStatsIdle <= 0 {
+		cfg.MerchantStatsIdle = DefaultMerchantStatsIdle
+	}
 	var configured []string
 	for _, code := range cfg.Channels.Codes() {
 		ch, _ := cfg.Channels.Get(code)
 		configured = append(configured, ch.Capabilities().Banks...)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, stats: newStatsBook(configured, cfg.MaxBankLabels)}, nil
+	return &Service{cfg: cfg, log: cfg.Logger, stats: newStatsBook(configured, cfg.MaxBankLabels),
+		merchantStats: newMerchantBook(cfg.MerchantStatsMax, cfg.MerchantStatsIdle)}, nil
 }
 
 // Handlers returns the service's timer handlers, to register with the timer service.
@@ -533,6 +547,9 @@ func (s *Service) CreatePayment(ctx context.Context, in PaymentInput) (Payment, 
 		return Payment{}, false, err
 	}
 	p.version = 1
+	if p.Status.Final() {
+		s.finalized(p)
+	}
 	if p.Status == StatusProcessing {
 		f := p
 		f.Metadata = maps.Clone(p.Metadata) // the caller owns the returned one
@@ -633,6 +650,7 @@ func (s *Service) ClosePayment(ctx context.Context, id string) (Payment, error) 
 		if err != nil {
 			return Payment{}, err
 		}
+		s.finalized(p)
 		return p.public(), nil
 	}
 }

@@ -592,3 +592,77 @@ func TestAttemptsAndRefundsKeepTheBank(t *testing.T) {
 		t.Fatalf("observed %v, want %v", observed, want)
 	}
 }
+
+// TestMerchantStatsEveryFinalPath: a merchant's statistics count each payment once when it
+// reaches its final state, whichever way: approved or declined by the bank, rejected by the
+// risk screen, failed for want of a channel, closed; an unknown merchant is
+// merchant_not_found.
+func TestMerchantStatsEveryFinalPath(t *testing.T) {
+	f := newFixtureWith(t, map[string]sim.Profile{"bank-a": {IssuerDeclineRates: map[string]float64{"BBB": 1}}}, func(c *payment.Config) {
+		c.Screen = func(_ context.Context, p payment.Payment, _ payment.Card) (payment.Screening, error) {
+			return payment.Screening{Reject: p.Amount >= 100000}, nil
+		}
+	})
+	ctx := context.Background()
+	f.merchant("m1", 0)
+	if _, err := f.svc.CreateMerchant(ctx, payment.MerchantInput{ID: "m2", Name: "Dollar shop", Currency: "USD"}); err != nil {
+		t.Fatal(err)
+	}
+	good := f.card().ID
+	bad, err := f.svc.CreateCard(ctx, payment.CardInput{PAN: validPAN, Holder: "Li Si", ExpiryMonth: 12, ExpiryYear: 2035, BankCode: "BBB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []string{good, good, bad.ID} {
+		id := fmt.Sprint("p", i)
+		f.pay(id, "m1", c, 100)
+		f.final(id)
+	}
+	if p, _, err := f.svc.CreatePayment(ctx, payment.PaymentInput{ID: "big", MerchantID: "m1", Amount: 100000, Currency: "CNY", CardID: good}); err != nil || p.Status != payment.StatusFailed {
+		t.Fatalf("rejected payment %+v, %v", p, err)
+	}
+	// No channel takes USD.
+	if _, _, err := f.svc.CreatePayment(ctx, payment.PaymentInput{ID: "usd", MerchantID: "m2", Amount: 100, Currency: "USD", CardID: good}); err != nil {
+		t.Fatal(err)
+	}
+	if p := f.final("usd"); p.FailureCode != "no_channel_available" {
+		t.Fatalf("usd payment %+v", p)
+	}
+	// Closing races with processing: whichever wins, the payment counts once.
+	f.pay("c", "m1", good, 100)
+	_, closeErr := f.svc.ClosePayment(ctx, "c")
+	closed := f.final("c").Status == payment.StatusClosed
+	if closed != (closeErr == nil) {
+		t.Fatalf("close: %v, payment closed %v", closeErr, closed)
+	}
+	if _, err := f.svc.ClosePayment(ctx, "c"); closed && err != nil {
+		t.Fatal(err)
+	}
+	// Replays change nothing.
+	if _, created, err := f.svc.CreatePayment(ctx, payment.PaymentInput{ID: "big", MerchantID: "m1", Amount: 100000, Currency: "CNY", CardID: good}); err != nil || created {
+		t.Fatalf("replay: created %v, %v", created, err)
+	}
+	st, err := f.svc.MerchantStats(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := payment.MerchantStats{Payments: 5, Succeeded: 3, Failed: 2, SuccessRate: 0.6}
+	if closed {
+		want = payment.MerchantStats{Payments: 5, Succeeded: 2, Failed: 2, Closed: 1, SuccessRate: 0.5}
+	}
+	if st.Payments != want.Payments || st.Succeeded != want.Succeeded || st.Failed != want.Failed || st.Closed != want.Closed ||
+		st.SuccessRate != want.SuccessRate || st.Recent.Payments != 5 ||
+		!reflect.DeepEqual(st.FailureCodes, map[string]int64{"declined": 1, payment.FailureRiskRejected: 1}) {
+		t.Errorf("m1 %+v (closed %v)", st, closed)
+	}
+	st, err = f.svc.MerchantStats(ctx, "m2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Payments != 1 || st.Failed != 1 || !reflect.DeepEqual(st.FailureCodes, map[string]int64{"no_channel_available": 1}) {
+		t.Errorf("m2 %+v", st)
+	}
+	if _, err := f.svc.MerchantStats(ctx, "nobody"); code(err) != apierror.MerchantNotFound {
+		t.Errorf("unknown merchant: %v", err)
+	}
+}

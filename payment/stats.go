@@ -142,17 +142,24 @@ func (b *statsBook) observe(channel, bankCode string, res bank.Result, d time.Du
 		c = &counters{codes: make(map[bank.Code]int64)}
 		b.by[k] = c
 	}
+	c.codes[res.Code]++
+	c.count(res.Status.Final(), res.Status == bank.Succeeded, d, now)
+	return lb
+}
+
+// count counts one call (or payment) that took d: final if it has a final answer, ok if it
+// succeeded. Codes are the caller's to count.
+func (c *counters) count(isFinal, isOK bool, d time.Duration, now time.Time) {
 	final, ok := int64(0), int64(0)
-	if res.Status.Final() {
+	if isFinal {
 		final = 1
 	}
-	if res.Status == bank.Succeeded {
+	if isOK {
 		ok = 1
 	}
 	c.calls++
 	c.final += final
 	c.ok += ok
-	c.codes[res.Code]++
 	ms := float64(d) / float64(time.Millisecond)
 	i := 0
 	for i < len(latencyBounds) && ms > latencyBounds[i] {
@@ -167,7 +174,6 @@ func (b *statsBook) observe(channel, bankCode string, res bank.Result, d time.Du
 	s.calls++
 	s.final += final
 	s.ok += ok
-	return lb
 }
 
 // quantile estimates the q-quantile from the buckets as the upper bound of the bucket it

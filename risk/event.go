@@ -140,7 +140,10 @@ func parseFlat(raw []byte) (map[string]any, bool) {
 	if n < 2 || raw[0] != '{' {
 		return nil, false
 	}
-	obj := make(map[string]any, 16)
+	// A string here has no quote inside, so `":` ends a key: their count sizes the map (a
+	// larger hint would double the memory of a 10-field event's map), within the limit on
+	// fields (a malformed event could have many).
+	obj := make(map[string]any, min(bytes.Count(raw, []byte(`":`)), MaxEventFields+1))
 	i := 1
 	if raw[i] == '}' {
 		return obj, n == 2

@@ -29,12 +29,10 @@ func testStore(t testing.TB) ledger.Store {
 	return st
 }
 
-// TestChannelMonitoringByBank wires the cashier as serve does, with two in-process simulated
-// banks whose issuers decline at different rates (AAA 10%, BBB 60%), drives payments by cards
-// of both issuers through it, and checks that GET /v1/channels (per channel, its breakdown by
-// bank, and the banks across channels) and /metrics count exactly the bank calls the payments
-// record.
-func TestChannelMonitoringByBank(t *testing.T) {
+// servePayments serves the cashier as serve does, with in-process simulated banks of these
+// profiles, and returns the server and a function calling it (which fails t on an answer
+// other than 2xx, and decodes the answer into into unless nil).
+func servePayments(t *testing.T, sims map[string]sim.Profile) (*httptest.Server, func(method, path string, body, into any)) {
 	ctx := t.Context()
 	st := testStore(t)
 	quiet := slog.New(slog.DiscardHandler)
@@ -47,21 +45,19 @@ func TestChannelMonitoringByBank(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eng.Close()
-	// Declines only: every payment makes one call, answered at once.
-	issuers := sim.Profile{IssuerDeclineRates: map[string]float64{"AAA": 0.1, "BBB": 0.6}}
-	pays, err := newPayments(ctx, eng, st, ts, nil, payment.NewKey(), paymentFlags{sims: map[string]sim.Profile{"sim-x": issuers, "sim-y": issuers}}, metrics, quiet)
+	t.Cleanup(func() { eng.Close() })
+	pays, err := newPayments(ctx, eng, st, ts, nil, payment.NewKey(), paymentFlags{sims: sims}, metrics, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pays.Close()
+	t.Cleanup(pays.Close)
 	if err := ts.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer ts.Stop()
+	t.Cleanup(ts.Stop)
 	srv := httptest.NewServer(withPayments(newHandler(eng, st, metrics, quiet), pays))
-	defer srv.Close()
-	call := func(method, path string, body any, into any) {
+	t.Cleanup(srv.Close)
+	call := func(method, path string, body, into any) {
 		t.Helper()
 		var rd io.Reader
 		if body != nil {
@@ -85,6 +81,18 @@ func TestChannelMonitoringByBank(t *testing.T) {
 			}
 		}
 	}
+	return srv, call
+}
+
+// TestChannelMonitoringByBank wires the cashier as serve does, with two in-process simulated
+// banks whose issuers decline at different rates (AAA 10%, BBB 60%), drives payments by cards
+// of both issuers through it, and checks that GET /v1/channels (per channel, its breakdown by
+// bank, and the banks across channels) and /metrics count exactly the bank calls the payments
+// record.
+func TestChannelMonitoringByBank(t *testing.T) {
+	// Declines only: every payment makes one call, answered at once.
+	issuers := sim.Profile{IssuerDeclineRates: map[string]float64{"AAA": 0.1, "BBB": 0.6}}
+	srv, call := servePayments(t, map[string]sim.Profile{"sim-x": issuers, "sim-y": issuers})
 
 	call("POST", "/v1/merchants", map[string]any{"id": "shop", "name": "Shop", "currency": "CNY"}, nil)
 	const perBank = 40
@@ -214,5 +222,79 @@ func TestChannelMonitoringByBank(t *testing.T) {
 		if samples[name] != float64(c) {
 			t.Errorf("%s = %v, want %d", name, samples[name], c)
 		}
+	}
+}
+
+// TestMerchantMonitoring drives payments of two merchants through in-process simulated banks
+// where cards of issuer AAA are always approved and those of BBB always declined, and checks
+// GET /v1/merchants/{id}/stats count exactly those, apart for each merchant; a merchant
+// without payments has zero counts and an unknown one is merchant_not_found.
+func TestMerchantMonitoring(t *testing.T) {
+	issuers := sim.Profile{IssuerDeclineRates: map[string]float64{"AAA": 0, "BBB": 1}}
+	srv, call := servePayments(t, map[string]sim.Profile{"sim-x": issuers, "sim-y": issuers})
+	cards := map[string]string{}
+	for _, bk := range []string{"AAA", "BBB"} {
+		var card struct{ ID string }
+		call("POST", "/v1/cards", map[string]any{"pan": "6222020200112233446", "holder": "Li Si", "expiry_month": 12, "expiry_year": 2035, "bank_code": bk}, &card)
+		cards[bk] = card.ID
+	}
+	plan := []struct {
+		merchant           string
+		approved, declined int
+	}{{"shop-a", 6, 3}, {"shop-b", 2, 5}, {"shop-c", 0, 0}}
+	var ids []string
+	for _, m := range plan {
+		call("POST", "/v1/merchants", map[string]any{"id": m.merchant, "name": m.merchant, "currency": "CNY"}, nil)
+		for i := range m.approved + m.declined {
+			bk := "AAA"
+			if i >= m.approved {
+				bk = "BBB"
+			}
+			id := fmt.Sprintf("%s_%d", m.merchant, i)
+			call("POST", "/v1/payments", map[string]any{"id": id, "merchant_id": m.merchant, "amount": 1000, "currency": "CNY", "card_id": cards[bk]}, nil)
+			ids = append(ids, id)
+		}
+	}
+	for _, id := range ids {
+		var p payment.Payment
+		waitFor(t, "payment "+id+" final", func() bool {
+			call("GET", "/v1/payments/"+id, nil, &p)
+			return p.Status.Final()
+		})
+	}
+	for _, m := range plan {
+		var st payment.MerchantStats
+		call("GET", "/v1/merchants/"+m.merchant+"/stats", nil, &st)
+		n := int64(m.approved + m.declined)
+		var hist int64
+		for _, c := range st.Latency.Counts {
+			hist += c
+		}
+		codes := map[string]int64{}
+		if m.declined > 0 {
+			codes["declined"] = int64(m.declined)
+		}
+		var rate float64
+		if n > 0 {
+			rate = float64(m.approved) / float64(n)
+		}
+		if st.MerchantID != m.merchant || st.Payments != n || st.Succeeded != int64(m.approved) || st.Failed != int64(m.declined) ||
+			st.Closed != 0 || st.SuccessRate != rate || fmt.Sprint(st.FailureCodes) != fmt.Sprint(codes) || hist != n ||
+			st.Recent != (payment.MerchantRecent{WindowS: 300, Payments: n, Succeeded: int64(m.approved), Failed: int64(m.declined), SuccessRate: rate}) ||
+			(st.Since == nil) != (n == 0) || (n > 0 && (st.LatencyP50Ms <= 0 || st.LatencyP99Ms < st.LatencyP50Ms)) {
+			t.Errorf("%s: %+v, want %d approved and %d declined", m.merchant, st, m.approved, m.declined)
+		}
+	}
+	resp, err := http.Get(srv.URL + "/v1/merchants/nobody/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || e.Error.Code != "merchant_not_found" {
+		t.Errorf("unknown merchant: %d %+v", resp.StatusCode, e)
 	}
 }
