@@ -19,12 +19,14 @@ import (
 //     with the versions it had (catch-up; no lock is held).
 //  2. The log writer is flushed and the events logged meanwhile replayed, again until a pass
 //     replays few events (or after 8 passes), so that what is left is short.
-//  3. Hand-over: every shard is locked, the log flushed again (now the log holds every event
-//     the state has counted), the last events replayed, the private states moved into the
-//     shards and the new catalog and rule sets published, all before the locks are released.
-//     An event counted before the hand-over is in the log up to that point and so in the
-//     back-fill; one counted after it sees the new catalog (apply re-checks the catalog once
-//     it holds its locks). Decisions wait only for this step: a flush and the tail of the log.
+//  3. The private states are moved into the shards, a few key values per lock of a shard
+//     (moveIn): their ids are above the published catalog's, so nothing reads them yet.
+//  4. Hand-over: every shard is locked, the log flushed again (now the log holds every event
+//     the state has counted), the last events replayed into the moved states, and the new
+//     catalog and rule sets published, all before the locks are released. An event counted
+//     before the hand-over is in the log up to that point and so in the back-fill; one
+//     counted after it sees the new catalog (apply re-checks the catalog once it holds its
+//     locks). Decisions wait only for this step: a flush and the tail of the log.
 //
 // The log holds each event id once (the store skips an id it has), which is how live
 // ingestion counts it, and the replay decides which events are too old with a watermark of
@@ -33,7 +35,7 @@ import (
 // The horizon is the watermark minus the longest window of the catalog (the oldest time an
 // event is still counted) minus twice the window of the longest new feature: every state that
 // a sweep would keep is rebuilt with every event it would hold. States that a sweep would
-// evict are dropped at the hand-over. Events older than the horizon are not read.
+// evict are dropped when they are moved in. Events older than the horizon are not read.
 
 // handOverTail is how few events the last catch-up pass must replay before the hand-over
 // (which replays what was logged since with decisions waiting).
@@ -140,46 +142,77 @@ func (b *backfill) run(ctx context.Context, upto int64) (int, error) {
 	}
 }
 
-// merge moves the back-filled states into the engine's shards, dropping those a sweep would
-// evict. The caller holds every shard's lock (or is Open).
-func (b *backfill) merge() {
+// moveIn puts the back-filled states into the engine's shards, dropping those a sweep would
+// evict. It takes each shard's lock for at most moveChunk key values at a time, so the engine
+// runs on meanwhile: the states' ids are above the published catalog's, so decisions do not
+// read them, snapshots skip them and Sweep keeps them until the hand-over publishes them (or
+// dropStates removes them).
+func (b *backfill) moveIn() {
 	e := b.e
 	fields := map[int32]string{}
 	for _, g := range b.cat.groups {
 		fields[g.fid] = g.field
 	}
-	floor := e.watermark.Load() - b.cat.retention
-	states := 0
+	type keyed struct {
+		h  uint64
+		ks *keyStates
+	}
+	per := make([][]keyed, len(e.shards))
 	b.fill.shards[0].keys.each(func(src *keyStates) {
-		var slots []stateSlot
-		for _, sl := range src.slots {
-			if !sl.st.Idle(floor) {
-				slots = append(slots, sl)
-			}
-		}
-		if len(slots) == 0 {
-			return
-		}
 		h := e.keyHash(fields[src.fid], src.key)
-		sh := &e.shards[e.shardOf(h)]
-		ks := sh.keys.get(h, src.fid, src.key)
-		if ks == nil {
-			ks = &keyStates{key: src.key, fid: src.fid, slots: make([]stateSlot, 0, len(slots))}
-			sh.keys.add(h, ks)
-			sh.nKeys.Add(1)
-		}
-		for _, sl := range slots {
-			if i := ks.find(sl.id); i >= 0 {
-				ks.slots[i] = sl // cannot happen: the ids are new
-				continue
-			}
-			ks.slots = append(ks.slots, sl)
-			sh.nStates.Add(1)
-			states++
-		}
+		i := e.shardOf(h)
+		per[i] = append(per[i], keyed{h, src})
 	})
+	states := 0
+	for i, list := range per {
+		sh := &e.shards[i]
+		for len(list) > 0 {
+			chunk := list[:min(len(list), moveChunk)]
+			list = list[len(chunk):]
+			sh.mu.Lock()
+			floor := e.watermark.Load() - b.cat.retention
+			for _, k := range chunk {
+				src := k.ks
+				var ks *keyStates
+				for _, sl := range src.slots {
+					if sl.st.Idle(floor) {
+						continue
+					}
+					if ks == nil {
+						if ks = sh.keys.get(k.h, src.fid, src.key); ks == nil {
+							ks = &keyStates{key: src.key, fid: src.fid, slots: make([]stateSlot, 0, len(src.slots))}
+							sh.keys.add(k.h, ks)
+							sh.nKeys.Add(1)
+						}
+					}
+					ks.slots = append(ks.slots, sl) // the ids are new: no slot has them
+					sh.nStates.Add(1)
+					states++
+				}
+			}
+			sh.mu.Unlock()
+		}
+	}
 	e.log.Info("risk: features back-filled", "features", len(b.ids), "events", b.n, "states", states,
 		"took", time.Since(b.t0).Round(time.Millisecond))
+}
+
+// moveChunk is how many key values moveIn moves in per lock of a shard.
+const moveChunk = 256
+
+// dropStates removes the states of the back-filled features from the shards (an activation
+// that failed after moveIn).
+func (b *backfill) dropStates() {
+	e := b.e
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		sh.dropSlots(func(sl stateSlot) bool {
+			_, ok := slices.BinarySearch(b.ids, int(sl.id))
+			return ok
+		})
+		sh.mu.Unlock()
+	}
 }
 
 // activateBackfilled publishes cat and sets once the features new in cat are back-filled (see
@@ -207,27 +240,48 @@ func (e *Engine) activateBackfilled(ctx context.Context, b *backfill, cat *catal
 	return true, e.handOver(ctx, b, cat, sets)
 }
 
-// handOver replays the tail of the log with every shard locked, and moves the back-filled
-// states in and publishes cat and sets before unlocking.
+// handOver moves the back-filled states in, then replays the tail of the log into them with
+// every shard locked and publishes cat and sets before unlocking.
 func (e *Engine) handOver(ctx context.Context, b *backfill, cat *catalog, sets map[string]*loaded) error {
+	b.moveIn()
 	for i := range e.shards {
 		e.shards[i].mu.Lock()
 	}
-	defer func() {
-		for i := range e.shards {
-			e.shards[i].mu.Unlock()
-		}
-	}()
 	t0 := time.Now()
-	if err := e.flush(ctx); err != nil {
-		return err
+	n, err := b.tail(ctx)
+	if err == nil {
+		e.publish(cat, sets)
 	}
-	n, err := b.run(ctx, 0)
+	for i := range e.shards {
+		e.shards[i].mu.Unlock()
+	}
 	if err != nil {
+		b.dropStates()
 		return err
 	}
-	b.merge()
-	e.publish(cat, sets)
 	e.log.Info("risk: back-filled features handed over", "tail_events", n, "paused", time.Since(t0).Round(time.Microsecond))
 	return nil
+}
+
+// tail replays the events logged since the catch-up into the engine's shards, once the states
+// are moved in. The caller holds every shard's lock: the replay works on the shards' tables
+// without taking them.
+func (b *backfill) tail(ctx context.Context) (int, error) {
+	e := b.e
+	if err := e.flush(ctx); err != nil {
+		return 0, err
+	}
+	fill := &Engine{shards: make([]shard, len(e.shards)), seed: e.seed}
+	for i := range fill.shards {
+		fill.shards[i].keys = e.shards[i].keys // the same tables
+	}
+	fill.watermark.Store(b.fill.watermark.Load())
+	fill.cat.Store(b.cat)
+	b.fill = fill
+	n, err := b.run(ctx, 0)
+	for i := range fill.shards {
+		e.shards[i].nKeys.Add(fill.shards[i].nKeys.Load())
+		e.shards[i].nStates.Add(fill.shards[i].nStates.Load())
+	}
+	return n, err
 }

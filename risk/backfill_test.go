@@ -525,3 +525,73 @@ func TestBackfillShadow(t *testing.T) {
 		t.Fatalf("%d shadow decisions logged, want %d", n, len(ids))
 	}
 }
+
+// failingEvents is a store whose Events fails from its failAt-th call on (0: never).
+type failingEvents struct {
+	risk.Store
+	calls, failAt int
+}
+
+func (f *failingEvents) Events(ctx context.Context, after int64, from time.Time, limit int) ([]risk.LoggedEvent, error) {
+	f.calls++
+	if f.failAt > 0 && f.calls >= f.failAt {
+		return nil, errors.New("read failed")
+	}
+	return f.Store.Events(ctx, after, from, limit)
+}
+
+// TestBackfillFailure: an activation whose back-fill cannot read the log at the hand-over
+// (after its states were moved in) fails and changes nothing: the old version decides, the
+// stored head is the old one, and no back-filled state is left.
+func TestBackfillFailure(t *testing.T) {
+	ctx := context.Background()
+	db, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := &failingEvents{Store: db.Risk()}
+	e := openEngine(t, st)
+	defer e.Close()
+	for _, src := range []string{bfV1, bfV2} {
+		if _, err := e.PutRuleSet(ctx, "pay", []byte(src)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.Activate(ctx, "pay", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range bfStream(3, 300, func(int) bool { return false }) {
+		pe, err := risk.ParseEvent([]byte(ev.raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.Decide(ctx, "pay", pe); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := e.Stats()
+	// Two catch-up passes read the log once each; the third read is the hand-over's.
+	st.calls, st.failAt = 0, 3
+	if _, err := e.Activate(ctx, "pay", 2, 0); err == nil || st.calls != 3 {
+		t.Fatalf("activation: %v after %d reads", err, st.calls)
+	}
+	st.failAt = 0
+	if h, _ := e.RuleSet("pay"); h.Active != 1 {
+		t.Fatalf("active version %d", h.Active)
+	}
+	heads, err := st.Heads(ctx)
+	if err != nil || len(heads) != 1 || heads[0].Active != 1 {
+		t.Fatalf("stored heads %+v %v", heads, err)
+	}
+	if after := e.Stats(); after.Keys != before.Keys || after.KeyValues != before.KeyValues || e.Counters().Keys != before.Keys {
+		t.Fatalf("states %d, key values %d; before %d, %d", after.Keys, after.KeyValues, before.Keys, before.KeyValues)
+	}
+	// Activating again works, and back-fills.
+	if _, err := e.Activate(ctx, "pay", 2, 0); err != nil {
+		t.Fatal(err)
+	}
+	if e.Stats().Keys <= before.Keys {
+		t.Fatal("nothing back-filled")
+	}
+}

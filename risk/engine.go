@@ -606,25 +606,39 @@ func (e *Engine) Sweep() {
 		// back-filled states) while it holds every shard's lock.
 		cat := e.cat.Load()
 		floor := e.watermark.Load() - cat.retention
-		sh.keys.filter(func(ks *keyStates) bool {
-			kept := ks.slots[:0]
-			for _, sl := range ks.slots {
-				if _, live := cat.feats[int(sl.id)]; !live || sl.st.Idle(floor) {
-					e.stats.evicted.Add(1)
-					sh.nStates.Add(-1)
-					continue
-				}
-				kept = append(kept, sl)
+		e.stats.evicted.Add(sh.dropSlots(func(sl stateSlot) bool {
+			if int(sl.id) > cat.maxID {
+				return false // being back-filled, not yet published
 			}
-			clear(ks.slots[len(kept):])
-			ks.slots = kept
-			if len(kept) == 0 {
-				sh.nKeys.Add(-1)
-				return false
-			}
-			return true
-		})
+			_, live := cat.feats[int(sl.id)]
+			return !live || sl.st.Idle(floor)
+		}))
 		sh.mu.Unlock()
 	}
 	e.dedupe.expire(e.watermark.Load())
+}
+
+// dropSlots removes the states for which drop is true, and the key values left with none, and
+// returns how many states it removed. The caller holds sh.mu.
+func (sh *shard) dropSlots(drop func(sl stateSlot) bool) int64 {
+	var n int64
+	sh.keys.filter(func(ks *keyStates) bool {
+		kept := ks.slots[:0]
+		for _, sl := range ks.slots {
+			if drop(sl) {
+				n++
+				continue
+			}
+			kept = append(kept, sl)
+		}
+		clear(ks.slots[len(kept):])
+		ks.slots = kept
+		if len(kept) == 0 {
+			sh.nKeys.Add(-1)
+			return false
+		}
+		return true
+	})
+	sh.nStates.Add(-n)
+	return n
 }

@@ -28,7 +28,7 @@ func (e *Engine) restore(ctx context.Context) error {
 			if _, err := b.run(ctx, after); err != nil {
 				return err
 			}
-			b.merge()
+			b.moveIn()
 		}
 		if err := e.rememberIDs(ctx, after, cat.retention); err != nil {
 			return err
