@@ -52,6 +52,8 @@ type backfill struct {
 	n     int   // events replayed
 	sc    scratch
 	t0    time.Time
+	// flushed is how long the hand-over's flush of the log took.
+	flushed time.Duration
 }
 
 // newBackfill prepares the back-fill of the features of cat that old lacks; nil when there are
@@ -259,7 +261,8 @@ func (e *Engine) handOver(ctx context.Context, b *backfill, cat *catalog, sets m
 		b.dropStates()
 		return err
 	}
-	e.log.Info("risk: back-filled features handed over", "tail_events", n, "paused", time.Since(t0).Round(time.Microsecond))
+	e.log.Info("risk: back-filled features handed over", "tail_events", n, "paused", time.Since(t0).Round(time.Microsecond),
+		"flush", b.flushed.Round(time.Microsecond))
 	return nil
 }
 
@@ -268,9 +271,11 @@ func (e *Engine) handOver(ctx context.Context, b *backfill, cat *catalog, sets m
 // without taking them.
 func (b *backfill) tail(ctx context.Context) (int, error) {
 	e := b.e
+	t0 := time.Now()
 	if err := e.flush(ctx); err != nil {
 		return 0, err
 	}
+	b.flushed = time.Since(t0)
 	fill := &Engine{shards: make([]shard, len(e.shards)), seed: e.seed}
 	for i := range fill.shards {
 		fill.shards[i].keys = e.shards[i].keys // the same tables
