@@ -25,6 +25,7 @@ func cmdBenchEOD(args []string) error {
 	fs := flag.NewFlagSet("bench eod", flag.ContinueOnError)
 	loans := fs.Int("loans", 100_000, "purchases to make (40 per credit line)")
 	clients := fs.Int("clients", 16, "concurrent clients while seeding")
+	workers := fs.Int("workers", 0, "units the batch commits at once (service.Config.EODWorkers; 0 for its default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the three batch runs (not the seeding) to this file")
 	profileRun := fs.String("cpuprofile-run", "", "profile only this run: quiet, due or past_due")
 	seedOnly := fs.Bool("seed-only", false, "seed the storage named by --data or --postgres and exit (to time runs on copies of it with --seeded)")
@@ -60,7 +61,7 @@ func cmdBenchEOD(args []string) error {
 		return err
 	}
 	defer eng.Close()
-	svc, err := service.New(eng, st, service.Config{Logger: quiet, Now: clock})
+	svc, err := service.New(eng, st, service.Config{Logger: quiet, Now: clock, EODWorkers: *workers})
 	if err != nil {
 		return err
 	}
