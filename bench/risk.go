@@ -31,6 +31,10 @@ type RiskConfig struct {
 	Rules    int           // default 200
 	Trees    int           // per model, default 300
 	Depth    int           // default 6
+	// Rate, when positive, offers the measured run's decisions at this many per second,
+	// evenly spaced and shared by the clients; each decision's latency counts from its slot,
+	// so a backlog shows in it. Zero: each client decides as fast as it can.
+	Rate int
 }
 
 func (c *RiskConfig) defaults() {
@@ -62,6 +66,7 @@ type RiskResult struct {
 	Transport     string  `json:"transport"`
 	Backend       string  `json:"backend"`
 	Clients       int     `json:"clients"`
+	Rate          int     `json:"rate,omitempty"`
 	Rules         int     `json:"rules"`
 	Features      int     `json:"features"`
 	Models        string  `json:"models"`
@@ -261,6 +266,11 @@ func RunRisk(ctx context.Context, cfg RiskConfig, gen *RiskEvents, decide RiskDe
 		deadline := time.Now().Add(d)
 		var wg sync.WaitGroup
 		var firstErr atomic.Value
+		// With a rate, the measured run's decisions have slots start + i/rate, handed out in
+		// order; a client waits for its slot and counts the latency from it.
+		var slots atomic.Int64
+		start := time.Now()
+		paced := measure && cfg.Rate > 0
 		for c := range cfg.Clients {
 			wg.Add(1)
 			go func() {
@@ -270,6 +280,16 @@ func RunRisk(ctx context.Context, cfg RiskConfig, gen *RiskEvents, decide RiskDe
 				for time.Now().Before(deadline) && ctx.Err() == nil {
 					raw := gen.Next(rng)
 					t0 := time.Now()
+					if paced {
+						slot := start.Add(time.Duration(slots.Add(1)-1) * time.Second / time.Duration(cfg.Rate))
+						if !slot.Before(deadline) {
+							break
+						}
+						if w := time.Until(slot); w > 0 {
+							time.Sleep(w)
+						}
+						t0 = slot
+					}
 					out, err := decide(ctx, raw)
 					el := time.Since(t0)
 					if err != nil {
@@ -313,7 +333,7 @@ func RunRisk(ctx context.Context, cfg RiskConfig, gen *RiskEvents, decide RiskDe
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	res.Clients, res.Rules = cfg.Clients, cfg.Rules
+	res.Clients, res.Rules, res.Rate = cfg.Clients, cfg.Rules, cfg.Rate
 	res.Features = len(riskKeys) * 10
 	res.Models = fmt.Sprintf("3 lightgbm x %d trees depth %d, 2 scorecards", cfg.Trees, cfg.Depth)
 	res.DecisionsPerS = float64(int64(float64(res.Decisions)/res.DurationS*10)) / 10

@@ -1,9 +1,14 @@
 package bench
 
 import (
+	"context"
 	"math"
 	"runtime/metrics"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/fincore/fincore/risk"
 )
 
 // TestRuntimeStatsSince checks the scheduler p99 and GC pause total computed from the
@@ -26,5 +31,34 @@ func TestRuntimeStatsSince(t *testing.T) {
 	}
 	if s := readRuntimeStats(); s.sched == nil || s.pauses == nil {
 		t.Fatal("the runtime has no scheduler latency or GC pause histogram")
+	}
+}
+
+// TestRunRiskRate checks the paced run: the measured decisions are exactly rate × duration
+// when the decider keeps up, and when it cannot, the latency counts from each decision's
+// slot, so the backlog shows (a closed loop would report only the decider's own time).
+func TestRunRiskRate(t *testing.T) {
+	ctx := context.Background()
+	cfg := RiskConfig{Clients: 4, Duration: time.Second, Rate: 200, Users: 100, Devices: 10}
+	var calls atomic.Int64
+	fast := func(context.Context, []byte) (string, error) { calls.Add(1); return risk.Accept, nil }
+	res, err := RunRisk(ctx, cfg, NewRiskEvents(cfg, time.Now(), 1000), fast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Decisions != 200 || calls.Load() != 200 || res.Rate != 200 || res.DecisionsPerS != 200 {
+		t.Fatalf("paced fast run: %d decisions (%d calls), rate %d, %v/s; want 200", res.Decisions, calls.Load(), res.Rate, res.DecisionsPerS)
+	}
+
+	// One client taking 20 ms a decision against 100 offered a second: half are served
+	// within the second, each later than the one before.
+	cfg = RiskConfig{Clients: 1, Duration: time.Second, Rate: 100, Users: 100, Devices: 10}
+	slow := func(context.Context, []byte) (string, error) { time.Sleep(20 * time.Millisecond); return risk.Accept, nil }
+	res, err = RunRisk(ctx, cfg, NewRiskEvents(cfg, time.Now(), 1000), slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Decisions < 30 || res.Decisions > 55 || res.MaxMs < 300 {
+		t.Fatalf("paced slow run: %d decisions, max %v ms; want about 50 and a backlog of several hundred ms", res.Decisions, res.MaxMs)
 	}
 }

@@ -56,6 +56,7 @@ func cmdBenchRisk(args []string) error {
 	fs.IntVar(&cfg.Devices, "devices", 20_000, "devices")
 	fs.IntVar(&cfg.Rules, "rules", 200, "rules")
 	fs.IntVar(&cfg.Trees, "trees", 300, "trees per model")
+	fs.IntVar(&cfg.Rate, "rate", 0, "offer the measured run's decisions at this many per second, evenly spaced (latency counts from each decision's slot, so a backlog shows); 0: each client decides as fast as it can")
 	useHTTP := fs.Bool("http", false, "go through the HTTP API of an in-process server on a loopback port")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	var sf storeFlags
