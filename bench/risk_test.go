@@ -53,7 +53,10 @@ func TestRunRiskRate(t *testing.T) {
 	// One client taking 20 ms a decision against 100 offered a second: half are served
 	// within the second, each later than the one before.
 	cfg = RiskConfig{Clients: 1, Duration: time.Second, Rate: 100, Users: 100, Devices: 10}
-	slow := func(context.Context, []byte) (string, error) { time.Sleep(20 * time.Millisecond); return risk.Accept, nil }
+	slow := func(context.Context, []byte) (string, error) {
+		time.Sleep(20 * time.Millisecond)
+		return risk.Accept, nil
+	}
 	res, err = RunRisk(ctx, cfg, NewRiskEvents(cfg, time.Now(), 1000), slow)
 	if err != nil {
 		t.Fatal(err)
