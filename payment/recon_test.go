@@ -590,6 +590,9 @@ func reconMany(t *testing.T, f *fixture) {
 	if got, err := f.svc.GetReconReport(ctx, "bank-a", day); err != nil || discrepancy(got, target).Status != payment.DiscrepancyResolved || len(got.Discrepancies) != n {
 		t.Fatalf("report read back: %v", err)
 	}
+	if _, _, err := f.svc.ListDiscrepancies(ctx, "bank-a", day, payment.DiscrepancyQuery{Status: "settled", Limit: 10}); code(err) != apierror.InvalidRequest {
+		t.Errorf("an unknown status: %v", err)
+	}
 	for _, q := range []payment.DiscrepancyQuery{{StartingAfter: "payment:nope", Limit: 10}, {StartingAfter: "payment:ghost9999.1", Limit: 10}} {
 		if _, _, err := f.svc.ListDiscrepancies(ctx, "bank-a", day, q); code(err) != apierror.ReconDiscrepancyNotFound {
 			t.Errorf("starting after %s: %v", q.StartingAfter, err)
