@@ -188,6 +188,8 @@ type Service struct {
 	refillTo  time.Time
 	gone      map[string]struct{}
 	lowered   time.Time
+	// refills counts refills begun and ended: Schedule compares it across its Store write.
+	refills atomic.Uint64
 
 	wake       chan struct{} // wakes the firing loop
 	refillWake chan struct{} // wakes the refiller
@@ -236,6 +238,7 @@ func (s *Service) Schedule(ctx context.Context, t Timer) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
+	refills := s.refills.Load()
 	created, err := s.cfg.Store.Schedule(ctx, t)
 	if err != nil {
 		if errors.Is(err, ErrConflict) {
@@ -247,7 +250,16 @@ func (s *Service) Schedule(ctx context.Context, t Timer) error {
 		return nil
 	}
 	s.mu.Lock()
-	s.offerLocked(&entry{t: t, due: t.FireAt, index: -1})
+	if s.refilling || s.refills.Load() != refills {
+		// A refill may have read the new row and the timer may even have fired and left the
+		// window since: putting it in now could deliver it twice. Have it loaded from the
+		// Store instead, which knows whether it is still pending.
+		if t.FireAt.Before(s.limitLocked()) {
+			s.lowerLocked(t.FireAt)
+		}
+	} else {
+		s.offerLocked(&entry{t: t, due: t.FireAt, index: -1})
+	}
 	s.mu.Unlock()
 	s.signal()
 	return nil
@@ -506,7 +518,15 @@ func (s *Service) refill(ctx context.Context, now time.Time) error {
 	}
 	to := now.Add(s.cfg.Lookahead)
 	room := min(s.cfg.WindowMax-len(s.byID), s.cfg.RefillBatchMax)
+	if room <= 0 {
+		// The window filled (Schedule, Committed) since the refiller looked: a query for
+		// nothing would read as "everything up to to is loaded" and move the horizon past
+		// timers that are in neither the window nor a later refill's range.
+		s.mu.Unlock()
+		return nil
+	}
 	s.refilling, s.refillTo, s.gone, s.lowered = true, to, map[string]struct{}{}, time.Time{}
+	s.refills.Add(1)
 	s.mu.Unlock()
 
 	recs, err := s.cfg.Store.Due(ctx, from, to, room)
@@ -515,6 +535,7 @@ func (s *Service) refill(ctx context.Context, now time.Time) error {
 	defer s.mu.Unlock()
 	lowered, gone := s.lowered, s.gone
 	s.refilling, s.gone, s.lowered = false, nil, time.Time{}
+	s.refills.Add(1)
 	if err != nil {
 		if !lowered.IsZero() && lowered.Before(s.horizon) {
 			s.horizon = lowered
@@ -523,7 +544,8 @@ func (s *Service) refill(ctx context.Context, now time.Time) error {
 	}
 	horizon := to
 	s.truncated = len(recs) >= room
-	if s.truncated && len(recs) > 0 {
+	if s.truncated {
+		// Only what was read is known to be loaded: the horizon stops at the last row.
 		horizon = recs[len(recs)-1].NextAt
 	}
 	for _, r := range recs {
