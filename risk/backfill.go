@@ -107,6 +107,7 @@ func (e *Engine) backfillOf(cat *catalog, want func(id int) bool, g int64) *back
 	}
 	fill := &Engine{shards: make([]shard, 1), seed: e.seed}
 	fill.shards[0].keys = newKeyTable()
+	fill.shards[0].arena = new(window.Arena)
 	fill.cat.Store(sub)
 	slices.Sort(ids)
 	from := g - cat.retention - 2*int64(longest) - int64(longest/window.Buckets)
@@ -166,6 +167,8 @@ func (b *backfill) moveIn() {
 		per[i] = append(per[i], keyed{h, src})
 	})
 	states := 0
+	from := b.fill.shards[0].arena
+	var moved []int32 // per source cell: its index in the key value's cells, -1 before it moves
 	for i, list := range per {
 		sh := &e.shards[i]
 		for len(list) > 0 {
@@ -176,8 +179,13 @@ func (b *backfill) moveIn() {
 			for _, k := range chunk {
 				src := k.ks
 				var ks *keyStates
-				for _, sl := range src.slots {
-					if sl.st.Idle(floor) {
+				moved = moved[:0]
+				for range src.cells {
+					moved = append(moved, -1)
+				}
+				for j, sl := range src.slots {
+					c := src.cell(j)
+					if c.Idle(floor) {
 						continue
 					}
 					if ks == nil {
@@ -187,6 +195,11 @@ func (b *backfill) moveIn() {
 							sh.nKeys.Add(1)
 						}
 					}
+					if moved[sl.ci] < 0 {
+						moved[sl.ci] = int32(len(ks.cells))
+						ks.cells = append(ks.cells, c.Move(from, sh.arena))
+					}
+					sl.ci = moved[sl.ci]
 					ks.slots = append(ks.slots, sl) // the ids are new: no slot has them
 					sh.nStates.Add(1)
 					states++
@@ -209,7 +222,7 @@ func (b *backfill) dropStates() {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		sh.dropSlots(func(sl stateSlot) bool {
+		sh.dropSlots(func(sl stateSlot, _ *window.Cell) bool {
 			_, ok := slices.BinarySearch(b.ids, int(sl.id))
 			return ok
 		})
@@ -278,7 +291,8 @@ func (b *backfill) tail(ctx context.Context) (int, error) {
 	b.flushed = time.Since(t0)
 	fill := &Engine{shards: make([]shard, len(e.shards)), seed: e.seed}
 	for i := range fill.shards {
-		fill.shards[i].keys = e.shards[i].keys // the same tables
+		fill.shards[i].keys = e.shards[i].keys // the same tables and states
+		fill.shards[i].arena = e.shards[i].arena
 	}
 	fill.watermark.Store(b.fill.watermark.Load())
 	fill.cat.Store(b.cat)

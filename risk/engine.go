@@ -120,6 +120,8 @@ type keyGroup struct {
 type shard struct {
 	mu   sync.Mutex
 	keys keyTable
+	// arena holds the data of the shard's window states (keyStates.cells).
+	arena *window.Arena
 	// nKeys and nStates count the key values and window states held; written under mu, read
 	// by Counters without it.
 	nKeys, nStates atomic.Int64
@@ -128,21 +130,25 @@ type shard struct {
 
 // keyStates are the window states of one key value (the user u1, the device d7), one per
 // feature (state id) that has counted an event of it. One look-up per key value finds them
-// all.
+// all. Neither slots nor cells hold pointers: the states' data is in the shard's arena.
 type keyStates struct {
 	slots []stateSlot
+	cells []window.Cell
 	key   string
 	fid   int32      // the key field (Engine.fieldIDs)
 	next  *keyStates // keyTable: the next key value with the same hash
 }
 
-// stateSlot is the window state of one feature (state id) for a key value: member m of st
-// (a state may be shared by the features of a lane).
+// stateSlot is the window state of one feature (state id) for a key value: member m of
+// cells[ci] (a state may be shared by the features of a lane).
 type stateSlot struct {
 	id int32
 	m  int32
-	st *window.State
+	ci int32
 }
+
+// cell returns the state of slot i.
+func (k *keyStates) cell(i int) *window.Cell { return &k.cells[k.slots[i].ci] }
 
 // find returns the index of id's slot, -1 if it has none.
 func (k *keyStates) find(id int32) int {
@@ -198,6 +204,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 	e.dedupe.init(cfg.DedupeMax, int64(cfg.DedupeWindow))
 	for i := range e.shards {
 		e.shards[i].keys = newKeyTable()
+		e.shards[i].arena = new(window.Arena)
 	}
 	empty := map[string]*loaded{}
 	e.sets.Store(&empty)
@@ -462,8 +469,9 @@ func (e *Engine) applyWith(cat *catalog, ev *Event, count bool, logFn func(), sc
 	}
 	for _, t := range touches {
 		if t.ks != nil {
-			for _, sl := range t.ks.slots {
-				warm += sl.st.Warm()
+			a := e.shards[t.shard].arena
+			for i := range t.ks.cells {
+				warm += t.ks.cells[i].Warm(a)
 			}
 		}
 	}
@@ -542,9 +550,10 @@ func (e *Engine) Stats() Stats {
 		sh.keys.each(func(ks *keyStates) {
 			s.KeyValues++
 			s.Keys += len(ks.slots)
-			s.StateBytes += int64(len(ks.key) + 96 + cap(ks.slots)*24)
-			for _, sl := range ks.slots {
-				s.StateBytes += int64(sl.st.Bytes() / sl.st.Members()) // a shared state's share
+			s.StateBytes += int64(len(ks.key) + 96 + cap(ks.slots)*12)
+			for i := range ks.slots {
+				c := ks.cell(i)
+				s.StateBytes += int64(c.Bytes(sh.arena) / c.Members()) // a shared state's share
 			}
 		})
 		sh.mu.Unlock()
@@ -606,36 +615,60 @@ func (e *Engine) Sweep() {
 		// back-filled states) while it holds every shard's lock.
 		cat := e.cat.Load()
 		floor := e.watermark.Load() - cat.retention
-		e.stats.evicted.Add(sh.dropSlots(func(sl stateSlot) bool {
+		e.stats.evicted.Add(sh.dropSlots(func(sl stateSlot, c *window.Cell) bool {
 			if int(sl.id) > cat.maxID {
 				return false // being back-filled, not yet published
 			}
 			_, live := cat.feats[int(sl.id)]
-			return !live || sl.st.Idle(floor)
+			return !live || c.Idle(floor)
 		}))
 		sh.mu.Unlock()
 	}
 	e.dedupe.expire(e.watermark.Load())
 }
 
-// dropSlots removes the states for which drop is true, and the key values left with none, and
-// returns how many states it removed. The caller holds sh.mu.
-func (sh *shard) dropSlots(drop func(sl stateSlot) bool) int64 {
+// dropSlots removes the states for which drop is true (a shared state once no slot uses it),
+// and the key values left with none, and returns how many slots it removed. The caller holds
+// sh.mu.
+func (sh *shard) dropSlots(drop func(sl stateSlot, c *window.Cell) bool) int64 {
 	var n int64
+	var used []int32 // per cell: slots kept, then its new index
 	sh.keys.filter(func(ks *keyStates) bool {
+		used = used[:0]
+		for range ks.cells {
+			used = append(used, 0)
+		}
 		kept := ks.slots[:0]
-		for _, sl := range ks.slots {
-			if drop(sl) {
+		for i, sl := range ks.slots {
+			if drop(sl, ks.cell(i)) {
 				n++
 				continue
 			}
+			used[sl.ci]++
 			kept = append(kept, sl)
 		}
-		clear(ks.slots[len(kept):])
 		ks.slots = kept
 		if len(kept) == 0 {
+			for i := range ks.cells {
+				ks.cells[i].Free(sh.arena)
+			}
+			ks.cells = nil
 			sh.nKeys.Add(-1)
 			return false
+		}
+		cells := ks.cells[:0]
+		for i := range ks.cells {
+			if used[i] == 0 {
+				ks.cells[i].Free(sh.arena)
+				continue
+			}
+			used[i] = int32(len(cells))
+			cells = append(cells, ks.cells[i])
+		}
+		clear(ks.cells[len(cells):])
+		ks.cells = cells
+		for i := range ks.slots {
+			ks.slots[i].ci = used[ks.slots[i].ci]
 		}
 		return true
 	})

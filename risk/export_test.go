@@ -13,8 +13,8 @@ func SharedSlots(e *Engine) int {
 		sh := &e.shards[i]
 		sh.mu.Lock()
 		sh.keys.each(func(ks *keyStates) {
-			for _, sl := range ks.slots {
-				if sl.st.Members() > 1 {
+			for i := range ks.slots {
+				if ks.cell(i).Members() > 1 {
 					n++
 				}
 			}

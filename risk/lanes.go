@@ -96,7 +96,7 @@ func (e *Engine) assignLanes(g *keyGroup) {
 		g.lanes[u].live = append(g.lanes[u].live, slices.Index(ld.ids, id))
 	}
 	for _, ld := range fresh {
-		ld.share = shareLanes && len(ld.ids) > 1 && ld.window <= window.ExactMax
+		ld.share = shareLanes && len(ld.ids) > 1 && len(ld.ids) <= window.MaxMembers && len(ld.cols) <= window.MaxMembers && ld.window <= window.ExactMax
 	}
 }
 
@@ -136,12 +136,14 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 	sc.slots = at
 	if counted {
 		sc.in = ld.inputs(ev, sc.in)
+		a := sh.arena
 		if ld.share && missing == len(u.live) {
 			// A key value new to the lane: one state for all its features.
-			st := window.NewShared(ld.window, ld.members, len(ld.cols))
+			ci := int32(len(ks.cells))
+			ks.cells = append(ks.cells, window.NewSharedCell(a, int64(ld.window), ld.members, len(ld.cols)))
 			for n, k := range u.live {
 				at[n] = len(ks.slots)
-				ks.slots = append(ks.slots, stateSlot{id: int32(ld.ids[k]), m: int32(k), st: st})
+				ks.slots = append(ks.slots, stateSlot{id: int32(ld.ids[k]), m: int32(k), ci: ci})
 			}
 			sh.nStates.Add(int64(len(u.live)))
 			missing = 0
@@ -149,35 +151,36 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 		if missing > 0 {
 			for n, k := range u.live {
 				if at[n] < 0 {
-					st := window.New(window.Spec{Agg: ld.members[k].Agg, Window: ld.window})
 					at[n] = len(ks.slots)
-					ks.slots = append(ks.slots, stateSlot{id: int32(ld.ids[k]), st: st})
+					ks.slots = append(ks.slots, stateSlot{id: int32(ld.ids[k]), ci: int32(len(ks.cells))})
+					ks.cells = append(ks.cells, window.NewCell(a, window.Spec{Agg: ld.members[k].Agg, Window: ld.window}))
 					sh.nStates.Add(1)
 				}
 			}
 		}
 		// Count the event once in each state the lane's features have.
-		var added [4]*window.State
+		var added [4]int32
 		nAdded := 0
 	next:
 		for n, k := range u.live {
 			sl := &ks.slots[at[n]]
-			if sl.st.Members() == 1 {
-				if c := ld.members[k].Col; c >= 0 {
-					sl.st.AddInputs(ts, sc.in[c:c+1])
+			c := &ks.cells[sl.ci]
+			if c.Members() == 1 {
+				if col := ld.members[k].Col; col >= 0 {
+					c.AddInputs(a, ts, sc.in[col:col+1])
 				} else {
-					sl.st.AddInputs(ts, nil)
+					c.AddInputs(a, ts, nil)
 				}
 				continue
 			}
-			for _, a := range added[:nAdded] {
-				if a == sl.st {
+			for _, x := range added[:nAdded] {
+				if x == sl.ci {
 					continue next
 				}
 			}
-			sl.st.AddInputs(ts, sc.in)
+			c.AddInputs(a, ts, sc.in)
 			if nAdded < len(added) {
-				added[nAdded] = sl.st
+				added[nAdded] = sl.ci
 				nAdded++
 			}
 		}
@@ -185,7 +188,7 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 	for _, i := range at {
 		if i >= 0 {
 			sl := &ks.slots[i]
-			values[sl.id] = sl.st.ValueOf(int(sl.m), ts)
+			values[sl.id] = ks.cells[sl.ci].ValueOf(sh.arena, int(sl.m), ts)
 		}
 	}
 }

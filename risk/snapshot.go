@@ -60,13 +60,14 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 		sn.Sigs = append(sn.Sigs, f.Sig)
 	}
 	for i := range e.shards {
+		a := e.shards[i].arena
 		e.shards[i].keys.each(func(ks *keyStates) {
-			for _, sl := range ks.slots {
+			for j, sl := range ks.slots {
 				si, ok := sigIdx[int(sl.id)]
 				if !ok {
 					continue
 				}
-				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: ks.key, State: sl.st.SnapshotOf(int(sl.m))})
+				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: ks.key, State: ks.cell(j).SnapshotOf(a, int(sl.m))})
 			}
 		})
 	}
@@ -137,16 +138,17 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, map[string
 		if s.Sig < 0 || s.Sig >= len(ids) || ids[s.Sig] < 0 {
 			continue
 		}
-		st, ok := window.FromSnapshot(s.State)
+		fid, known := e.fieldIDs[s.Field]
+		h := e.keyHash(s.Field, s.Key)
+		sh := &e.shards[e.shardOf(h)]
+		st, ok := window.CellFromSnapshot(sh.arena, s.State)
 		if !ok {
 			return 0, time.Time{}, nil, fmt.Errorf("snapshot: state of %s %q is inconsistent", s.Field, s.Key)
 		}
-		fid, ok := e.fieldIDs[s.Field]
-		if !ok {
+		if !known {
+			st.Free(sh.arena)
 			continue // not a key field of the loaded rule sets
 		}
-		h := e.keyHash(s.Field, s.Key)
-		sh := &e.shards[e.shardOf(h)]
 		ks := sh.keys.get(h, fid, s.Key)
 		if ks == nil {
 			ks = &keyStates{key: s.Key, fid: fid}
@@ -155,9 +157,11 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, map[string
 		}
 		id := int32(ids[s.Sig])
 		if ks.find(id) >= 0 {
+			st.Free(sh.arena)
 			continue // the same state twice: keep the first
 		}
-		ks.slots = append(ks.slots, stateSlot{id: id, st: st})
+		ks.slots = append(ks.slots, stateSlot{id: id, ci: int32(len(ks.cells))})
+		ks.cells = append(ks.cells, st)
 		sh.nStates.Add(1)
 		n++
 	}
