@@ -3,9 +3,9 @@ package risk
 import (
 	"context"
 	"math"
-	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -140,10 +140,10 @@ func (e *Engine) decideOnce(ctx context.Context, name string, ev *Event) (*Decis
 		if err != nil {
 			e.dedupe.forget(ev.ID)
 		} else {
-			s.decs = append(s.decs, dec)
+			s.keep(dec)
 		}
 		s.err = err
-		close(s.ready)
+		s.finish()
 		return dec, shadow, false, err
 	}
 	if err := e.wait(ctx, s, body); err != nil {
@@ -151,14 +151,12 @@ func (e *Engine) decideOnce(ctx context.Context, name string, ev *Event) (*Decis
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, d := range s.decs {
-		if d.RuleSet == name {
-			return d, "", true, nil
-		}
+	if d := s.decision(name); d != nil {
+		return d, "", true, nil
 	}
 	dec, shadow, err := e.decide(l, ev, false)
 	if err == nil {
-		s.decs = append(s.decs, dec)
+		s.keep(dec)
 	}
 	return dec, shadow, false, err
 }
@@ -186,10 +184,12 @@ type Observation struct {
 // wait waits for the first request of an event id to finish and checks that this one
 // carries the same event.
 func (e *Engine) wait(ctx context.Context, s *seen, body uint64) error {
-	select {
-	case <-s.ready:
-	case <-ctx.Done():
-		return ctx.Err()
+	if ch := s.finished(); ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	e.stats.duplicates.Add(1)
 	if s.body != body {
@@ -217,7 +217,7 @@ func (e *Engine) Ingest(ctx context.Context, ev *Event) (bool, error) {
 		e.dedupe.forget(ev.ID)
 	}
 	s.err = err
-	close(s.ready)
+	s.finish()
 	return err == nil, err
 }
 
@@ -253,6 +253,7 @@ type scratch struct {
 	slots  []int     // applyLane: the slot of each live member of a lane
 	warm   int64     // apply: what warming the states read (kept so that the reads stay)
 	x      []float64 // model inputs
+	dv     []float64 // evaluate: feature and model values
 	hits   []int32   // indexes of the rules that hit
 	env    fastEnv   // evaluate: the environment of the compiled rules
 }
@@ -267,7 +268,14 @@ var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
 // defers to it).
 func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64, sc *scratch) *Decision {
 	nf := len(c.Features)
-	vals := make([]float64, nf+len(c.Models))
+	// The values are worked out in the scratch, then copied with the rule hits into one
+	// pointer-free allocation (decisions are remembered for de-duplication: fewer objects).
+	if n := nf + len(c.Models); cap(sc.dv) < n {
+		sc.dv = make([]float64, n)
+	} else {
+		sc.dv = sc.dv[:n]
+	}
+	vals := sc.dv
 	fv, mv := vals[:nf:nf], vals[nf:]
 	for i, id := range c.stateIDs {
 		fv[i] = values[id]
@@ -275,10 +283,7 @@ func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64, sc *scratch)
 	for i, m := range c.Models {
 		mv[i], sc.x = m.predict(ev, fv, sc.x)
 	}
-	d := &Decision{RuleSet: c.Name, Version: c.Version, EventID: ev.ID, c: c, fv: fv}
-	if len(mv) > 0 {
-		d.mv = mv
-	}
+	d := &Decision{RuleSet: c.Name, Version: c.Version, EventID: ev.ID, c: c}
 	env := &sc.env // in the scratch: the closures' environment would escape to the heap
 	*env = fastEnv{fields: ev.Fields, vals: vals}
 	defer func() { *env = fastEnv{} }() // keep nothing of the event alive in the pool
@@ -315,9 +320,28 @@ func (e *Engine) evaluate(c *Compiled, ev *Event, values []float64, sc *scratch)
 		forceReview = forceReview || r.Action == Review
 	}
 	sc.hits = hits
-	d.hits = slices.Clone(hits)
+	d.fv, d.mv, d.hits = packDecision(fv, mv, hits)
 	d.Decision = c.Decision.outcome(d.Score, forceReject, forceAccept, forceReview)
 	return d
+}
+
+// packDecision copies a decision's feature and model values and rule hits into one
+// allocation; mv is nil when empty, hits nil when none hit.
+func packDecision(fv, mv []float64, hits []int32) ([]float64, []float64, []int32) {
+	nf, nv := len(fv), len(fv)+len(mv)
+	buf := make([]float64, nv+(len(hits)+1)/2)
+	copy(buf, fv)
+	copy(buf[nf:], mv)
+	var h []int32
+	if len(hits) > 0 {
+		h = unsafe.Slice((*int32)(unsafe.Pointer(&buf[nv])), len(hits))
+		copy(h, hits)
+	}
+	out := buf[nf:nv:nv]
+	if len(mv) == 0 {
+		out = nil
+	}
+	return buf[:nf:nf], out, h
 }
 
 // predict evaluates the model on ev with the rule set's feature values fv (a missing event

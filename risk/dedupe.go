@@ -27,14 +27,64 @@ type fifoEntry struct {
 }
 
 // seen is one remembered event: the hash of what was received, and the decisions given (one
-// per rule set; none for an event ingested without one). ready is closed once the first request for the id has
-// finished.
+// per rule set; none for an event ingested without one). finish marks the first request for
+// the id as finished; a request that waits for it makes the channel it waits on (most ids
+// are never repeated, so most entries have none: one object less per remembered event).
 type seen struct {
-	body  uint64
-	ready chan struct{}
-	err   error
-	mu    sync.Mutex
-	decs  []*Decision // by rule set
+	body uint64
+	err  error
+	mu   sync.Mutex
+	done bool          // the first request finished (mu)
+	wake chan struct{} // made by a waiter, closed by finish (mu)
+	dec  *Decision     // the first rule set's decision
+	more []*Decision   // other rule sets'
+}
+
+// finish marks the first request for the id as finished (its err and decision set) and
+// wakes the requests waiting for it.
+func (s *seen) finish() {
+	s.mu.Lock()
+	s.done = true
+	if s.wake != nil {
+		close(s.wake)
+	}
+	s.mu.Unlock()
+}
+
+// finished returns nil once the first request finished, otherwise a channel closed when it
+// does.
+func (s *seen) finished() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return nil
+	}
+	if s.wake == nil {
+		s.wake = make(chan struct{})
+	}
+	return s.wake
+}
+
+// decision returns the decision given for rule set name, nil if none. The caller holds mu.
+func (s *seen) decision(name string) *Decision {
+	if s.dec != nil && s.dec.RuleSet == name {
+		return s.dec
+	}
+	for _, d := range s.more {
+		if d.RuleSet == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// keep adds d to the decisions given. The caller holds mu, or is the first request.
+func (s *seen) keep(d *Decision) {
+	if s.dec == nil {
+		s.dec = d
+		return
+	}
+	s.more = append(s.more, d)
 }
 
 func (d *dedupe) init(max int, window int64) {
@@ -51,7 +101,7 @@ func (d *dedupe) part(id string) *dedupePart {
 }
 
 // claim returns the entry for id and whether this call created it (the caller then fills it
-// and closes ready).
+// and calls finish).
 func (d *dedupe) claim(id string, body uint64, ts int64) (*seen, bool) {
 	p := d.part(id)
 	p.mu.Lock()
@@ -59,7 +109,7 @@ func (d *dedupe) claim(id string, body uint64, ts int64) (*seen, bool) {
 	if s, ok := p.ids[id]; ok {
 		return s, false
 	}
-	s := &seen{body: body, ready: make(chan struct{})}
+	s := &seen{body: body}
 	p.ids[id] = s
 	p.fifo = append(p.fifo, fifoEntry{id, ts})
 	for len(p.fifo)-p.head > d.max {

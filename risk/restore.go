@@ -58,7 +58,7 @@ func (e *Engine) restore(ctx context.Context) error {
 				return fmt.Errorf("replay event %s: %w", le.ID, err)
 			}
 			if s, first := e.dedupe.claim(ev.ID, xxhash.Sum64(ev.Raw), ev.Time.UnixNano()); first {
-				close(s.ready)
+				s.finish()
 			}
 			e.apply(ev, true, nil, sc)
 			after = le.Seq
@@ -97,7 +97,7 @@ func (e *Engine) rememberIDs(ctx context.Context, after int64, retention int64) 
 				return nil
 			}
 			if s, first := e.dedupe.claim(le.ID, xxhash.Sum64(le.Body), le.Time.UnixNano()); first {
-				close(s.ready)
+				s.finish()
 			}
 			seq = le.Seq
 		}
