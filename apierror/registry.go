@@ -74,12 +74,13 @@ const (
 	RefundExceedsPrincipal Code = "refund_exceeds_principal"
 	PurchaseNotRefundable  Code = "purchase_not_refundable"
 
-	ReconStatementInvalid    Code = "recon_statement_invalid"
-	ReconReportNotFound      Code = "recon_report_not_found"
-	ReconDiscrepancyNotFound Code = "recon_discrepancy_not_found"
-	ReconAlreadyResolved     Code = "recon_already_resolved"
-	ReconNotAdjustable       Code = "recon_not_adjustable"
-	ReconLimitExceeded       Code = "recon_limit_exceeded"
+	ReconStatementInvalid     Code = "recon_statement_invalid"
+	ReconReportNotFound       Code = "recon_report_not_found"
+	ReconDiscrepancyNotFound  Code = "recon_discrepancy_not_found"
+	ReconAlreadyResolved      Code = "recon_already_resolved"
+	ReconNotAdjustable        Code = "recon_not_adjustable"
+	ReconLimitExceeded        Code = "recon_limit_exceeded"
+	ReconStatementUnavailable Code = "recon_statement_unavailable"
 )
 
 // registry: code, HTTP status, default message. Order is the order of docs/errors.md.
@@ -125,6 +126,7 @@ var registry = []Def{
 	{ReconAlreadyResolved, 409, "The discrepancy is resolved already (a discrepancy resolves once)."},
 	{ReconNotAdjustable, 422, "No adjustment can resolve this discrepancy now (our side is still processing, the currencies differ, or the books already agree); accept it with a note."},
 	{ReconLimitExceeded, 422, "The report would exceed a reconciliation limit (2,000 discrepancies in 48 pages, 20 statement revisions, 100 cross-day items, 64 records written by an import); nothing was stored."},
+	{ReconStatementUnavailable, 502, "The channel could not give its statement of the day (the call failed, or it keeps none and its file is to be imported); nothing was stored."},
 	{Unauthenticated, 401, "The request has no API key, or its key is invalid or revoked (Authorization: Bearer <key>)."},
 	{Forbidden, 403, "The API key lacks the scope this route needs."},
 	{KeyNotFound, 404, "The API key does not exist."},

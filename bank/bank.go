@@ -159,5 +159,9 @@ type Channel interface {
 	Statement(ctx context.Context, day time.Time) ([]StatementLine, error)
 }
 
+// ErrNoStatements is wrapped by Channel.Statement errors of channels that keep no
+// statements (their statements arrive as files, imported by hand): asking again will not help.
+var ErrNoStatements = errors.New("bank: the channel keeps no statements")
+
 // ErrInvalidRequest is wrapped by Channel errors for requests a channel refuses to send.
 var ErrInvalidRequest = errors.New("bank: invalid request")

@@ -41,6 +41,7 @@ type reconAPI struct {
 func (s *Server) RegisterRecon(svc *payment.Service, opts ReconOptions) {
 	a := &reconAPI{s: s, svc: svc, opts: opts}
 	s.HandleScoped("POST /v1/recon/{channel}/{date}", ScopeReconWrite, http.HandlerFunc(a.importStatement))
+	s.HandleScoped("POST /v1/recon/{channel}/{date}/fetch", ScopeReconWrite, http.HandlerFunc(a.fetchStatement))
 	s.HandleScoped("GET /v1/recon/{channel}/{date}", ScopeReconRead, http.HandlerFunc(a.get))
 	s.HandleScoped("GET /v1/recon/{channel}/{date}/discrepancies", ScopeReconRead, http.HandlerFunc(a.discrepancies))
 	s.HandleScoped("POST /v1/recon/{channel}/{date}/discrepancies/{id}/resolve", ScopeReconWrite, http.HandlerFunc(a.resolve))
@@ -94,6 +95,21 @@ func (a *reconAPI) importStatement(w http.ResponseWriter, r *http.Request) {
 	}
 	actor := Actor(r.Context())
 	rep, created, err := a.svc.ReconcileAs(r.Context(), actor, r.PathValue("channel"), day, lines)
+	if err != nil {
+		a.s.Error(w, r, err)
+		return
+	}
+	WriteJSON(w, createdStatus(created), rep.Brief())
+}
+
+// fetchStatement fetches the channel's statement of the day from the channel itself and
+// reconciles it, as the daily schedule does.
+func (a *reconAPI) fetchStatement(w http.ResponseWriter, r *http.Request) {
+	day, ok := a.day(w, r)
+	if !ok {
+		return
+	}
+	rep, created, err := a.svc.FetchReconcile(r.Context(), Actor(r.Context()), r.PathValue("channel"), day)
 	if err != nil {
 		a.s.Error(w, r, err)
 		return

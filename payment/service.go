@@ -67,6 +67,9 @@ type Config struct {
 	// never reaches a bank. If Screen fails, the payment is accepted (and the failure
 	// logged): screening must not stop payments.
 	Screen func(ctx context.Context, p Payment, c Card) (Screening, error)
+	// ReconFetch configures the daily fetch and reconciliation of the channels' statements
+	// (off unless Enabled).
+	ReconFetch ReconFetch
 }
 
 // Screening is the verdict of Config.Screen.
@@ -181,6 +184,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.QueryDelay <= 0 {
 		cfg.QueryDelay = 2 * time.Second
 	}
+	cfg.ReconFetch.setDefaults()
 	if cfg.MaxBankLabels <= 0 {
 		cfg.MaxBankLabels = 64
 	}
@@ -207,6 +211,7 @@ func (s *Service) Handlers() map[string]timer.HandlerFunc {
 		HandlerRefund:      s.handleRefund,
 		HandlerRefundQuery: s.handleRefundQuery,
 		HandlerWebhook:     s.handleWebhook,
+		HandlerReconFetch:  s.handleReconFetch,
 	}
 }
 

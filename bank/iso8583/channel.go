@@ -415,7 +415,7 @@ func (c *Channel) QueryRefund(ctx context.Context, refundID string) (bank.Result
 // Statement implements bank.Channel through Options.Statement.
 func (c *Channel) Statement(ctx context.Context, day time.Time) ([]bank.StatementLine, error) {
 	if c.opts.Statement == nil {
-		return nil, fmt.Errorf("iso8583: channel %s has no statement source", c.opts.Code)
+		return nil, fmt.Errorf("iso8583: channel %s has no statement source: %w", c.opts.Code, bank.ErrNoStatements)
 	}
 	return c.opts.Statement(ctx, day)
 }

@@ -32,7 +32,7 @@ Usage:
   fincore bench config [--watchers 100] [--sets 500] [--interval 10ms] [--data DIR | --nats URL]
   fincore risk backtest --ruleset FILE --from T1 --to T2 [--name NAME] (--data DIR | --postgres URL)
   fincore risk decisions --event ID[,ID...] (--data DIR | --postgres URL)   the logged decisions of events, as JSON
-  fincore recon   import|show|resolve --channel C --date YYYY-MM-DD ... [--url URL]   (key in $FINCORE_API_KEY)
+  fincore recon   import|fetch|show|resolve --channel C --date YYYY-MM-DD ... [--url URL]   (key in $FINCORE_API_KEY)
   fincore bank-sim [--addr 127.0.0.1:9090] [--iso-addr ADDR] [--median D --p99 D --decline R ...] [--notify-url URL --secret S]
   fincore version
 

@@ -39,6 +39,10 @@ type paymentFlags struct {
 	noSim    bool
 	bankSims string // code=URL,...
 	iso      string // code=host:port,...
+	// noReconFetch turns off the daily fetch of the channels' statements; reconFetchAfter is
+	// how long after the end of a business day it runs.
+	noReconFetch    bool
+	reconFetchAfter time.Duration
 	// sims are the in-process simulated banks by channel code (default simProfiles).
 	sims map[string]sim.Profile
 }
@@ -47,6 +51,8 @@ func (pf *paymentFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&pf.noSim, "no-sim-banks", false, "do not register the three simulated banks (sim-a, sim-b, sim-c) that run in process")
 	fs.StringVar(&pf.bankSims, "bank-sim", "", "channels on simulated banks served by 'fincore bank-sim': code=URL[,code=URL...] (notifications signed with $FINCORE_BANK_SIM_SECRET)")
 	fs.StringVar(&pf.iso, "iso8583", "", "ISO 8583 channels: code=host:port[,code=host:port...]")
+	fs.BoolVar(&pf.noReconFetch, "no-recon-fetch", false, "do not fetch and reconcile every channel's statement of each business day (imports by hand still work)")
+	fs.DurationVar(&pf.reconFetchAfter, "recon-fetch-after", payment.DefaultReconFetchAfter, "how long after the end of a business day (UTC) its statements are fetched and reconciled")
 }
 
 // simProfiles are the in-process simulated banks: realistic latency (20–200 ms), a few
@@ -191,18 +197,25 @@ func newPayments(ctx context.Context, eng *ledger.Engine, st ledger.Store, timer
 	}
 	observe := metrics.BankCallObserver()
 	svc, err = payment.New(payment.Config{Ledger: eng, Store: st, Channels: p.channels, Router: p.router, Sealer: sealer, Logger: log,
-		Observe:  func(ch, bk string, code bank.Code, d time.Duration) { observe(ch, bk, string(code), d) },
-		Webhooks: webhookSender{client: &http.Client{Timeout: 10 * time.Second}},
-		Screen:   riskScreen(riskEng)})
+		Observe:    func(ch, bk string, code bank.Code, d time.Duration) { observe(ch, bk, string(code), d) },
+		Webhooks:   webhookSender{client: &http.Client{Timeout: 10 * time.Second}},
+		Screen:     riskScreen(riskEng),
+		ReconFetch: payment.ReconFetch{Enabled: !pf.noReconFetch, After: pf.reconFetchAfter}})
 	if err != nil {
 		return nil, err
 	}
 	p.svc = svc
-	if err := setupAsWriter(ctx, eng, log, "payments", svc.Setup); err != nil {
-		return nil, err
-	}
 	for name, h := range svc.Handlers() {
 		timers.Register(name, h)
+	}
+	setup := func(ctx context.Context) error {
+		if err := svc.Setup(ctx); err != nil {
+			return err
+		}
+		return svc.ScheduleReconFetches(ctx)
+	}
+	if err := setupAsWriter(ctx, eng, log, "payments", setup); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

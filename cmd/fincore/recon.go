@@ -28,15 +28,16 @@ func withRecon(api *httpapi.Server, p *payments) *httpapi.Server {
 
 const reconUsage = `usage:
   fincore recon import  --channel C --date YYYY-MM-DD [--url URL] [--json] FILE   (FILE - reads stdin)
+  fincore recon fetch   --channel C --date YYYY-MM-DD [--url URL] [--json]          (asks the channel for its statement)
   fincore recon show    --channel C --date YYYY-MM-DD [--url URL] [--json]
   fincore recon resolve --channel C --date YYYY-MM-DD --id DISCREPANCY --action adjust|suspense|accept --note TEXT [--url URL] [--json]
 
 The commands talk to a running server (default http://127.0.0.1:8080, or $FINCORE_URL) with
-the key in $FINCORE_API_KEY (scope recon:write to import and resolve, recon:read to show; admin
+the key in $FINCORE_API_KEY (scope recon:write to import, fetch and resolve, recon:read to show; admin
 holds both).
 `
 
-// cmdRecon runs `fincore recon import|show|resolve`.
+// cmdRecon runs `fincore recon import|fetch|show|resolve`.
 func cmdRecon(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(reconUsage)
@@ -49,7 +50,7 @@ func cmdRecon(args []string, stdout io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	var id, action, note *string
 	switch verb {
-	case "import", "show":
+	case "import", "fetch", "show":
 	case "resolve":
 		id = fs.String("id", "", "the discrepancy id, <kind>:<bank id> (required)")
 		action = fs.String("action", "", "adjust, suspense or accept (required)")
@@ -100,6 +101,8 @@ func cmdRecon(args []string, stdout io.Writer) error {
 			return err
 		}
 		err = c.do(ctx, "POST", path, rawBody{"text/csv", body}, &rep)
+	case "fetch":
+		err = c.do(ctx, "POST", path+"/fetch", nil, &rep)
 	case "show":
 		err = c.do(ctx, "GET", path, nil, &rep)
 	case "resolve":

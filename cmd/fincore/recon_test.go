@@ -36,7 +36,7 @@ func TestReconEndToEnd(t *testing.T) {
 	defer func() { bankCmd.Process.Kill(); bankCmd.Wait() }()
 	bankURL := "http://" + bankAddr
 	waitListening(t, bankURL)
-	srv := startServer(t, "--data", t.TempDir(), "--no-sim-banks", "--bank-sim", "recon-a="+bankURL)
+	srv := startServer(t, "--data", t.TempDir(), "--no-sim-banks", "--bank-sim", "recon-a="+bankURL, "--recon-fetch-after", "1s")
 	defer srv.kill()
 
 	post := func(path string, body any) map[string]any {
@@ -267,6 +267,34 @@ func TestReconEndToEnd(t *testing.T) {
 	}
 	if st, b, _ := doJSON("GET", srv.url("/v1/recon/nope/"+day), nil); st != 404 || !strings.Contains(string(b), "channel_not_found") {
 		t.Errorf("unknown channel's report: %d %s", st, b)
+	}
+
+	// Automatic reconciliation: the start scheduled the fetch of yesterday's statements,
+	// past due, so the bank-sim's was fetched and reconciled by the scheduler; `recon fetch`
+	// asks again and gets the same report; today's cannot be fetched before it ends.
+	yesterday := time.Now().UTC().AddDate(0, 0, -1).Format(time.DateOnly)
+	yflags := []string{"--url", srv.url(""), "--channel", "recon-a", "--date", yesterday, "--json"}
+	var auto payment.Report
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if st, b, _ := doJSON("GET", srv.url("/v1/recon/recon-a/"+yesterday), nil); st == 200 {
+			if err := json.Unmarshal(b, &auto); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("yesterday's statement of recon-a was not fetched")
+		}
+	}
+	if auto.Statement.ImportedBy != payment.ReconFetchActor || auto.Status != payment.ReportReconciled {
+		t.Fatalf("fetched report: by %q, %s", auto.Statement.ImportedBy, auto.Status)
+	}
+	fetched, out, err := recon(append([]string{"fetch"}, yflags...)...)
+	if err != nil || fetched.Revision != auto.Revision || fetched.Statement.SHA256 != auto.Statement.SHA256 {
+		t.Fatalf("recon fetch of yesterday: %v revision %d (was %d)\n%s", err, fetched.Revision, auto.Revision, out)
+	}
+	if _, out, err := recon(append([]string{"fetch"}, flags...)...); err == nil || !strings.Contains(out, "has not ended") {
+		t.Errorf("recon fetch of today: %v %s", err, out)
 	}
 }
 
