@@ -588,7 +588,7 @@ func (s *Service) lookupLines(ctx context.Context, lines []bank.StatementLine) (
 				pid, _, ok := splitBankID(l.ID)
 				if r := byKey[ledger.RecordKey{Kind: KindPayment, ID: pid}]; ok && r != nil {
 					var p Payment
-					if err := json.Unmarshal(r.Data, &p); err != nil {
+					if err := decodePayment(r.Data, &p); err != nil {
 						return nil, fmt.Errorf("payment: decode payment %s: %w", pid, err)
 					}
 					out[i] = paymentItem(p, l.ID)
@@ -648,7 +648,7 @@ func (s *Service) ourSuccesses(ctx context.Context, channel string, day time.Tim
 			for _, r := range recs {
 				if kind == KindPayment {
 					var p Payment
-					if err := json.Unmarshal(r.Data, &p); err != nil {
+					if err := decodePayment(r.Data, &p); err != nil {
 						return fmt.Errorf("payment: decode payment %s: %w", r.ID, err)
 					}
 					a := succeededAttempt(p)

@@ -69,7 +69,7 @@ func (s *Service) CreateRefund(ctx context.Context, paymentID string, in RefundI
 		p.Updated = now
 		_, err = s.cfg.Ledger.Commit(ctx, ledger.Unit{
 			Records: []ledger.RecordWrite{
-				{Record: record(KindPayment, p.ID, p.MerchantID, p.Status, p), Expect: p.version},
+				{Record: paymentRecord(&p), Expect: p.version},
 				{Record: record(KindRefund, r.ID, p.ID, r.Status, r)},
 			},
 			Timers: []timer.Timer{{ID: "payment.refund:" + r.ID, Handler: HandlerRefund, FireAt: now, Payload: []byte(r.ID)}},
@@ -254,7 +254,7 @@ func (s *Service) settleRefund(ctx context.Context, r refundRecord, res bank.Res
 		Transfers: ts,
 		Records: []ledger.RecordWrite{
 			{Record: record(KindRefund, r.ID, r.PaymentID, r.Status, r), Expect: r.version},
-			{Record: record(KindPayment, p.ID, p.MerchantID, p.Status, p), Expect: p.version},
+			{Record: paymentRecord(&p), Expect: p.version},
 		},
 		Events: []ledger.ModuleEvent{{Subject: typ, ID: evID, Payload: eventPayload(evID, typ, now, r.Refund)}},
 	}, p.MerchantID))

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -359,6 +360,9 @@ func (s *Service) CreateMerchant(ctx context.Context, in MerchantInput) (Merchan
 }
 
 func isConflict(err error) bool {
+	if err == nil {
+		return false // without the allocation of errors.As
+	}
 	var ae *apierror.Error
 	return errors.As(err, &ae) && ae.Code == apierror.RecordConflict
 }
@@ -460,8 +464,8 @@ func (s *Service) bankCard(ctx context.Context, id string) (bank.Card, error) {
 	if err != nil {
 		return bank.Card{}, err
 	}
-	var sc sealedCard
-	if err := json.Unmarshal(plain, &sc); err != nil {
+	sc, err := openedCard(plain)
+	if err != nil {
 		return bank.Card{}, err
 	}
 	return bank.Card{PAN: sc.PAN, Holder: sc.Holder, ExpiryMonth: c.ExpiryMonth, ExpiryYear: c.ExpiryYear, BankCode: c.BankCode}, nil
@@ -480,10 +484,30 @@ type PaymentInput struct {
 	Metadata    map[string]string
 }
 
+// hash is the fingerprint of the request: the first half of the SHA-256 of its JSON (as
+// encoding/json writes it, so that payments stored before this encoder still match), in hex.
 func (in *PaymentInput) hash() string {
-	b, _ := json.Marshal(in)
+	var buf [256]byte
+	b := buf[:0]
+	b = append(b, `{"ID":`...)
+	b = appendJSONString(b, in.ID)
+	b = append(b, `,"MerchantID":`...)
+	b = appendJSONString(b, in.MerchantID)
+	b = append(b, `,"Amount":`...)
+	b = strconv.AppendInt(b, in.Amount, 10)
+	b = append(b, `,"Currency":`...)
+	b = appendJSONString(b, in.Currency)
+	b = append(b, `,"CardID":`...)
+	b = appendJSONString(b, in.CardID)
+	b = append(b, `,"Description":`...)
+	b = appendJSONString(b, in.Description)
+	b = append(b, `,"Metadata":`...)
+	b = appendJSONStringMap(b, in.Metadata)
+	b = append(b, '}')
 	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:16])
+	var out [32]byte
+	hex.Encode(out[:], h[:16])
+	return string(out[:])
 }
 
 // CreatePayment accepts a payment and schedules its processing; it answers at once with
@@ -527,7 +551,7 @@ func (s *Service) CreatePayment(ctx context.Context, in PaymentInput) (Payment, 
 		p.Metadata = map[string]string{}
 	}
 	u := ledger.Unit{
-		Records: []ledger.RecordWrite{{Record: record(KindPayment, p.ID, p.MerchantID, p.Status, p)}},
+		Records: []ledger.RecordWrite{{Record: paymentRecord(&p)}},
 		Timers:  []timer.Timer{{ID: "payment.process:" + p.ID, Handler: HandlerProcess, FireAt: now, Payload: []byte(p.ID)}},
 	}
 	if s.cfg.Screen != nil {
@@ -591,12 +615,15 @@ func (s *Service) GetPayment(ctx context.Context, id string) (Payment, error) {
 }
 
 func (s *Service) loadPayment(ctx context.Context, id string) (Payment, error) {
-	var p Payment
-	v, err := s.getRecord(ctx, KindPayment, id, &p)
+	r, err := s.cfg.Store.GetRecord(ctx, KindPayment, id)
 	if err != nil {
 		return Payment{}, notFound(err, apierror.PaymentNotFound, "id", "payment", id)
 	}
-	p.version = v
+	var p Payment
+	if err := decodePayment(r.Data, &p); err != nil {
+		return Payment{}, fmt.Errorf("payment: decode payment %s: %w", id, err)
+	}
+	p.version = r.Version
 	return p, nil
 }
 
@@ -625,8 +652,8 @@ func (s *Service) ListPayments(ctx context.Context, q ListQuery) ([]Payment, boo
 	out := make([]Payment, 0, len(recs))
 	for _, r := range recs {
 		var p Payment
-		if err := json.Unmarshal(r.Data, &p); err != nil {
-			return nil, false, err
+		if err := decodePayment(r.Data, &p); err != nil {
+			return nil, false, fmt.Errorf("payment: decode payment %s: %w", r.ID, err)
 		}
 		out = append(out, p.public())
 	}
@@ -677,7 +704,7 @@ func eventPayload(id, typ string, at time.Time, obj any) []byte {
 // finalUnit is the unit that writes p in its new (final or processing) state, with the ledger
 // postings of a success and the event of a final state.
 func (s *Service) finalUnit(ctx context.Context, p Payment, extra []ledger.TransferInput) ledger.Unit {
-	u := ledger.Unit{Records: []ledger.RecordWrite{{Record: record(KindPayment, p.ID, p.MerchantID, p.Status, p), Expect: p.version}}}
+	u := ledger.Unit{Records: []ledger.RecordWrite{{Record: paymentRecord(&p), Expect: p.version}}}
 	u.Transfers = extra
 	var typ string
 	switch p.Status {
@@ -690,7 +717,8 @@ func (s *Service) finalUnit(ctx context.Context, p Payment, extra []ledger.Trans
 	}
 	if typ != "" {
 		id := "evt_" + p.ID + "_" + strings.TrimPrefix(typ, "payment.")
-		u.Events = append(u.Events, ledger.ModuleEvent{Subject: typ, ID: id, Payload: eventPayload(id, typ, p.Updated, p.public())})
+		pub := p.public()
+		u.Events = append(u.Events, ledger.ModuleEvent{Subject: typ, ID: id, Payload: appendPaymentEventJSON(make([]byte, 0, 1024), id, typ, p.Updated, &pub)})
 		u = s.withWebhooks(ctx, u, p.MerchantID)
 	}
 	return u

@@ -2,6 +2,9 @@ package payment_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -664,5 +667,51 @@ func TestMerchantStatsEveryFinalPath(t *testing.T) {
 	}
 	if _, err := f.svc.MerchantStats(ctx, "nobody"); code(err) != apierror.MerchantNotFound {
 		t.Errorf("unknown merchant: %v", err)
+	}
+}
+
+// TestOldJSONPaymentRecords: payments stored as JSON, before the binary stored form, are
+// read, listed, processed to a final state (written back in the new form) and refunded, and a
+// replay of their request is still recognized by its fingerprint.
+func TestOldJSONPaymentRecords(t *testing.T) {
+	f := newFixture(t, map[string]sim.Profile{"bank-a": {}})
+	f.merchant("m1", 60)
+	c := f.card()
+	ctx := context.Background()
+	in := payment.PaymentInput{ID: "old1", MerchantID: "m1", Amount: 10000, Currency: "CNY", CardID: c.ID, Metadata: map[string]string{"order": "A&B"}}
+	b, _ := json.Marshal(&in)
+	h := sha256.Sum256(b)
+	now := time.Now().UTC()
+	old := payment.Payment{ID: in.ID, MerchantID: in.MerchantID, Amount: in.Amount, Currency: in.Currency, CardID: in.CardID,
+		Metadata: in.Metadata, Status: payment.StatusProcessing, Fee: 60, Attempts: []payment.Attempt{}, Created: now, Updated: now,
+		ReqHash: hex.EncodeToString(h[:16])}
+	data, _ := json.Marshal(old) // the old stored form
+	if _, err := f.eng.Commit(ctx, ledger.Unit{
+		Records: []ledger.RecordWrite{{Record: ledger.Record{Kind: payment.KindPayment, ID: old.ID, Owner: old.MerchantID, Status: string(old.Status), Data: data}}},
+		Timers:  []timer.Timer{{ID: "payment.process:" + old.ID, Handler: payment.HandlerProcess, FireAt: now, Payload: []byte(old.ID)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p := f.final("old1")
+	if p.Status != payment.StatusSucceeded || p.Metadata["order"] != "A&B" || len(p.Attempts) != 1 || !p.Created.Equal(now) {
+		t.Fatalf("payment %+v", p)
+	}
+	if rec, err := f.st.GetRecord(ctx, payment.KindPayment, "old1"); err != nil || len(rec.Data) == 0 || rec.Data[0] == '{' {
+		t.Fatalf("the final state was not written in the binary form: %v %q", err, rec.Data)
+	}
+	if got, created, err := f.svc.CreatePayment(ctx, in); err != nil || created || got.Status != payment.StatusSucceeded {
+		t.Fatalf("replay of the old request: %+v %v %v", got, created, err)
+	}
+	other := in
+	other.Amount++
+	if _, _, err := f.svc.CreatePayment(ctx, other); code(err) != apierror.IDConflict {
+		t.Fatalf("a different request with the old payment's id: %v", err)
+	}
+	list, _, err := f.svc.ListPayments(ctx, payment.ListQuery{MerchantID: "m1"})
+	if err != nil || len(list) != 1 || list[0].ID != "old1" || list[0].Status != payment.StatusSucceeded {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	if r, _, err := f.svc.CreateRefund(ctx, "old1", payment.RefundInput{ID: "r1", Amount: 400}); err != nil || r.Amount != 400 {
+		t.Fatalf("refund: %+v %v", r, err)
 	}
 }
