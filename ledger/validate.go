@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"regexp"
 	"strconv"
 	"unicode/utf8"
 
@@ -21,15 +20,28 @@ const (
 	MetadataValueLenMax = 500
 )
 
-// idPattern is the shape of client-chosen ids. '#' is reserved for records the ledger makes
-// itself (expiries), so they can never collide with a client id.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.:\-]{1,128}$`)
-
-// codePattern is the shape of account and transfer codes.
-var codePattern = regexp.MustCompile(`^[A-Za-z0-9_.:\-]{0,64}$`)
+// Client-chosen ids are 1 to 128 of the characters [A-Za-z0-9_.:-]. '#' is reserved for
+// records the ledger makes itself (expiries), so they can never collide with a client id.
+// Account and transfer codes are 0 to 64 of the same characters. (Checked by a loop rather
+// than a regular expression: every transfer and record of every unit has its ids checked,
+// and the regular expression was 1–2% of the CPU of a payment.)
 
 // ValidID reports whether s is a valid client id.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+func ValidID(s string) bool { return len(s) >= 1 && len(s) <= 128 && idChars(s) }
+
+// validCode reports whether s is a valid account or transfer code.
+func validCode(s string) bool { return len(s) <= 64 && idChars(s) }
+
+// idChars reports whether s holds only the characters of ids: A-Z, a-z, 0-9, '_', '.', ':', '-'.
+func idChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 func invalid(param, format string, args ...any) *apierror.Error {
 	return apierror.Newf(apierror.InvalidRequest, param, format, args...)
@@ -58,7 +70,7 @@ func ValidateAccount(in *AccountInput) *apierror.Error {
 	if !money.ValidCode(in.Currency) {
 		return invalid("currency", "currency %q is not a known ISO 4217 code or asset code", in.Currency)
 	}
-	if !codePattern.MatchString(in.Code) {
+	if !validCode(in.Code) {
 		return invalid("code", "code must be at most 64 characters of A-Z a-z 0-9 _ . : -")
 	}
 	if in.Flags.DebitsMustNotExceedCredits && in.Flags.CreditsMustNotExceedDebits {
@@ -106,7 +118,7 @@ func ValidateTransfer(in *TransferInput) *apierror.Error {
 	if !money.ValidCode(in.Currency) {
 		return invalid("currency", "currency %q is not a known ISO 4217 code or asset code", in.Currency)
 	}
-	if !codePattern.MatchString(in.Code) {
+	if !validCode(in.Code) {
 		return invalid("code", "code must be at most 64 characters of A-Z a-z 0-9 _ . : -")
 	}
 	if in.TimeoutSeconds < 0 || in.TimeoutSeconds > TimeoutSecondsMax {

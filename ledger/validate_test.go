@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -144,5 +146,30 @@ func TestMergeNewestFirst(t *testing.T) {
 	}
 	if len(stamps) != 4 || stamps[0] != 9 || stamps[1] != 8 || stamps[2] != 7 || stamps[3] != 5 {
 		t.Fatalf("merged %v", stamps)
+	}
+}
+
+// TestIDAndCodeShapes: ids and codes are checked as the regular expressions below say.
+func TestIDAndCodeShapes(t *testing.T) {
+	idPattern := regexp.MustCompile(`^[A-Za-z0-9_.:\-]{1,128}$`)
+	codePattern := regexp.MustCompile(`^[A-Za-z0-9_.:\-]{0,64}$`)
+	chars := "aZz09_.:-#/ \x00é"
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		var sb strings.Builder
+		for range r.IntN(140) {
+			if i%2 == 0 {
+				sb.WriteByte("azAZ09_.:-"[r.IntN(10)]) // mostly valid, lengths around the bounds
+			} else {
+				sb.WriteByte(chars[r.IntN(len(chars))])
+			}
+		}
+		s := sb.String()
+		if got, want := ValidID(s), idPattern.MatchString(s); got != want {
+			t.Fatalf("ValidID(%q) = %v, want %v", s, got, want)
+		}
+		if got, want := validCode(s), codePattern.MatchString(s); got != want {
+			t.Fatalf("validCode(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
