@@ -6,7 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
+	"runtime"
+	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -42,6 +46,20 @@ type paymentsBenchResult struct {
 	// and the load generator) per payment, from the first submission to the last completion.
 	// Unlike the rates it hardly depends on what else the machine runs.
 	CPUPerPaymentUs float64 `json:"cpu_us_per_payment"`
+	// Where acceptance latency goes (what an accepted payment waits for is the ledger's group
+	// commit in flight and then its own): the group commits' time in storage (p99 and the
+	// longest); the Go runtime's garbage collection — its cycles, its share of the process's
+	// CPU, the share of that done by allocating goroutines (assists, which delay them), the
+	// longest stop-the-world pause (upper bound of its histogram bucket) — and the 99th
+	// percentile of the time goroutines waited, ready to run, for a CPU.
+	CommitP99Ms     float64 `json:"commit_p99_ms"`
+	CommitMaxMs     float64 `json:"commit_max_ms"`
+	GCCycles        uint64  `json:"gc_cycles"`
+	GCCPUPct        float64 `json:"gc_cpu_pct"`
+	GCAssistPct     float64 `json:"gc_assist_cpu_pct"`
+	GCPauseMaxMs    float64 `json:"gc_pause_max_ms"`
+	SchedLatP99Ms   float64 `json:"sched_latency_p99_ms"`
+	HeapLiveAfterMB float64 `json:"heap_live_after_mb"`
 }
 
 // cmdBenchPayments accepts payments for --duration from --clients concurrent clients through
@@ -57,6 +75,7 @@ func cmdBenchPayments(args []string) error {
 	doneWait := fs.Duration("done-wait", timerDoneWait, "how long the timer service gathers completions before writing them")
 	commitInterval := fs.Duration("commit-interval", ledgerCommitInterval, "the ledger's least time between group commits (ledger.Config.CommitInterval)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (submission and completion) to this file")
+	memProfile := fs.String("memprofile", "", "write a heap profile to this file once every payment is final (what the process holds then, after a collection)")
 	var sf storeFlags
 	sf.register(fs, false)
 	fs.Lookup("data").DefValue = ""
@@ -144,6 +163,7 @@ func cmdBenchPayments(args []string) error {
 	}
 	stopProfile := sync.OnceFunc(stopCPU)
 	defer stopProfile()
+	rt0 := readPaymentsRuntime()
 	cpu0 := cpuTime()
 	var seq atomic.Int64
 	lats := make([][]time.Duration, *clients)
@@ -199,6 +219,12 @@ func cmdBenchPayments(args []string) error {
 	}
 	stopProfile()
 	cpuUsed := cpuTime() - cpu0
+	rt := readPaymentsRuntime().since(rt0)
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return err
+		}
+	}
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
@@ -219,6 +245,9 @@ func cmdBenchPayments(args []string) error {
 	if total > 0 {
 		res.CPUPerPaymentUs = float64(cpuUsed.Microseconds()*10/total) / 10
 	}
+	res.CommitP99Ms, res.CommitMaxMs = gobs.quantile(0.99), gobs.quantile(1)
+	res.GCCycles, res.GCCPUPct, res.GCAssistPct, res.GCPauseMaxMs, res.SchedLatP99Ms, res.HeapLiveAfterMB =
+		rt.cycles, rt.gcPct, rt.assistPct, rt.pauseMaxMs, rt.schedP99Ms, rt.heapLiveMB
 	if n := gobs.groups.Load(); n > 0 {
 		res.Groups = n
 		res.AvgGroup = float64(gobs.inputs.Load()*10/n) / 10
@@ -228,18 +257,136 @@ func cmdBenchPayments(args []string) error {
 	fmt.Fprintf(os.Stderr, "payments: %d accepted in %s (%.0f/s, p50 %.2f ms, p99 %.2f ms); all final after %s (%.0f/s); %d succeeded, %d failed\n",
 		total, acceptEnd.Sub(start).Round(time.Millisecond), res.AcceptedPerS, res.AcceptP50Ms, res.AcceptP99Ms,
 		completeSpan.Round(time.Millisecond), res.CompletedPerS, res.Succeeded, res.Failed)
+	fmt.Fprintf(os.Stderr, "payments: group commits p99 %.2f ms, longest %.2f ms; GC %d cycles, %.1f%% of the CPU (assists %.1f%%), longest pause %.2f ms; scheduling wait p99 %.2f ms\n",
+		res.CommitP99Ms, res.CommitMaxMs, res.GCCycles, res.GCCPUPct, res.GCAssistPct, res.GCPauseMaxMs, res.SchedLatP99Ms)
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
 	return nil
 }
 
-// groupTally sums the ledger's group commits.
-type groupTally struct{ groups, inputs, nanos atomic.Int64 }
+// groupTally sums the ledger's group commits and keeps their durations.
+type groupTally struct {
+	groups, inputs, nanos atomic.Int64
+	mu                    sync.Mutex
+	durations             []time.Duration
+}
 
 func (t *groupTally) GroupCommitted(c ledger.GroupCommit) {
 	t.groups.Add(1)
 	t.inputs.Add(int64(c.Inputs))
 	t.nanos.Add(int64(c.Duration))
+	t.mu.Lock()
+	t.durations = append(t.durations, c.Duration)
+	t.mu.Unlock()
+}
+
+// quantile is the q-quantile of the group commits' durations in milliseconds (1: the longest).
+func (t *groupTally) quantile(q float64) float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.durations) == 0 {
+		return 0
+	}
+	d := slices.Clone(t.durations)
+	slices.Sort(d)
+	return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000
+}
+
+// paymentsRuntime is what the Go runtime has counted since the process started: CPU time of
+// the collector and of its assists, cycles, the stop-the-world pause and scheduling latency
+// histograms.
+type paymentsRuntime struct {
+	gcCPU, assistCPU, totalCPU float64
+	cycles                     uint64
+	pauses, sched              *metrics.Float64Histogram
+	heapLive                   uint64
+}
+
+// paymentsRuntimeDelta is what the runtime counted between two readings.
+type paymentsRuntimeDelta struct {
+	cycles                                               uint64
+	gcPct, assistPct, pauseMaxMs, schedP99Ms, heapLiveMB float64
+}
+
+func readPaymentsRuntime() paymentsRuntime {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}, {Name: "/cpu/classes/gc/mark/assist:cpu-seconds"},
+		{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/gc/cycles/total:gc-cycles"}, {Name: "/sched/pauses/total/gc:seconds"},
+		{Name: "/sched/latencies:seconds"}, {Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	var r paymentsRuntime
+	f := func(i int) float64 {
+		if s[i].Value.Kind() == metrics.KindFloat64 {
+			return s[i].Value.Float64()
+		}
+		return 0
+	}
+	u := func(i int) uint64 {
+		if s[i].Value.Kind() == metrics.KindUint64 {
+			return s[i].Value.Uint64()
+		}
+		return 0
+	}
+	h := func(i int) *metrics.Float64Histogram {
+		if s[i].Value.Kind() == metrics.KindFloat64Histogram {
+			return s[i].Value.Float64Histogram()
+		}
+		return nil
+	}
+	r.gcCPU, r.assistCPU, r.totalCPU, r.cycles, r.pauses, r.sched, r.heapLive = f(0), f(1), f(2), u(3), h(4), h(5), u(6)
+	return r
+}
+
+func (r paymentsRuntime) since(before paymentsRuntime) paymentsRuntimeDelta {
+	d := paymentsRuntimeDelta{cycles: r.cycles - before.cycles, heapLiveMB: math.Round(float64(r.heapLive)/(1<<20)*10) / 10}
+	if cpu := r.totalCPU - before.totalCPU; cpu > 0 {
+		d.gcPct = math.Round((r.gcCPU-before.gcCPU)/cpu*1000) / 10
+		d.assistPct = math.Round((r.assistCPU-before.assistCPU)/cpu*1000) / 10
+	}
+	d.pauseMaxMs = histogramMs(r.pauses, before.pauses, 1)
+	d.schedP99Ms = histogramMs(r.sched, before.sched, 0.99)
+	return d
+}
+
+// histogramMs is the q-quantile, in milliseconds, of what a runtime histogram counted
+// between before and h: the upper bound of the bucket it falls in (1: of the highest bucket
+// counted).
+func histogramMs(h, before *metrics.Float64Histogram, q float64) float64 {
+	if h == nil || before == nil || len(h.Counts) != len(before.Counts) {
+		return 0
+	}
+	var total uint64
+	for i := range h.Counts {
+		total += h.Counts[i] - before.Counts[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	var cum uint64
+	for i := range h.Counts {
+		cum += h.Counts[i] - before.Counts[i]
+		if float64(cum) >= q*float64(total) {
+			ub := h.Buckets[i+1]
+			if math.IsInf(ub, 1) {
+				ub = h.Buckets[i]
+			}
+			return math.Round(ub*1e6) / 1000
+		}
+	}
+	return 0
+}
+
+// writeHeapProfile writes the heap profile, after a collection, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // pace sends the due times of rate evenly spaced slots per second from start until end, then

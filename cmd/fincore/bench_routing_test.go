@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,7 +34,8 @@ func TestBenchRoutingPrintsJSON(t *testing.T) {
 }
 
 func TestBenchPaymentsPrintsJSON(t *testing.T) {
-	out, err := exec.Command(binPath, "bench", "payments", "--duration", "1s", "--clients", "4").Output()
+	heap := filepath.Join(t.TempDir(), "heap.prof")
+	out, err := exec.Command(binPath, "bench", "payments", "--duration", "1s", "--clients", "4", "--memprofile", heap).Output()
 	if err != nil {
 		t.Fatalf("bench payments: %v", err)
 	}
@@ -41,11 +44,24 @@ func TestBenchPaymentsPrintsJSON(t *testing.T) {
 		Payments, Succeeded, Failed int64
 		Accepted                    float64 `json:"accepted_per_s"`
 		P99                         float64 `json:"accept_p99_ms"`
+		CommitP99                   float64 `json:"commit_p99_ms"`
+		CommitMax                   float64 `json:"commit_max_ms"`
+		GCCycles                    int64   `json:"gc_cycles"`
+		GCCPUPct                    float64 `json:"gc_cpu_pct"`
+		SchedP99                    float64 `json:"sched_latency_p99_ms"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
 	}
 	if res.Payments == 0 || res.Succeeded+res.Failed != res.Payments || res.Accepted <= 0 || res.P99 <= 0 {
 		t.Errorf("result %+v", res)
+	}
+	// The breakdown: group commits, the collector (a second of payments allocates enough for
+	// a few cycles), the scheduler.
+	if res.CommitP99 <= 0 || res.CommitMax < res.CommitP99 || res.GCCycles <= 0 || res.GCCPUPct <= 0 || res.SchedP99 <= 0 {
+		t.Errorf("breakdown %+v", res)
+	}
+	if fi, err := os.Stat(heap); err != nil || fi.Size() == 0 {
+		t.Errorf("heap profile: %v", err)
 	}
 }
