@@ -158,13 +158,14 @@ func (b *backfill) moveIn() {
 	}
 	type keyed struct {
 		h  uint64
-		ks *keyStates
+		ks int32
 	}
+	src := b.fill.shards[0].keys
 	per := make([][]keyed, len(e.shards))
-	b.fill.shards[0].keys.each(func(src *keyStates) {
-		h := e.keyHash(fields[src.fid], src.key)
+	src.each(func(ks int32) {
+		h := e.keyHash(fields[src.recs[ks].fid], src.key(ks))
 		i := e.shardOf(h)
-		per[i] = append(per[i], keyed{h, src})
+		per[i] = append(per[i], keyed{h, ks})
 	})
 	states := 0
 	from := b.fill.shards[0].arena
@@ -177,30 +178,30 @@ func (b *backfill) moveIn() {
 			sh.mu.Lock()
 			floor := e.watermark.Load() - b.cat.retention
 			for _, k := range chunk {
-				src := k.ks
-				var ks *keyStates
+				ks := int32(-1)
+				fid := src.recs[k.ks].fid
+				cells := src.cellsOf(k.ks)
 				moved = moved[:0]
-				for range src.cells {
+				for range cells {
 					moved = append(moved, -1)
 				}
-				for j, sl := range src.slots {
-					c := src.cell(j)
+				for _, sl := range src.slotsOf(k.ks) {
+					c := &cells[sl.ci]
 					if c.Idle(floor) {
 						continue
 					}
-					if ks == nil {
-						if ks = sh.keys.get(k.h, src.fid, src.key); ks == nil {
-							ks = &keyStates{key: src.key, fid: src.fid, slots: make([]stateSlot, 0, len(src.slots))}
-							sh.keys.add(k.h, ks)
+					if ks < 0 {
+						key := src.key(k.ks)
+						if ks = sh.keys.get(k.h, fid, key); ks < 0 {
+							ks = sh.keys.add(k.h, fid, key)
 							sh.nKeys.Add(1)
 						}
 					}
 					if moved[sl.ci] < 0 {
-						moved[sl.ci] = int32(len(ks.cells))
-						ks.cells = append(ks.cells, c.Move(from, sh.arena))
+						moved[sl.ci] = sh.keys.addCell(ks, c.Move(from, sh.arena))
 					}
 					sl.ci = moved[sl.ci]
-					ks.slots = append(ks.slots, sl) // the ids are new: no slot has them
+					sh.keys.addSlot(ks, sl) // the ids are new: no slot has them
 					sh.nStates.Add(1)
 					states++
 				}

@@ -119,45 +119,13 @@ type keyGroup struct {
 
 type shard struct {
 	mu   sync.Mutex
-	keys keyTable
-	// arena holds the data of the shard's window states (keyStates.cells).
+	keys *keyTable
+	// arena holds the data of the shard's window states (keyTable.cells).
 	arena *window.Arena
 	// nKeys and nStates count the key values and window states held; written under mu, read
 	// by Counters without it.
 	nKeys, nStates atomic.Int64
 	_              [32]byte // keep neighbouring locks off one cache line
-}
-
-// keyStates are the window states of one key value (the user u1, the device d7), one per
-// feature (state id) that has counted an event of it. One look-up per key value finds them
-// all. Neither slots nor cells hold pointers: the states' data is in the shard's arena.
-type keyStates struct {
-	slots []stateSlot
-	cells []window.Cell
-	key   string
-	fid   int32      // the key field (Engine.fieldIDs)
-	next  *keyStates // keyTable: the next key value with the same hash
-}
-
-// stateSlot is the window state of one feature (state id) for a key value: member m of
-// cells[ci] (a state may be shared by the features of a lane).
-type stateSlot struct {
-	id int32
-	m  int32
-	ci int32
-}
-
-// cell returns the state of slot i.
-func (k *keyStates) cell(i int) *window.Cell { return &k.cells[k.slots[i].ci] }
-
-// find returns the index of id's slot, -1 if it has none.
-func (k *keyStates) find(id int32) int {
-	for i := range k.slots {
-		if k.slots[i].id == id {
-			return i
-		}
-	}
-	return -1
 }
 
 // Open starts an engine on st: it loads the lists and the active and shadow rule sets, and
@@ -408,7 +376,7 @@ func (e *Engine) applyWith(cat *catalog, ev *Event, count bool, logFn func(), sc
 		shard  int
 		counts []bool // whether ev counts in each of g's lanes
 		any    bool   // whether it counts in any
-		ks     *keyStates
+		ks     int32  // its record in the shard's table, -1 for none
 	}
 	var touchBuf [8]touch
 	touches := touchBuf[:0]
@@ -422,7 +390,7 @@ func (e *Engine) applyWith(cat *catalog, ev *Event, count bool, logFn func(), sc
 			continue
 		}
 		h := e.keyHash(g.field, key)
-		t := touch{g: g, key: key, hash: h, shard: e.shardOf(h)}
+		t := touch{g: g, key: key, hash: h, shard: e.shardOf(h), ks: -1}
 		if count {
 			t.counts = sc.counts[off : off+len(g.lanes) : off+len(g.lanes)]
 			off += len(g.lanes)
@@ -468,10 +436,11 @@ func (e *Engine) applyWith(cat *catalog, ev *Event, count bool, logFn func(), sc
 		t.ks = e.shards[t.shard].keys.get(t.hash, t.g.fid, t.key)
 	}
 	for _, t := range touches {
-		if t.ks != nil {
-			a := e.shards[t.shard].arena
-			for i := range t.ks.cells {
-				warm += t.ks.cells[i].Warm(a)
+		if t.ks >= 0 {
+			sh := &e.shards[t.shard]
+			cells := sh.keys.cellsOf(t.ks)
+			for i := range cells {
+				warm += cells[i].Warm(sh.arena)
 			}
 		}
 	}
@@ -479,12 +448,11 @@ func (e *Engine) applyWith(cat *catalog, ev *Event, count bool, logFn func(), sc
 	for _, t := range touches {
 		sh := &e.shards[t.shard]
 		ks := t.ks
-		if ks == nil {
+		if ks < 0 {
 			if !accept || !t.any {
 				continue // nothing to read, nothing to count
 			}
-			ks = &keyStates{slots: make([]stateSlot, 0, len(t.g.ids)), key: t.key, fid: t.g.fid}
-			sh.keys.add(t.hash, ks)
+			ks = sh.keys.add(t.hash, t.g.fid, t.key)
 			sh.nKeys.Add(1)
 		}
 		for i := range t.g.lanes {
@@ -547,13 +515,15 @@ func (e *Engine) Stats() Stats {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		sh.keys.each(func(ks *keyStates) {
+		// The table's own memory (index, records, key values, slots) is shared out over
+		// its states with theirs.
+		s.StateBytes += int64(sh.keys.memBytes())
+		sh.keys.each(func(ks int32) {
 			s.KeyValues++
-			s.Keys += len(ks.slots)
-			s.StateBytes += int64(len(ks.key) + 96 + cap(ks.slots)*12)
-			for i := range ks.slots {
-				c := ks.cell(i)
-				s.StateBytes += int64(c.Bytes(sh.arena) / c.Members()) // a shared state's share
+			s.Keys += len(sh.keys.slotsOf(ks))
+			for i := range sh.keys.slotsOf(ks) {
+				c := sh.keys.cell(ks, i)
+				s.StateBytes += int64((c.Bytes(sh.arena) - window.CellSize) / c.Members()) // a shared state's share
 			}
 		})
 		sh.mu.Unlock()
@@ -633,42 +603,40 @@ func (e *Engine) Sweep() {
 func (sh *shard) dropSlots(drop func(sl stateSlot, c *window.Cell) bool) int64 {
 	var n int64
 	var used []int32 // per cell: slots kept, then its new index
-	sh.keys.filter(func(ks *keyStates) bool {
+	t := sh.keys
+	t.filter(func(ks int32) bool {
+		slots, cells := t.slotsOf(ks), t.cellsOf(ks)
 		used = used[:0]
-		for range ks.cells {
+		for range cells {
 			used = append(used, 0)
 		}
-		kept := ks.slots[:0]
-		for i, sl := range ks.slots {
-			if drop(sl, ks.cell(i)) {
+		kept := 0
+		for _, sl := range slots {
+			if drop(sl, &cells[sl.ci]) {
 				n++
 				continue
 			}
 			used[sl.ci]++
-			kept = append(kept, sl)
+			slots[kept] = sl
+			kept++
 		}
-		ks.slots = kept
-		if len(kept) == 0 {
-			for i := range ks.cells {
-				ks.cells[i].Free(sh.arena)
-			}
-			ks.cells = nil
-			sh.nKeys.Add(-1)
-			return false
-		}
-		cells := ks.cells[:0]
-		for i := range ks.cells {
+		nc := 0
+		for i := range cells {
 			if used[i] == 0 {
-				ks.cells[i].Free(sh.arena)
+				cells[i].Free(sh.arena)
 				continue
 			}
-			used[i] = int32(len(cells))
-			cells = append(cells, ks.cells[i])
+			used[i] = int32(nc)
+			cells[nc] = cells[i]
+			nc++
 		}
-		clear(ks.cells[len(cells):])
-		ks.cells = cells
-		for i := range ks.slots {
-			ks.slots[i].ci = used[ks.slots[i].ci]
+		for i := range slots[:kept] {
+			slots[i].ci = used[slots[i].ci]
+		}
+		t.truncate(ks, kept, nc)
+		if kept == 0 {
+			sh.nKeys.Add(-1)
+			return false
 		}
 		return true
 	})

@@ -12,9 +12,9 @@ func SharedSlots(e *Engine) int {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		sh.keys.each(func(ks *keyStates) {
-			for i := range ks.slots {
-				if ks.cell(i).Members() > 1 {
+		sh.keys.each(func(ks int32) {
+			for i := range sh.keys.slotsOf(ks) {
+				if sh.keys.cell(ks, i).Members() > 1 {
 					n++
 				}
 			}

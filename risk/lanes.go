@@ -121,13 +121,13 @@ func (ld *laneDef) inputs(ev *Event, in []window.Input) []window.Input {
 
 // applyLane counts ev (when counted) in the lane's states of one key value and reads the
 // values of its loaded features into values (by state id). The caller holds the shard's lock.
-func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts int64, counted bool, values []float64, sc *scratch) {
+func (e *Engine) applyLane(sh *shard, ks int32, u *laneUse, ev *Event, ts int64, counted bool, values []float64, sc *scratch) {
 	ld := u.def
 	// at[n] is the slot of live member n, -1 while it has none.
 	at := sc.slots[:0]
 	missing := 0
 	for _, k := range u.live {
-		i := ks.find(int32(ld.ids[k]))
+		i := sh.keys.find(ks, int32(ld.ids[k]))
 		at = append(at, i)
 		if i < 0 {
 			missing++
@@ -139,11 +139,10 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 		a := sh.arena
 		if ld.share && missing == len(u.live) {
 			// A key value new to the lane: one state for all its features.
-			ci := int32(len(ks.cells))
-			ks.cells = append(ks.cells, window.NewSharedCell(a, int64(ld.window), ld.members, len(ld.cols)))
+			ci := sh.keys.addCell(ks, window.NewSharedCell(a, int64(ld.window), ld.members, len(ld.cols)))
 			for n, k := range u.live {
-				at[n] = len(ks.slots)
-				ks.slots = append(ks.slots, stateSlot{id: int32(ld.ids[k]), m: int32(k), ci: ci})
+				at[n] = int(sh.keys.recs[ks].nSlots)
+				sh.keys.addSlot(ks, stateSlot{id: int32(ld.ids[k]), m: int32(k), ci: ci})
 			}
 			sh.nStates.Add(int64(len(u.live)))
 			missing = 0
@@ -151,9 +150,9 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 		if missing > 0 {
 			for n, k := range u.live {
 				if at[n] < 0 {
-					at[n] = len(ks.slots)
-					ks.slots = append(ks.slots, stateSlot{id: int32(ld.ids[k]), ci: int32(len(ks.cells))})
-					ks.cells = append(ks.cells, window.NewCell(a, window.Spec{Agg: ld.members[k].Agg, Window: ld.window}))
+					at[n] = int(sh.keys.recs[ks].nSlots)
+					ci := sh.keys.addCell(ks, window.NewCell(a, window.Spec{Agg: ld.members[k].Agg, Window: ld.window}))
+					sh.keys.addSlot(ks, stateSlot{id: int32(ld.ids[k]), ci: ci})
 					sh.nStates.Add(1)
 				}
 			}
@@ -161,10 +160,11 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 		// Count the event once in each state the lane's features have.
 		var added [4]int32
 		nAdded := 0
+		slots, cells := sh.keys.slotsOf(ks), sh.keys.cellsOf(ks)
 	next:
 		for n, k := range u.live {
-			sl := &ks.slots[at[n]]
-			c := &ks.cells[sl.ci]
+			sl := &slots[at[n]]
+			c := &cells[sl.ci]
 			if c.Members() == 1 {
 				if col := ld.members[k].Col; col >= 0 {
 					c.AddInputs(a, ts, sc.in[col:col+1])
@@ -185,10 +185,11 @@ func (e *Engine) applyLane(sh *shard, ks *keyStates, u *laneUse, ev *Event, ts i
 			}
 		}
 	}
+	slots, cells := sh.keys.slotsOf(ks), sh.keys.cellsOf(ks)
 	for _, i := range at {
 		if i >= 0 {
-			sl := &ks.slots[i]
-			values[sl.id] = ks.cells[sl.ci].ValueOf(sh.arena, int(sl.m), ts)
+			sl := &slots[i]
+			values[sl.id] = cells[sl.ci].ValueOf(sh.arena, int(sl.m), ts)
 		}
 	}
 }

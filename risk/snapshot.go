@@ -60,14 +60,15 @@ func (e *Engine) Snapshot(ctx context.Context) error {
 		sn.Sigs = append(sn.Sigs, f.Sig)
 	}
 	for i := range e.shards {
-		a := e.shards[i].arena
-		e.shards[i].keys.each(func(ks *keyStates) {
-			for j, sl := range ks.slots {
+		a, t := e.shards[i].arena, e.shards[i].keys
+		t.each(func(ks int32) {
+			key := t.key(ks)
+			for j, sl := range t.slotsOf(ks) {
 				si, ok := sigIdx[int(sl.id)]
 				if !ok {
 					continue
 				}
-				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: ks.key, State: ks.cell(j).SnapshotOf(a, int(sl.m))})
+				sn.States = append(sn.States, snapState{Sig: si, Field: cat.feats[int(sl.id)].Key, Key: key, State: t.cell(ks, j).SnapshotOf(a, int(sl.m))})
 			}
 		})
 	}
@@ -150,18 +151,16 @@ func (e *Engine) loadSnapshot(ctx context.Context) (int64, time.Time, map[string
 			continue // not a key field of the loaded rule sets
 		}
 		ks := sh.keys.get(h, fid, s.Key)
-		if ks == nil {
-			ks = &keyStates{key: s.Key, fid: fid}
-			sh.keys.add(h, ks)
+		if ks < 0 {
+			ks = sh.keys.add(h, fid, s.Key)
 			sh.nKeys.Add(1)
 		}
 		id := int32(ids[s.Sig])
-		if ks.find(id) >= 0 {
+		if sh.keys.find(ks, id) >= 0 {
 			st.Free(sh.arena)
 			continue // the same state twice: keep the first
 		}
-		ks.slots = append(ks.slots, stateSlot{id: id, ci: int32(len(ks.cells))})
-		ks.cells = append(ks.cells, st)
+		sh.keys.addSlot(ks, stateSlot{id: id, ci: sh.keys.addCell(ks, st)})
 		sh.nStates.Add(1)
 		n++
 	}

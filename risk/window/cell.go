@@ -152,9 +152,12 @@ func (c *Cell) Len(a *Arena) int {
 	return len(b.last) + len(b.bs)
 }
 
+// CellSize is the size of a Cell.
+const CellSize = int(unsafe.Sizeof(Cell{}))
+
 // Bytes estimates the memory the state holds (all its members): the Cell and its blocks.
 func (c *Cell) Bytes(a *Arena) int {
-	const base = int(unsafe.Sizeof(Cell{}))
+	const base = CellSize
 	switch c.kind {
 	case kindExact:
 		n := base + classWords(c.cls)*8
