@@ -89,8 +89,11 @@ func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
 	r.transfers = earnPostings("", l.Currency, interest, fee, nil)
 	r.earned = interest + fee
 	if r.penalty > 0 {
+		// On the currency's penalty receivable, not the line's: a unit's loans are of many
+		// lines (a page in creation order), and their penalties sum into one posting.
 		l.PenaltyTotal += r.penalty
-		r.transfers = append(r.transfers, ledger.TransferInput{DebitAccountID: ReceivableAccount(l.Account),
+		l.PenaltyPooled += r.penalty
+		r.transfers = append(r.transfers, ledger.TransferInput{DebitAccountID: PenaltyReceivableAccount(l.Currency),
 			CreditAccountID: PenaltyIncomeAccount(l.Currency), Amount: r.penalty, Currency: l.Currency, Code: "credit.penalty"})
 	}
 	l.DPD = credit.DaysPastDue(l.Items, d)
@@ -109,7 +112,8 @@ func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
 // writeOffLoan writes a loan off at the end of d (DESIGN.md C6): the charges of
 // installments not yet fallen due go back from the receivable to unearned income (they
 // will never be earned), and everything else it owes (principal, earned interest and fees,
-// penalties) is charged from the receivable to write-off expense. What the customer owes
+// penalties) is charged to write-off expense, from the line's receivable and, for its
+// penalty pooled, from the currency's penalty receivable. What the customer owes
 // stays in the loan's items for collection; the loan leaves the batch (status
 // written_off, so no more penalties) and a credit.loan.written_off event is emitted.
 func writeOffLoan(l *Loan, d credit.Date, r *dayResult) {
@@ -121,16 +125,22 @@ func writeOffLoan(l *Loan, d credit.Date, r *dayResult) {
 	}
 	owed := l.Owed()
 	expense := owed - unearned
+	pooled := l.PenaltyPooled
 	meta := map[string]string{"loan": l.ID, "date": d.String()}
 	id := "credit.writeoff." + l.ID
 	if unearned > 0 {
 		r.transfers = append(r.transfers, ledger.TransferInput{ID: id + ".unearned", DebitAccountID: UnearnedAccount(l.Currency),
 			CreditAccountID: ReceivableAccount(l.Account), Amount: unearned, Currency: l.Currency, Code: "credit.write_off.unearned", Metadata: meta})
 	}
-	if expense > 0 {
+	if expense > pooled {
 		r.transfers = append(r.transfers, ledger.TransferInput{ID: id, DebitAccountID: WriteOffAccount(l.Currency),
-			CreditAccountID: ReceivableAccount(l.Account), Amount: expense, Currency: l.Currency, Code: "credit.write_off", Metadata: meta})
+			CreditAccountID: ReceivableAccount(l.Account), Amount: expense - pooled, Currency: l.Currency, Code: "credit.write_off", Metadata: meta})
 	}
+	if pooled > 0 {
+		r.transfers = append(r.transfers, ledger.TransferInput{ID: id + ".penalty", DebitAccountID: WriteOffAccount(l.Currency),
+			CreditAccountID: PenaltyReceivableAccount(l.Currency), Amount: pooled, Currency: l.Currency, Code: "credit.write_off", Metadata: meta})
+	}
+	l.PenaltyPooled = 0
 	l.Status, l.Next = LoanWrittenOff, credit.Date{}
 	l.WrittenOff, l.WrittenOffUnearned, l.WrittenOffOn = expense, unearned, d
 	payload := encode(map[string]any{"loan_id": l.ID, "account_id": l.Account, "date": d, "days_past_due": l.DPD,

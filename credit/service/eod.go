@@ -3,9 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -265,7 +263,7 @@ type eodUnit struct {
 }
 
 // postingKey is a posting of the batch that a unit sums over its loans: earned interest,
-// earned fees, and the penalties of one receivable.
+// earned fees, and penalties (each per currency).
 type postingKey struct{ debit, credit, code string }
 
 // aggregated reports whether a transfer of the batch is summed per unit.
@@ -319,7 +317,7 @@ func events(res *dayResult) int {
 }
 
 // unit is the ledger unit: each loan's record and events, and the postings, where earned
-// interest, earned fees and each receivable's penalties are summed over the unit's loans
+// interest, earned fees and penalties are summed over the unit's loans
 // into one transfer each (credit.eod.<date>.<first loan>.<n>: a loan is in one committed
 // unit per date, so the id is never reused).
 func (u *eodUnit) unit() ledger.Unit {
@@ -400,8 +398,8 @@ func (s *Service) readEODPage(ctx context.Context, d credit.Date, cursor string)
 			work = append(work, loanWork{l, res})
 		}
 	}
-	// Units of loans of the same account, so that their penalties sum into one posting.
-	slices.SortStableFunc(work, func(a, b loanWork) int { return strings.Compare(a.l.Account, b.l.Account) })
+	// Units of consecutive loans: a unit sums the penalties of its loans, whatever their
+	// lines, into one posting on the currency's penalty receivable.
 	cur := newEODUnit(d)
 	for _, w := range work {
 		if w.res.writeOff != nil {

@@ -30,9 +30,9 @@ func seedOverdue(t *testing.T, e *env, n int) {
 }
 
 // ledgerFigures are the balances the batch moves.
-func ledgerFigures(e *env) [4]int64 {
-	return [4]int64{e.balance(PenaltyIncomeAccount("CNY")), e.balance(FeeIncomeAccount("CNY")), e.balance(UnearnedAccount("CNY")),
-		e.balance(ReceivableAccount("ca_c000"))}
+func ledgerFigures(e *env) [5]int64 {
+	return [5]int64{e.balance(PenaltyIncomeAccount("CNY")), e.balance(FeeIncomeAccount("CNY")), e.balance(UnearnedAccount("CNY")),
+		e.balance(ReceivableAccount("ca_c000")), e.balance(PenaltyReceivableAccount("CNY"))}
 }
 
 // TestEODCrashAndResume stops the batch in the middle (the process's storage goes away
@@ -84,39 +84,52 @@ func TestEODCrashAndResume(t *testing.T) {
 		if got := ledgerFigures(e); got != want {
 			t.Errorf("after resuming: %v, uninterrupted: %v", got, want)
 		}
-		// Every loan was charged for the date exactly once: the penalty postings on each
-		// account (summed per unit of the batch) add up to what its loans were charged, and
-		// name each loan once.
+		// Every loan was charged for the date exactly once: the penalty postings on the
+		// penalty receivable (summed per unit of the batch, whatever the loans' lines) add up
+		// to what the loans were charged, and name each loan once; each loan's penalties are
+		// all pooled there, and the lines' receivables hold none.
+		var charged, loans int64
 		for i := range lines {
-			var charged, loans int64
-			var account string
 			for j := range 2 {
 				id := fmt.Sprintf("p%03d_%d", i, j)
 				l, err := e.svc.Loan(ctx, id)
-				if err != nil || l.LastEOD != d {
+				if err != nil || l.LastEOD != d || l.PenaltyPooled != l.PenaltyTotal {
 					t.Fatalf("%s: %+v %v", id, l, err)
 				}
 				charged += l.PenaltyTotal
 				if l.PenaltyTotal > 0 {
 					loans++
 				}
-				account = l.Account
 			}
-			ts, err := e.st.AccountTransfers(ctx, ReceivableAccount(account), 0, 100)
+			ts, err := e.st.AccountTransfers(ctx, ReceivableAccount(fmt.Sprintf("ca_c%03d", i)), 0, 100)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var posted, named int64
 			for _, tr := range ts {
 				if tr.Code == "credit.penalty" {
-					posted += tr.Amount
-					n, _ := strconv.ParseInt(tr.Metadata["loans"], 10, 64)
-					named += n
+					t.Errorf("a penalty posted on a line's receivable: %+v", tr)
 				}
 			}
-			if posted != charged || named != loans || charged == 0 {
-				t.Errorf("%s: penalties posted %d for %d loans, charged %d to %d loans", account, posted, named, charged, loans)
+		}
+		ts, err := e.st.AccountTransfers(ctx, PenaltyReceivableAccount("CNY"), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var posted, named, postings int64
+		for _, tr := range ts {
+			if tr.Code == "credit.penalty" {
+				posted += tr.Amount
+				n, _ := strconv.ParseInt(tr.Metadata["loans"], 10, 64)
+				named += n
+				postings++
 			}
+		}
+		if posted != charged || named != loans || charged == 0 || posted != e.balance(PenaltyReceivableAccount("CNY")) {
+			t.Errorf("penalties posted %d for %d loans, charged %d to %d loans", posted, named, charged, loans)
+		}
+		// A unit's penalties are one posting, and a page of 7 loans is one unit.
+		if pages := (2*lines + 6) / 7; postings > int64(pages) {
+			t.Errorf("%d penalty postings for %d pages", postings, pages)
 		}
 		// Running the date again changes nothing.
 		again, err := e.svc.RunEOD(ctx, d, nil)

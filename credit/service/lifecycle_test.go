@@ -82,18 +82,21 @@ func TestLifecycle(t *testing.T) {
 		}
 		pen2 := int64(3 * 5)  // 10,000 × 0.0005 on 02-18, 02-19, 02-20
 		pen1 := int64(2 * 51) // round(101,466 × 0.0005) = 51 on 02-19, 02-20
-		check("after eod", map[string]int64{recv: 314_400 + pen1 + pen2, PenaltyIncomeAccount("CNY"): -(pen1 + pen2),
+		// Penalties are on the currency's penalty receivable, not on the line's.
+		pool := PenaltyReceivableAccount("CNY")
+		check("after eod", map[string]int64{recv: 314_400, pool: pen1 + pen2, PenaltyIncomeAccount("CNY"): -(pen1 + pen2),
 			FeeIncomeAccount("CNY"): -1_500, UnearnedAccount("CNY"): -3_000})
 		g1, _ := e.svc.Loan(ctx, "p1")
 		g2, _ := e.svc.Loan(ctx, "p2")
-		if g1.DPD != 5 || g1.Bucket != credit.BucketM1 || g2.DPD != 6 || g2.PenaltyTotal != pen2 || g1.Items[0].Penalty != pen1 {
+		if g1.DPD != 5 || g1.Bucket != credit.BucketM1 || g2.DPD != 6 || g2.PenaltyTotal != pen2 || g1.Items[0].Penalty != pen1 ||
+			g1.PenaltyPooled != pen1 || g2.PenaltyPooled != pen2 {
 			t.Errorf("ageing: p1 %d %s %+v; p2 %d %d", g1.DPD, g1.Bucket, g1.Items[0], g2.DPD, g2.PenaltyTotal)
 		}
 		// Running a date again does nothing.
 		if _, err := e.svc.RunEOD(ctx, credit.MustDate("2026-02-20"), nil); err != nil {
 			t.Fatal(err)
 		}
-		check("eod again", map[string]int64{recv: 314_400 + pen1 + pen2})
+		check("eod again", map[string]int64{recv: 314_400, pool: pen1 + pen2})
 
 		// A repayment of 120,000.00 on 02-21: p2 first (oldest due), then p1's first
 		// installment, then prepays p1's last installment.
@@ -117,14 +120,18 @@ func TestLifecycle(t *testing.T) {
 			if g.Loan != w.Loan || g.Period != w.Period || g.Component != w.Component || g.Amount != w.Amount || g.Transfer == "" {
 				t.Errorf("split %d: %+v, want %+v", i, g, w)
 			}
-			if tr, err := e.st.GetTransfer(ctx, g.Transfer); err != nil || tr.CreditAccountID != recv {
+			to := recv
+			if g.Component == credit.ComponentPenalty {
+				to = pool
+			}
+			if tr, err := e.st.GetTransfer(ctx, g.Transfer); err != nil || tr.CreditAccountID != to {
 				t.Errorf("split %d: transfer %s: %v", i, g.Transfer, err)
 			}
 		}
 		if rep.Leftover != 0 || rep.Paid != 120_000 || rep.PrincipalRestored != 10_000+99_966+want[5].Amount {
 			t.Errorf("repayment: %+v", rep)
 		}
-		check("after repayment", map[string]int64{recv: 314_400 + pen1 + pen2 - 120_000, RepaymentClearingAccount("CNY"): 120_000})
+		check("after repayment", map[string]int64{recv: 314_400 + pen1 + pen2 - 120_000, pool: 0, RepaymentClearingAccount("CNY"): 120_000})
 		g1, _ = e.svc.Loan(ctx, "p1")
 		g2, _ = e.svc.Loan(ctx, "p2")
 		l, _ = e.svc.Line(ctx, line.ID)

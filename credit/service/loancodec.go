@@ -15,24 +15,26 @@ import (
 // that changes on a date, and JSON decoding and encoding of the schedule and items was most
 // of its time, so a loan is stored in a binary form (the API still shows it as JSON):
 //
-//	byte 0       loanCodecV2 (loanCodecV1: the same without recovered)
+//	byte 0       loanCodecV3 (loanCodecV2: without penalty pooled; loanCodecV1: also
+//	             without recovered)
 //	bytes 1–4    next date, big endian (year·512 + month·32 + day; 0 for none)
 //	bytes 5–12   owed (int64, big endian)
 //	bytes 13–20  owed principal (int64, big endian)
-//	then         the other fields as varints and length-prefixed strings, in the order of
-//	             encodeLoan
+//	then         penalty pooled (a varint; V3 only), and the other fields as varints and
+//	             length-prefixed strings, in the order of encodeLoan
 //
-// The fixed header lets the batch skip a loan and the reconciler sum one without decoding
-// the rest. Records written as JSON by earlier versions (starting with '{') are still read.
+// The header, with the penalty pooled right after it, lets the batch skip a loan and the
+// reconciler sum one without decoding the rest. Records written as JSON by earlier versions (starting with '{') are still read.
 const (
 	loanCodecV1     = 0xB1
 	loanCodecV2     = 0xB2 // adds recovered after written_off_unearned
+	loanCodecV3     = 0xB3 // adds penalty pooled after the header
 	loanHeaderBytes = 21
 )
 
 // compactLoan reports whether data is in the compact encoding (either version).
 func compactLoan(data []byte) bool {
-	return len(data) >= loanHeaderBytes && (data[0] == loanCodecV2 || data[0] == loanCodecV1)
+	return len(data) >= loanHeaderBytes && (data[0] == loanCodecV3 || data[0] == loanCodecV2 || data[0] == loanCodecV1)
 }
 
 func packDate(d credit.Date) uint32 {
@@ -52,12 +54,13 @@ func unpackDate(v uint64) (credit.Date, bool) {
 // encodeLoan is the loan's record data.
 func encodeLoan(l *Loan) []byte {
 	b := make([]byte, loanHeaderBytes, 256+40*(len(l.Schedule)+len(l.Items)))
-	b[0] = loanCodecV2
+	b[0] = loanCodecV3
 	binary.BigEndian.PutUint32(b[1:], packDate(l.Next))
 	binary.BigEndian.PutUint64(b[5:], uint64(l.Outstanding))
 	binary.BigEndian.PutUint64(b[13:], uint64(l.OutstandingPrincipal))
 	str := func(s string) { b = binary.AppendUvarint(b, uint64(len(s))); b = append(b, s...) }
 	num := func(v int64) { b = binary.AppendVarint(b, v) }
+	num(l.PenaltyPooled)
 	date := func(d credit.Date) { b = binary.AppendUvarint(b, uint64(packDate(d))) }
 	for _, s := range []string{l.ID, l.Account, l.Merchant, l.Product, l.Currency, l.Plan, l.Status, l.Hash, string(l.Bucket)} {
 		str(s)
@@ -183,6 +186,9 @@ func decodeLoanInto(data []byte, l *Loan, rawTerms bool) error {
 	l.Outstanding = int64(binary.BigEndian.Uint64(data[5:]))
 	l.OutstandingPrincipal = int64(binary.BigEndian.Uint64(data[13:]))
 	d := &loanDecoder{b: data[loanHeaderBytes:]}
+	if data[0] == loanCodecV3 {
+		l.PenaltyPooled = d.num()
+	}
 	for _, p := range []*string{&l.ID, &l.Account, &l.Merchant, &l.Product, &l.Currency, &l.Plan, &l.Status, &l.Hash} {
 		*p = d.str()
 	}
@@ -192,7 +198,7 @@ func decodeLoanInto(data []byte, l *Loan, rawTerms bool) error {
 	l.PenaltyTotal = d.num()
 	l.DPD = int(d.num())
 	l.WrittenOff, l.WrittenOffUnearned = d.num(), d.num()
-	if data[0] == loanCodecV2 {
+	if data[0] != loanCodecV1 {
 		l.Recovered = d.num()
 	}
 	l.Date, l.LastEOD, l.WrittenOffOn = d.date(), d.date(), d.date()
@@ -254,10 +260,18 @@ func loanNext(data []byte) (credit.Date, bool) {
 	return loanNextJSON(data)
 }
 
-// loanOwed reads what a loan record owes in all and of principal without decoding the rest.
-func loanOwed(data []byte) (owed, principal int64, ok bool) {
-	if compactLoan(data) {
-		return int64(binary.BigEndian.Uint64(data[5:])), int64(binary.BigEndian.Uint64(data[13:])), true
+// loanOwed reads what a loan record owes in all and of principal, and its penalty pooled,
+// without decoding the rest. ok is false when the caller must decode the record.
+func loanOwed(data []byte) (owed, principal, pooled int64, ok bool) {
+	if !compactLoan(data) {
+		owed, principal, ok = loanOwedJSON(data)
+		return owed, principal, 0, ok // JSON records predate the penalty receivable
 	}
-	return loanOwedJSON(data)
+	if data[0] == loanCodecV3 {
+		var n int
+		if pooled, n = binary.Varint(data[loanHeaderBytes:]); n <= 0 {
+			return 0, 0, 0, false
+		}
+	}
+	return int64(binary.BigEndian.Uint64(data[5:])), int64(binary.BigEndian.Uint64(data[13:])), pooled, true
 }

@@ -22,7 +22,7 @@ func TestLoanCodec(t *testing.T) {
 		Amount: 299_900, Date: terms.Start, Terms: &terms, Schedule: s.Installments, Items: credit.ItemsFromSchedule(s),
 		Waived: []credit.Split{{Period: 3, Component: credit.ComponentFee, Amount: 1_500}}, RefundCuts: []credit.Split{{Period: 2, Component: credit.ComponentInterest, Amount: 7}},
 		Refunded: 12, Earned: 1, PenaltyTotal: 51, DPD: 5, Bucket: credit.BucketM1, LastEOD: credit.MustDate("2026-03-05"),
-		WrittenOff: 3, WrittenOffUnearned: 4, WrittenOffOn: credit.MustDate("2999-12-31"), Recovered: 5, Hash: "abc", Version: 7}
+		WrittenOff: 3, WrittenOffUnearned: 4, WrittenOffOn: credit.MustDate("2999-12-31"), Recovered: 5, PenaltyPooled: 40, Hash: "abc", Version: 7}
 	l.Items[0].Penalty = 51
 	l.refresh()
 	data := encodeLoan(l)
@@ -46,8 +46,8 @@ func TestLoanCodec(t *testing.T) {
 	if next, ok := loanNext(data); !ok || next != l.Next {
 		t.Errorf("loanNext %s %v, want %s", next, ok, l.Next)
 	}
-	if owed, p, ok := loanOwed(data); !ok || owed != l.Owed() || p != l.OwedPrincipal() {
-		t.Errorf("loanOwed %d %d %v", owed, p, ok)
+	if owed, p, pooled, ok := loanOwed(data); !ok || owed != l.Owed() || p != l.OwedPrincipal() || pooled != 40 {
+		t.Errorf("loanOwed %d %d %d %v", owed, p, pooled, ok)
 	}
 	// JSON records of earlier versions.
 	old, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: encode(l)})
@@ -65,9 +65,19 @@ func TestLoanCodec(t *testing.T) {
 	if _, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Data: append(data, 0)}); err == nil {
 		t.Error("decoded trailing data")
 	}
-	// Records of the first compact version, without recovered, are still read.
+	// Records of the second compact version, without penalty pooled, are still read.
+	l.PenaltyPooled = 0
+	v2 := v2Loan(t, encodeLoan(l))
+	got, err = decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: v2})
+	if err != nil || !reflect.DeepEqual(got, l) {
+		t.Fatalf("version 2 record: %v\n got %+v\nwant %+v", err, got, l)
+	}
+	if owed, p, pooled, ok := loanOwed(v2); !ok || owed != l.Owed() || p != l.OwedPrincipal() || pooled != 0 {
+		t.Errorf("loanOwed of version 2: %d %d %d %v", owed, p, pooled, ok)
+	}
+	// Records of the first compact version, without recovered either, are still read.
 	l.Recovered = 0
-	v1 := v1Loan(t, encodeLoan(l))
+	v1 := v1Loan(t, v2Loan(t, encodeLoan(l)))
 	got, err = decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: v1})
 	if err != nil || !reflect.DeepEqual(got, l) {
 		t.Fatalf("version 1 record: %v\n got %+v\nwant %+v", err, got, l)
@@ -75,9 +85,19 @@ func TestLoanCodec(t *testing.T) {
 	if next, ok := loanNext(v1); !ok || next != l.Next {
 		t.Errorf("loanNext of version 1: %s %v", next, ok)
 	}
-	if owed, p, ok := loanOwed(v1); !ok || owed != l.Owed() || p != l.OwedPrincipal() {
-		t.Errorf("loanOwed of version 1: %d %d %v", owed, p, ok)
+	if owed, p, pooled, ok := loanOwed(v1); !ok || owed != l.Owed() || p != l.OwedPrincipal() || pooled != 0 {
+		t.Errorf("loanOwed of version 1: %d %d %d %v", owed, p, pooled, ok)
 	}
+}
+
+// v2Loan rewrites a version 3 record with penalty pooled = 0 as version 2 wrote it: the same
+// without that varint (one zero byte after the header).
+func v2Loan(t *testing.T, v3 []byte) []byte {
+	t.Helper()
+	if v3[0] != loanCodecV3 || v3[loanHeaderBytes] != 0 {
+		t.Fatal("penalty pooled is not a zero varint after the header")
+	}
+	return append(append([]byte{loanCodecV2}, v3[1:loanHeaderBytes]...), v3[loanHeaderBytes+1:]...)
 }
 
 // v1Loan rewrites a version 2 record with recovered = 0 as version 1 wrote it: the same

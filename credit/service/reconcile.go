@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -9,13 +10,14 @@ import (
 )
 
 // ReconcileReport is the outcome of the reconciler: for every credit account, what its
-// open loans owe against its ledger receivable, and the principal they owe against the
-// credit its line has drawn.
+// open loans owe against its ledger receivable (less their penalty pooled), and the
+// principal they owe against the credit its line has drawn; for every currency, the
+// penalty pooled of its open loans against its penalty receivable.
 type ReconcileReport struct {
 	Accounts int   `json:"accounts"`
 	Loans    int64 `json:"loans"`
 	// LoansOwed is what the open loans owe in all; Receivables the ledger's receivable
-	// balances in all.
+	// balances in all (the lines' and the penalty receivables).
 	LoansOwed   int64      `json:"loans_owed"`
 	Receivables int64      `json:"receivables"`
 	Mismatches  []Mismatch `json:"mismatches"`
@@ -25,7 +27,9 @@ type ReconcileReport struct {
 func (r *ReconcileReport) OK() bool { return len(r.Mismatches) == 0 }
 
 // Mismatch is an account whose figures disagree (twice in a row: a change committed
-// between the reads is ruled out by reading the account again).
+// between the reads is ruled out by reading the account again). For a penalty receivable,
+// Account is its ledger account, LoansOwed the penalty pooled of the currency's open loans
+// and Receivable its balance.
 type Mismatch struct {
 	Account        string `json:"account_id"`
 	LoansOwed      int64  `json:"loans_owed"`
@@ -34,12 +38,16 @@ type Mismatch struct {
 	LineDrawn      int64  `json:"line_drawn"`
 }
 
-type acctSums struct{ owed, principal, drawn, receivable int64 }
+// acctSums are an account's figures: owed is what its open loans owe less their penalty
+// pooled (what its receivable should hold), pooled their penalty pooled.
+type acctSums struct{ owed, pooled, principal, drawn, receivable int64 }
 
-// Reconcile checks that the sum of what each account's loans owe equals the balance of its
-// loan receivable in the ledger (principle 1: the ledger is the truth about money, and the
-// module's state must agree with it), and that the principal they owe equals what the line
-// has drawn (limit − available).
+// Reconcile checks that the sum of what each account's loans owe, less the penalties pooled
+// on the currency's penalty receivable, equals the balance of its loan receivable in the
+// ledger (principle 1: the ledger is the truth about money, and the module's state must
+// agree with it), that the principal they owe equals what the line has drawn (limit −
+// available), and that each currency's penalty receivable holds the penalty pooled of its
+// open loans.
 func (s *Service) Reconcile(ctx context.Context) (*ReconcileReport, error) {
 	sums := map[string]*acctSums{}
 	get := func(id string) *acctSums {
@@ -58,16 +66,13 @@ func (s *Service) Reconcile(ctx context.Context) (*ReconcileReport, error) {
 			return nil, err
 		}
 		for _, r := range recs {
-			owed, principal, ok := loanOwed(r.Data)
-			if !ok {
-				l, err := decodeLoan(r)
-				if err != nil {
-					return nil, err
-				}
-				owed, principal = l.Owed(), l.OwedPrincipal()
+			owed, principal, pooled, err := recordOwed(r)
+			if err != nil {
+				return nil, err
 			}
 			a := get(r.Owner)
-			a.owed += owed
+			a.owed += owed - pooled
+			a.pooled += pooled
 			a.principal += principal
 			rep.Loans++
 			rep.LoansOwed += owed
@@ -81,6 +86,7 @@ func (s *Service) Reconcile(ctx context.Context) (*ReconcileReport, error) {
 		return nil, err
 	}
 	after = ""
+	currencyOf := map[string]string{} // of each line
 	for {
 		recs, more, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLine, StartingAfter: after, Limit: eodPage})
 		if err != nil {
@@ -92,6 +98,7 @@ func (s *Service) Reconcile(ctx context.Context) (*ReconcileReport, error) {
 				return nil, err
 			}
 			get(l.ID).drawn = l.Limit - l.Available
+			currencyOf[l.ID] = l.Currency
 		}
 		if !more || len(recs) == 0 {
 			break
@@ -117,6 +124,31 @@ func (s *Service) Reconcile(ctx context.Context) (*ReconcileReport, error) {
 		}
 		if len(accts) < eodPage {
 			break
+		}
+	}
+	pooled := map[string]int64{} // by currency
+	for _, p := range s.cfg.Products {
+		pooled[p.Currency] += 0
+	}
+	for id, a := range sums {
+		pooled[currencyOf[id]] += a.pooled
+	}
+	for cur, n := range pooled {
+		bal, err := s.penaltyReceivable(ctx, cur)
+		if err != nil {
+			return nil, err
+		}
+		rep.Receivables += bal
+		if n == bal {
+			continue
+		}
+		// Read them again, with the balance unchanged across the reads: a repayment or
+		// the batch may have committed while the loans were read.
+		if n, bal, err = s.pooledAgain(ctx, cur, currencyOf); err != nil {
+			return nil, err
+		}
+		if n != bal {
+			rep.Mismatches = append(rep.Mismatches, Mismatch{Account: PenaltyReceivableAccount(cur), LoansOwed: n, Receivable: bal})
 		}
 	}
 	rep.Accounts = len(sums)
@@ -150,7 +182,7 @@ func (s *Service) accountSums(ctx context.Context, id string) (acctSums, error) 
 		return a, err
 	}
 	for _, l := range loans {
-		a.owed += l.Owed()
+		a.owed += l.Owed() - l.PenaltyPooled
 		a.principal += l.OwedPrincipal()
 	}
 	if err := s.writtenOffPrincipal(ctx, id, func(_ string, p int64) { a.principal += p }); err != nil {
@@ -161,6 +193,73 @@ func (s *Service) accountSums(ctx context.Context, id string) (acctSums, error) 
 		a.receivable = acct.Balances.DebitsPosted - acct.Balances.CreditsPosted
 	}
 	return a, nil
+}
+
+// recordOwed is what a loan record owes in all and of principal, and its penalty pooled
+// (read from the record's header when it can be).
+func recordOwed(r *ledger.Record) (owed, principal, pooled int64, err error) {
+	owed, principal, pooled, ok := loanOwed(r.Data)
+	if ok {
+		return owed, principal, pooled, nil
+	}
+	l, err := decodeLoan(r)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return l.Owed(), l.OwedPrincipal(), l.PenaltyPooled, nil
+}
+
+// penaltyReceivable is the balance of a currency's penalty receivable (0 before it exists).
+func (s *Service) penaltyReceivable(ctx context.Context, cur string) (int64, error) {
+	a, err := s.st.GetAccount(ctx, PenaltyReceivableAccount(cur))
+	if errors.Is(err, ledger.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return a.Balances.DebitsPosted - a.Balances.CreditsPosted, nil
+}
+
+// pooledAgain sums the penalty pooled of the open loans of currency cur (of the lines in
+// currencyOf) again, until the penalty receivable's balance is the same before and after
+// the sum (at most RetriesMax times), and returns the sum and the balance.
+func (s *Service) pooledAgain(ctx context.Context, cur string, currencyOf map[string]string) (sum, bal int64, err error) {
+	for range RetriesMax {
+		if bal, err = s.penaltyReceivable(ctx, cur); err != nil {
+			return 0, 0, err
+		}
+		sum = 0
+		after := ""
+		for {
+			recs, more, err := s.st.ListRecords(ctx, ledger.RecordQuery{Kind: KindLoan, Status: LoanActive, StartingAfter: after, Limit: eodPage})
+			if err != nil {
+				return 0, 0, err
+			}
+			for _, r := range recs {
+				if currencyOf[r.Owner] != cur {
+					continue
+				}
+				_, _, pooled, err := recordOwed(r)
+				if err != nil {
+					return 0, 0, err
+				}
+				sum += pooled
+			}
+			if !more || len(recs) == 0 {
+				break
+			}
+			after = recs[len(recs)-1].ID
+		}
+		again, err := s.penaltyReceivable(ctx, cur)
+		if err != nil {
+			return 0, 0, err
+		}
+		if again == bal {
+			break
+		}
+	}
+	return sum, bal, nil
 }
 
 // writtenOffPrincipal calls add with the owner and owed principal of every written-off loan

@@ -120,9 +120,18 @@ type Loan struct {
 	// income (on their due dates, in period order).
 	Earned int `json:"earned"`
 	// Penalties is every penalty charged, by day.
-	PenaltyTotal int64         `json:"penalty_total"`
-	DPD          int           `json:"days_past_due"`
-	Bucket       credit.Bucket `json:"bucket"`
+	PenaltyTotal int64 `json:"penalty_total"`
+	// PenaltyPooled is the part of the penalties the loan still owes that is booked on the
+	// currency's penalty receivable (PenaltyReceivableAccount) rather than on its line's
+	// receivable: the batch charges penalties there (one posting per unit, whatever the
+	// lines of its loans), and a repayment that pays a loan's penalties first moves any it
+	// owes on the line's receivable (charged before the penalty receivable existed) there.
+	// The reconciler checks the line's receivable against what its loans owe less this,
+	// and each penalty receivable against the sum of this over its currency's loans. 0 once
+	// the loan is written off (the write-off charges it from the penalty receivable).
+	PenaltyPooled int64         `json:"penalty_pooled,omitempty"`
+	DPD           int           `json:"days_past_due"`
+	Bucket        credit.Bucket `json:"bucket"`
 	// WrittenOff is what the write-off charged to expense (principal, earned charges and
 	// penalties), WrittenOffUnearned the charges not yet earned it reversed, and
 	// WrittenOffOn its business date.
@@ -148,6 +157,15 @@ func (l *Loan) Owed() int64 {
 	var n int64
 	for i := range l.Items {
 		n += l.Items[i].Total()
+	}
+	return n
+}
+
+// OwedPenalty is the penalties the loan still owes.
+func (l *Loan) OwedPenalty() int64 {
+	var n int64
+	for i := range l.Items {
+		n += l.Items[i].Penalty
 	}
 	return n
 }

@@ -178,6 +178,7 @@ func TestRepaymentsAndRecoveriesConserveMoney(t *testing.T) {
 			ids = append(ids, req.ID)
 		}
 		recv, clearing, recovery := ReceivableAccount(line.ID), RepaymentClearingAccount("CNY"), RecoveryIncomeAccount("CNY")
+		pool := PenaltyReceivableAccount("CNY")
 		day := credit.MustDate("2026-01-15")
 		for step := range rapid.IntRange(1, 8).Draw(rt, "steps") {
 			if days := rapid.IntRange(0, 120).Draw(rt, "days"); days > 0 {
@@ -206,7 +207,7 @@ func TestRepaymentsAndRecoveriesConserveMoney(t *testing.T) {
 			if rapid.Bool().Draw(rt, "one_purchase") {
 				req.LoanID = rapid.SampledFrom(ids).Draw(rt, "purchase")
 			}
-			b := map[string]int64{recv: e.balance(recv), clearing: e.balance(clearing), recovery: e.balance(recovery)}
+			b := map[string]int64{recv: e.balance(recv), pool: e.balance(pool), clearing: e.balance(clearing), recovery: e.balance(recovery)}
 			rep, _, err := e.svc.Repay(ctx, req)
 			if e := apierror.As(err); e != nil && e.Code == apierror.NothingOwed {
 				if req.LoanID == "" && owed > 0 || req.LoanID != "" && before[req.LoanID].Status != LoanPaidOff && before[req.LoanID].Owed() > 0 {
@@ -249,8 +250,8 @@ func TestRepaymentsAndRecoveriesConserveMoney(t *testing.T) {
 			if d := b[recovery] - e.balance(recovery); d != sumRecovered {
 				rt.Fatalf("recovery income grew by %d, recovered %d", d, sumRecovered)
 			}
-			if d := b[recv] - e.balance(recv); d != rep.Paid-sumRecovered+sumWaived {
-				rt.Fatalf("receivable fell by %d; repaid %d, waived %d", d, rep.Paid-sumRecovered, sumWaived)
+			if d := b[recv] + b[pool] - e.balance(recv) - e.balance(pool); d != rep.Paid-sumRecovered+sumWaived {
+				rt.Fatalf("receivables fell by %d; repaid %d, waived %d", d, rep.Paid-sumRecovered, sumWaived)
 			}
 			for _, id := range ids {
 				l, _ := e.svc.Loan(ctx, id)
@@ -262,6 +263,11 @@ func TestRepaymentsAndRecoveriesConserveMoney(t *testing.T) {
 				}
 				if before[id].Status == LoanWrittenOff && l.Status != LoanWrittenOff && (l.Status != LoanPaidOff || l.Owed() != 0) {
 					rt.Fatalf("%s: written off, now %s owing %d", id, l.Status, l.Owed())
+				}
+				// Every penalty was charged on the penalty receivable: an open purchase's are
+				// all pooled there, a written-off one's were written off from it.
+				if want := l.OwedPenalty(); l.Status == LoanWrittenOff && l.PenaltyPooled != 0 || l.Status != LoanWrittenOff && l.PenaltyPooled != want {
+					rt.Fatalf("%s (%s) penalty pooled %d, owes penalties %d", id, l.Status, l.PenaltyPooled, want)
 				}
 			}
 			if r, err := e.svc.Reconcile(ctx); err != nil || !r.OK() {

@@ -117,16 +117,20 @@ func TestMerchantRefund(t *testing.T) {
 		}
 		l, _ = e.svc.Loan(ctx, "p1")
 		ln, _ = e.svc.Line(ctx, line.ID)
-		if l.Status != LoanActive || l.Owed() != 50 || l.Items[0].Penalty != 50 || ln.Available != ln.Limit || e.balance(recv) != 50 {
-			t.Errorf("after the last refund: loan %s owes %d, line %+v, receivable %d", l.Status, l.Owed(), ln, e.balance(recv))
+		pool := PenaltyReceivableAccount("CNY")
+		if l.Status != LoanActive || l.Owed() != 50 || l.Items[0].Penalty != 50 || ln.Available != ln.Limit || e.balance(recv) != 0 ||
+			e.balance(pool) != 50 || l.PenaltyPooled != 50 {
+			t.Errorf("after the last refund: loan %s owes %d, line %+v, receivable %d, penalty receivable %d", l.Status, l.Owed(), ln,
+				e.balance(recv), e.balance(pool))
 		}
 		if _, _, err := e.svc.Repay(ctx, RepaymentRequest{ID: "r1", AccountID: line.ID, Amount: 50, Currency: "CNY"}); err != nil {
 			t.Fatal(err)
 		}
 		l, _ = e.svc.Loan(ctx, "p1")
 		ln, _ = e.svc.Line(ctx, line.ID)
-		if l.Status != LoanPaidOff || ln.OpenLoans != 0 || e.balance(recv) != 0 {
-			t.Errorf("after repaying the penalties: loan %s, line %+v, receivable %d", l.Status, ln, e.balance(recv))
+		if l.Status != LoanPaidOff || ln.OpenLoans != 0 || e.balance(recv) != 0 || e.balance(pool) != 0 || l.PenaltyPooled != 0 {
+			t.Errorf("after repaying the penalties: loan %s, line %+v, receivable %d, penalty receivable %d", l.Status, ln, e.balance(recv),
+				e.balance(pool))
 		}
 		// A paid-off purchase takes no merchant refund, and the refusal writes nothing.
 		paidOff := balances()

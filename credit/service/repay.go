@@ -84,6 +84,7 @@ func (s *Service) Repay(ctx context.Context, req RepaymentRequest) (*Repayment, 
 		rep := &Repayment{ID: req.ID, Account: line.ID, Amount: req.Amount, Currency: req.Currency, Loan: req.LoanID,
 			Date: s.Today(), Hash: hash, Created: s.cfg.Now().UTC().Format("2006-01-02T15:04:05Z"),
 			Splits: []RepaymentSplit{}, Waived: []RepaymentSplit{}}
+		legacy := legacyPenalties(loans)
 		changed, err := s.allocate(rep, loans)
 		if err != nil {
 			return nil, err
@@ -91,7 +92,8 @@ func (s *Service) Repay(ctx context.Context, req RepaymentRequest) (*Repayment, 
 		if rep.Paid == 0 {
 			return nil, apierror.Newf(apierror.NothingOwed, "amount", "credit account %s owes nothing to repay", line.ID)
 		}
-		u := &ledger.Unit{Transfers: repaymentPostings(rep, line)}
+		u := &ledger.Unit{Transfers: poolPenalties(rep, changed, legacy, line)}
+		u.Transfers = append(u.Transfers, repaymentPostings(rep, line)...)
 		u.Transfers = append(u.Transfers, earnPostings("credit.earn.repay."+rep.ID, rep.Currency, rep.EarnedInterest, rep.EarnedFee,
 			map[string]string{"repayment": rep.ID})...)
 		for _, l := range changed {
@@ -306,6 +308,54 @@ func (s *Service) allocate(rep *Repayment, loans []*Loan) ([]*Loan, error) {
 	return out, nil
 }
 
+// legacyPenalties are the penalties each open loan owes on its line's receivable (charged
+// before the penalty receivable existed: owed penalties less the penalty pooled), for the
+// loans that owe some.
+func legacyPenalties(loans []*Loan) map[string]int64 {
+	var out map[string]int64
+	for _, l := range loans {
+		if n := l.OwedPenalty() - l.PenaltyPooled; l.Status == LoanActive && n > 0 {
+			if out == nil {
+				out = map[string]int64{}
+			}
+			out[l.ID] = n
+		}
+	}
+	return out
+}
+
+// poolPenalties keeps the penalty pooled of the open loans a repayment paid penalties of:
+// their penalties are paid from the currency's penalty receivable, so one that still owed
+// penalties on its line's receivable (legacy, from legacyPenalties before the allocation)
+// has them moved there first — one transfer for all such loans of the repayment, returned —
+// and its penalty pooled is then all the penalties it still owes.
+func poolPenalties(rep *Repayment, changed []*Loan, legacy map[string]int64, line *Line) []ledger.TransferInput {
+	paid := map[string]bool{}
+	for _, sp := range rep.Splits {
+		if sp.Component == credit.ComponentPenalty && !sp.Recovery {
+			paid[sp.Loan] = true
+		}
+	}
+	var moved int64
+	var loans int
+	for _, l := range changed {
+		if !paid[l.ID] || l.Status == LoanWrittenOff {
+			continue
+		}
+		if n := legacy[l.ID]; n > 0 {
+			moved += n
+			loans++
+		}
+		l.PenaltyPooled = l.OwedPenalty()
+	}
+	if moved == 0 {
+		return nil
+	}
+	return []ledger.TransferInput{{ID: "credit.penalty.pool." + rep.ID, DebitAccountID: PenaltyReceivableAccount(rep.Currency),
+		CreditAccountID: line.Receivable, Amount: moved, Currency: rep.Currency, Code: "credit.penalty.pool",
+		Metadata: map[string]string{"repayment": rep.ID, "loans": strconv.Itoa(loans)}}}
+}
+
 // postingGroup is the key splits are posted under.
 type postingGroup struct {
 	loan      string
@@ -315,22 +365,26 @@ type postingGroup struct {
 
 // repaymentPostings posts the splits: one transfer per purchase and component (or, when
 // that would not fit in one unit, per component), and likewise for waivers. Repaid amounts
-// go from the repayment clearing account to the line's receivable, recoveries to recovery
-// income (a written-off loan is no longer in the receivable), waivers from unearned income
-// to the receivable. Each split records the transfer it went into.
+// go from the repayment clearing account to the line's receivable — penalties to the
+// currency's penalty receivable (see poolPenalties) —, recoveries to recovery income (a
+// written-off loan is no longer in the receivable), waivers from unearned income to the
+// receivable. Each split records the transfer it went into. The unit also holds up to two
+// earn postings and poolPenalties' transfer.
 func repaymentPostings(rep *Repayment, line *Line) []ledger.TransferInput {
-	byLoan := len(groupsOf(rep.Splits, true))+len(groupsOf(rep.Waived, true)) <= ledger.UnitMax-2
+	byLoan := len(groupsOf(rep.Splits, true))+len(groupsOf(rep.Waived, true)) <= ledger.UnitMax-3
 	var out []ledger.TransferInput
 	post := func(splits []RepaymentSplit, waivers bool) {
 		ids := map[postingGroup]string{}
 		n := map[string]int{} // transfers of each kind so far
 		for _, g := range groupsOf(splits, byLoan) {
-			kind, debit, credit, code := "repay", RepaymentClearingAccount(rep.Currency), line.Receivable, "credit.repayment."
+			kind, debit, creditTo, code := "repay", RepaymentClearingAccount(rep.Currency), line.Receivable, "credit.repayment."
 			switch {
 			case waivers:
 				kind, debit, code = "waive", UnearnedAccount(rep.Currency), "credit.waiver."
 			case g.recovery:
-				kind, credit, code = "recover", RecoveryIncomeAccount(rep.Currency), "credit.recovery."
+				kind, creditTo, code = "recover", RecoveryIncomeAccount(rep.Currency), "credit.recovery."
+			case g.component == credit.ComponentPenalty:
+				creditTo = PenaltyReceivableAccount(rep.Currency)
 			}
 			n[kind]++
 			id := fmt.Sprintf("credit.%s.%s.%d", kind, rep.ID, n[kind])
@@ -347,7 +401,7 @@ func repaymentPostings(rep *Repayment, line *Line) []ledger.TransferInput {
 			if byLoan {
 				meta["loan"], meta["periods"] = g.loan, strings.Join(periods, ",")
 			}
-			out = append(out, ledger.TransferInput{ID: id, DebitAccountID: debit, CreditAccountID: credit,
+			out = append(out, ledger.TransferInput{ID: id, DebitAccountID: debit, CreditAccountID: creditTo,
 				Amount: amount, Currency: rep.Currency, Code: code + string(g.component), Metadata: meta})
 		}
 		for i := range splits {

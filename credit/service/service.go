@@ -177,19 +177,21 @@ func (s *Service) Products() []credit.Product { return s.cfg.Products }
 // ---- chart of accounts (docs/credit.md) ----
 
 // Ledger account ids of the credit module's chart of accounts.
-func ReceivableAccount(line string) string     { return "credit.receivable." + line }
-func MerchantAccount(merchant string) string   { return "credit.merchant." + merchant }
-func UnearnedAccount(currency string) string   { return "credit.unearned." + currency }
-func InterestIncomeAccount(cur string) string  { return "credit.income.interest." + cur }
-func FeeIncomeAccount(cur string) string       { return "credit.income.fee." + cur }
-func PenaltyIncomeAccount(cur string) string   { return "credit.income.penalty." + cur }
-func RepaymentClearingAccount(c string) string { return "credit.repayments." + c }
-func WriteOffAccount(cur string) string        { return "credit.writeoff." + cur }
-func RecoveryIncomeAccount(cur string) string  { return "credit.income.recovery." + cur }
+func ReceivableAccount(line string) string       { return "credit.receivable." + line }
+func PenaltyReceivableAccount(cur string) string { return "credit.penalty_receivable." + cur }
+func MerchantAccount(merchant string) string     { return "credit.merchant." + merchant }
+func UnearnedAccount(currency string) string     { return "credit.unearned." + currency }
+func InterestIncomeAccount(cur string) string    { return "credit.income.interest." + cur }
+func FeeIncomeAccount(cur string) string         { return "credit.income.fee." + cur }
+func PenaltyIncomeAccount(cur string) string     { return "credit.income.penalty." + cur }
+func RepaymentClearingAccount(c string) string   { return "credit.repayments." + c }
+func WriteOffAccount(cur string) string          { return "credit.writeoff." + cur }
+func RecoveryIncomeAccount(cur string) string    { return "credit.income.recovery." + cur }
 
 // Account codes of the chart.
 const (
 	CodeReceivable = "credit.loan_receivable"
+	CodePenaltyRec = "credit.penalty_receivable"
 	CodeMerchant   = "credit.merchant_payable"
 	CodeUnearned   = "credit.unearned_income"
 	CodeInterest   = "credit.interest_income"
@@ -211,6 +213,9 @@ func globalAccounts(cur string) []ledger.AccountInput {
 		accountInput(InterestIncomeAccount(cur), cur, CodeInterest, ledger.Flags{}, nil),
 		accountInput(FeeIncomeAccount(cur), cur, CodeFee, ledger.Flags{}, nil),
 		accountInput(PenaltyIncomeAccount(cur), cur, CodePenalty, ledger.Flags{}, nil),
+		// The penalties the batch charges, for every loan of the currency (Loan.PenaltyPooled):
+		// an asset that can never go below zero.
+		accountInput(PenaltyReceivableAccount(cur), cur, CodePenaltyRec, ledger.Flags{CreditsMustNotExceedDebits: true}, nil),
 		accountInput(RepaymentClearingAccount(cur), cur, CodeRepayClear, ledger.Flags{}, nil),
 		accountInput(WriteOffAccount(cur), cur, CodeWriteOff, ledger.Flags{}, nil),
 		accountInput(RecoveryIncomeAccount(cur), cur, CodeRecovery, ledger.Flags{}, nil),

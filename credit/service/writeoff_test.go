@@ -83,7 +83,11 @@ func TestWriteOff(t *testing.T) {
 			t.Errorf("installments: %s on %s, earned %d, written off %d/%d, penalties %d", inst.Status, inst.WrittenOffOn, inst.Earned,
 				inst.WrittenOff, inst.WrittenOffUnearned, inst.PenaltyTotal)
 		}
-		want := map[string]int64{recv: 0, UnearnedAccount("CNY"): 0, FeeIncomeAccount("CNY"): -5 * 2_249,
+		if later.PenaltyPooled != 0 || inst.PenaltyPooled != 0 {
+			t.Errorf("penalty pooled after the write-off: %d, %d", later.PenaltyPooled, inst.PenaltyPooled)
+		}
+		// The penalties were charged on the penalty receivable and written off from it.
+		want := map[string]int64{recv: 0, PenaltyReceivableAccount("CNY"): 0, UnearnedAccount("CNY"): 0, FeeIncomeAccount("CNY"): -5 * 2_249,
 			PenaltyIncomeAccount("CNY"): -(later.PenaltyTotal + inst.PenaltyTotal), WriteOffAccount("CNY"): later.WrittenOff + inst.WrittenOff}
 		for id, v := range want {
 			if got := e.balance(id); got != v {
