@@ -39,7 +39,7 @@ func TestServeMetricsAndReady(t *testing.T) {
 	}
 	for _, want := range []string{
 		"\nfincore_ledger_writer_up 1\n",
-		"\nfincore_ledger_accounts_created_total 8\n", // and the credit chart's 7 accounts of CNY
+		"\nfincore_ledger_accounts_created_total 9\n", // and the credit chart's 8 accounts of CNY
 		"\n" + `fincore_http_requests_total{method="POST",route="POST /v1/accounts",status="201"} 1` + "\n",
 		"\n" + `fincore_http_requests_total{method="GET",route="GET /readyz",status="200"} 1` + "\n",
 		"\ngo_goroutines ",
