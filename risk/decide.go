@@ -334,7 +334,7 @@ func packDecision(fv, mv []float64, hits []int32) ([]float64, []float64, []int32
 	copy(buf[nf:], mv)
 	var h []int32
 	if len(hits) > 0 {
-		h = unsafe.Slice((*int32)(unsafe.Pointer(&buf[nv])), len(hits))
+		h = unpackHits(buf[nv:], len(hits))
 		copy(h, hits)
 	}
 	out := buf[nf:nv:nv]
@@ -342,6 +342,14 @@ func packDecision(fv, mv []float64, hits []int32) ([]float64, []float64, []int32
 		out = nil
 	}
 	return buf[:nf:nf], out, h
+}
+
+// unpackHits is the first n rule hits packed (two to a value) in v.
+func unpackHits(v []float64, n int) []int32 {
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*int32)(unsafe.Pointer(&v[0])), n)
 }
 
 // predict evaluates the model on ev with the rule set's feature values fv (a missing event

@@ -3,6 +3,7 @@ package risk
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -77,6 +78,49 @@ func TestPackDecision(t *testing.T) {
 		}
 		if !slices.Equal(mv, tc.mv) || !slices.Equal(hits, tc.hits) {
 			t.Fatalf("appending to the features changed the rest: %v %v", mv, hits)
+		}
+	}
+}
+
+// TestDedupeBounds: past its bound a part forgets its oldest ids first (the ring grows, wraps
+// and keeps its order), and expire forgets ids older than the window.
+func TestDedupeBounds(t *testing.T) {
+	var d dedupe
+	d.init(16*100, 1000) // 101 per part
+	n := 5000
+	for i := range n {
+		s, first := d.claim(fmt.Sprint("id", i), uint64(i), int64(i))
+		if !first {
+			t.Fatalf("id%d claimed twice", i)
+		}
+		s.finish()
+	}
+	kept := 0
+	for i := range n {
+		s, first := d.claim(fmt.Sprint("id", i), uint64(i), int64(i))
+		if first {
+			d.forget(fmt.Sprint("id", i))
+			if i >= n-16*50 {
+				t.Fatalf("id%d, among the newest, forgotten", i)
+			}
+			continue
+		}
+		if s.body != uint64(i) || s.ts != int64(i) {
+			t.Fatalf("id%d: body %d ts %d", i, s.body, s.ts)
+		}
+		kept++
+	}
+	if kept > 16*101 {
+		t.Fatalf("%d ids kept, bound %d", kept, 16*101)
+	}
+	d.expire(int64(n) + 500) // forgets ts < n-500
+	for i := n - 1000; i < n; i++ {
+		_, first := d.claim(fmt.Sprint("id", i), 0, 0)
+		if first != (i < n-500) {
+			t.Fatalf("id%d after expire: claimed anew %v", i, first)
+		}
+		if first {
+			d.forget(fmt.Sprint("id", i))
 		}
 	}
 }

@@ -91,6 +91,40 @@ type Engine struct {
 	wg      sync.WaitGroup
 
 	stats stats
+
+	oldMu       sync.Mutex
+	oldCompiled map[string]*Compiled // compiledOf: versions no longer loaded, by name@version
+}
+
+// compiledOf returns the compiled version v of rule set name, for a remembered decision: the
+// loaded one, or one compiled again from the store (kept for a few such versions); nil if
+// there is none.
+func (e *Engine) compiledOf(name string, v int) *Compiled {
+	if l := (*e.sets.Load())[name]; l != nil {
+		for _, c := range []*Compiled{l.active, l.shadow} {
+			if c != nil && c.Version == v {
+				return c
+			}
+		}
+	}
+	key := fmt.Sprintf("%s@%d", name, v)
+	e.oldMu.Lock()
+	defer e.oldMu.Unlock()
+	if c, ok := e.oldCompiled[key]; ok {
+		return c
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := e.compileStored(ctx, name, v)
+	if err != nil {
+		e.log.Warn("risk: rule set version of a remembered decision not compiled", "ruleset", name, "version", v, "err", err)
+		c = nil // remembered as missing too
+	}
+	if len(e.oldCompiled) >= 8 || e.oldCompiled == nil {
+		e.oldCompiled = map[string]*Compiled{}
+	}
+	e.oldCompiled[key] = c
+	return c
 }
 
 // loaded is a rule set's head with its compiled active and shadow versions.
@@ -170,6 +204,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 		logq: make(chan logItem, cfg.LogQueue), reader: NewLogReader(st), done: make(chan struct{}),
 	}
 	e.dedupe.init(cfg.DedupeMax, int64(cfg.DedupeWindow))
+	e.dedupe.compiled = e.compiledOf
 	for i := range e.shards {
 		e.shards[i].keys = newKeyTable()
 		e.shards[i].arena = new(window.Arena)
