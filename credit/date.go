@@ -93,7 +93,25 @@ func (d Date) Day() int { return d.d }
 func (d Date) IsZero() bool { return d.y == 0 }
 
 // String writes YYYY-MM-DD.
-func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.y, int(d.m), d.d) }
+func (d Date) String() string {
+	if d.y < 0 || d.y > 9999 {
+		return fmt.Sprintf("%04d-%02d-%02d", d.y, int(d.m), d.d)
+	}
+	return string(d.Append(make([]byte, 0, 10)))
+}
+
+// Append appends YYYY-MM-DD (String) to b, without allocating when b has room (the
+// end-of-day batch writes a date into every event id and payload it makes).
+func (d Date) Append(b []byte) []byte {
+	if d.y < 0 || d.y > 9999 {
+		return append(b, d.String()...)
+	}
+	b = appendDigits(b, d.y, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(d.m), 2)
+	b = append(b, '-')
+	return appendDigits(b, d.d, 2)
+}
 
 // AddMonths returns the same day of the month k months later, clamped to the last day of that
 // month: 2026-01-31 plus 1 month is 2026-02-28, plus 2 months 2026-03-31.
@@ -114,13 +132,60 @@ func floorDiv(a, b int) int {
 
 // AddDays returns the date n days later (earlier if n < 0).
 func (d Date) AddDays(n int) Date {
-	t := d.time().AddDate(0, 0, n)
-	return Date{t.Year(), t.Month(), t.Day()}
+	if !d.valid() {
+		t := d.time().AddDate(0, 0, n)
+		return Date{t.Year(), t.Month(), t.Day()}
+	}
+	return dateOfDays(d.days() + n)
 }
 
 // DaysSince returns the number of days from e to d (positive when d is after e).
 func (d Date) DaysSince(e Date) int {
-	return int(d.time().Sub(e.time()).Hours()) / 24
+	if !d.valid() || !e.valid() {
+		return int((d.time().Unix() - e.time().Unix()) / 86400)
+	}
+	return d.days() - e.days()
+}
+
+// valid reports whether d's month and day are in range (every Date but the zero one), for
+// days: the end-of-day batch counts days a few dozen times per loan, and going through
+// time.Time for each was a tenth of its work in memory.
+func (d Date) valid() bool { return d.m >= 1 && d.m <= 12 && d.d >= 1 && d.d <= 31 }
+
+// days is the number of days from 1970-01-01 to d in the proleptic Gregorian calendar (H.
+// Hinnant's days_from_civil), for a valid d.
+func (d Date) days() int {
+	y, m := d.y, int(d.m)
+	if m <= 2 {
+		y--
+	}
+	era := floorDiv(y, 400)
+	yoe := y - era*400
+	mp := m - 3
+	if m <= 2 {
+		mp = m + 9
+	}
+	doy := (153*mp+2)/5 + d.d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
+}
+
+// dateOfDays is the date n days after 1970-01-01 (civil_from_days), the inverse of days.
+func dateOfDays(n int) Date {
+	n += 719468
+	era := floorDiv(n, 146097)
+	doe := n - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	day := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if mp >= 10 {
+		m = mp - 9
+		y++
+	}
+	return Date{y, time.Month(m), day}
 }
 
 func (d Date) time() time.Time { return time.Date(d.y, d.m, d.d, 0, 0, 0, 0, time.UTC) }
@@ -162,13 +227,7 @@ func (d Date) MarshalJSON() ([]byte, error) {
 
 // appendJSON appends "YYYY-MM-DD" with its quotes to b.
 func (d Date) appendJSON(b []byte) []byte {
-	b = append(b, '"')
-	b = appendDigits(b, d.y, 4)
-	b = append(b, '-')
-	b = appendDigits(b, int(d.m), 2)
-	b = append(b, '-')
-	b = appendDigits(b, d.d, 2)
-	return append(b, '"')
+	return append(d.Append(append(b, '"')), '"')
 }
 
 func appendDigits(b []byte, v, width int) []byte {

@@ -2,7 +2,9 @@ package credit
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
+	"time"
 )
 
 func TestParseDate(t *testing.T) {
@@ -98,4 +100,43 @@ func FuzzParseDate(f *testing.F) {
 			t.Fatalf("%q parsed as %v", s, d)
 		}
 	})
+}
+
+// TestDateString: String and Append write what fmt's %04d-%02d-%02d writes, for every day of
+// a few years and for the zero Date.
+func TestDateString(t *testing.T) {
+	for _, d := range []Date{{}, MustDate("1900-01-01"), MustDate("2999-12-31")} {
+		if got, want := d.String(), fmt.Sprintf("%04d-%02d-%02d", d.y, int(d.m), d.d); got != want || string(d.Append([]byte("x"))) != "x"+want {
+			t.Errorf("%v: %q, want %q", d, got, want)
+		}
+	}
+	for d := MustDate("2025-01-01"); d.Before(MustDate("2028-01-01")); d = d.AddDays(1) {
+		if got, want := d.String(), fmt.Sprintf("%04d-%02d-%02d", d.y, int(d.m), d.d); got != want {
+			t.Fatalf("%q, want %q", got, want)
+		}
+	}
+}
+
+// TestDateDays: AddDays and DaysSince count days as time.Time does, across leap years,
+// centuries and the whole range of valid years, and for the zero Date.
+func TestDateDays(t *testing.T) {
+	viaTime := func(d Date) time.Time { return time.Date(d.y, d.m, d.d, 0, 0, 0, 0, time.UTC) }
+	base := MustDate("2026-02-20")
+	for _, d := range []Date{{}, MustDate("1900-01-01"), MustDate("1900-02-28"), MustDate("1900-03-01"), MustDate("2000-02-29"),
+		MustDate("2024-12-31"), MustDate("2026-01-31"), MustDate("2100-03-01"), MustDate("2999-12-31")} {
+		for _, n := range []int{-800_000, -36_525, -366, -365, -59, -1, 0, 1, 28, 29, 59, 60, 365, 366, 3660, 36_524, 400_000} {
+			tt := viaTime(d).AddDate(0, 0, n)
+			if got, want := d.AddDays(n), (Date{tt.Year(), tt.Month(), tt.Day()}); got != want {
+				t.Errorf("%v + %d = %v, want %v", d, n, got, want)
+			}
+		}
+		if got, want := d.DaysSince(base), int((viaTime(d).Unix()-viaTime(base).Unix())/86400); got != want || base.DaysSince(d) != -want {
+			t.Errorf("%v since %v: %d, want %d", d, base, got, want)
+		}
+	}
+	for d, n := MustDate("1900-01-01"), 0; !d.After(MustDate("2999-12-31")); d, n = d.AddDays(1), n+1 {
+		if tt := viaTime(MustDate("1900-01-01")).AddDate(0, 0, n); d != (Date{tt.Year(), tt.Month(), tt.Day()}) || d.DaysSince(MustDate("1900-01-01")) != n {
+			t.Fatalf("day %d: %v, want %v", n, d, tt)
+		}
+	}
 }

@@ -138,3 +138,19 @@ func TestEODCrashAndResume(t *testing.T) {
 		}
 	})
 }
+
+// TestStageChangeJSON: the stage-change payload written without reflection is exactly what
+// encoding/json writes, for the service's values and for values it would escape.
+func TestStageChangeJSON(t *testing.T) {
+	for _, c := range []stageChange{
+		{Loan: "p1", Account: "ca_c1", Date: credit.MustDate("2026-02-20"), From: credit.BucketCurrent, To: credit.BucketM1, DPD: 5, Cause: "end_of_day"},
+		{Loan: "x-Y_9", Account: "ca_z", Date: credit.MustDate("1900-01-01"), From: credit.BucketM3, To: credit.BucketM3Plus, DPD: 91, Cause: "repayment"},
+		{Loan: "p1", Account: "ca_c1", Date: credit.MustDate("2999-12-31"), From: credit.BucketM1, To: credit.BucketCurrent, DPD: 0, Cause: "refund"},
+		{Loan: `a"b\c<d>&é` + "\x01\x7f", Account: "ca", Date: credit.MustDate("2026-02-20"), From: "current", To: "M1", DPD: -1, Cause: "x"},
+		{Loan: "p1", Account: "ca", From: "current", To: "M1", Cause: "zero date"},
+	} {
+		if got, want := stageChangeJSON(&c), encode(c); string(got) != string(want) {
+			t.Errorf("%s, want %s", got, want)
+		}
+	}
+}

@@ -457,6 +457,38 @@ func bucketEvent(l *Loan, d credit.Date, cause string) (ledger.ModuleEvent, bool
 	if l.prevBucket == "" || l.prevBucket == l.Bucket {
 		return ledger.ModuleEvent{}, false
 	}
-	payload := encode(stageChange{Loan: l.ID, Account: l.Account, Date: d, From: l.prevBucket, To: l.Bucket, DPD: l.DPD, Cause: cause})
-	return ledger.ModuleEvent{Subject: "credit.loan.stage_changed", ID: fmt.Sprintf("credit.stage.%s.%s.%s", l.ID, d, l.Bucket), Payload: payload}, true
+	payload := stageChangeJSON(&stageChange{Loan: l.ID, Account: l.Account, Date: d, From: l.prevBucket, To: l.Bucket, DPD: l.DPD, Cause: cause})
+	id := make([]byte, 0, len("credit.stage...")+len(l.ID)+10+len(l.Bucket))
+	id = append(append(append(id, "credit.stage."...), l.ID...), '.')
+	id = append(append(d.Append(id), '.'), l.Bucket...)
+	return ledger.ModuleEvent{Subject: "credit.loan.stage_changed", ID: string(id), Payload: payload}, true
+}
+
+// stageChangeJSON is encode(c), written without reflection: the end-of-day batch makes one
+// for every loan that changes bucket (every loan on the first day past due). Values that
+// JSON would escape (none of the service's ids and buckets) take encode.
+func stageChangeJSON(c *stageChange) []byte {
+	if c.Date.IsZero() || !plainJSON(c.Loan) || !plainJSON(c.Account) || !plainJSON(string(c.From)) || !plainJSON(string(c.To)) || !plainJSON(c.Cause) {
+		return encode(c)
+	}
+	b := make([]byte, 0, 128+len(c.Loan)+len(c.Account))
+	b = append(append(b, `{"loan_id":"`...), c.Loan...)
+	b = append(append(b, `","account_id":"`...), c.Account...)
+	b = c.Date.Append(append(b, `","date":"`...))
+	b = append(append(b, `","from":"`...), c.From...)
+	b = append(append(b, `","to":"`...), c.To...)
+	b = strconv.AppendInt(append(b, `","days_past_due":`...), int64(c.DPD), 10)
+	b = append(append(b, `,"cause":"`...), c.Cause...)
+	return append(b, `"}`...)
+}
+
+// plainJSON reports whether encoding/json writes s as it is between quotes (printable ASCII
+// other than the characters it escapes).
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
