@@ -39,7 +39,7 @@ type Config struct {
 	CommitInterval time.Duration
 	// RecordCacheMax bounds the versions of module records (Unit.Records) the writer keeps
 	// in memory, so that a record written again soon (the next state of a payment) is
-	// checked without a read (default 100,000; about 200 bytes each).
+	// checked without a read (default 100,000; about 100 bytes each).
 	RecordCacheMax int
 	// ExpiryInterval, if positive, makes the engine sweep storage for pending transfers past
 	// their timeout, at start and then every ExpiryInterval, and expire them. It is off by
@@ -145,7 +145,7 @@ type Engine struct {
 
 	// Owned by the writer goroutine.
 	cache      map[string]*Account
-	recCache   map[RecordKey]*Record // latest version and creation time of records, without data
+	recCache   map[RecordKey]recordHead // the latest versions of records written or read lately
 	lastTs     Timestamp
 	lastHash   []byte
 	needReload bool
@@ -193,7 +193,7 @@ func Open(ctx context.Context, st Store, cfg Config) (*Engine, error) {
 		tracer:   newTracer(cfg.TracerProvider),
 		stop:     make(chan struct{}),
 		cache:    make(map[string]*Account),
-		recCache: make(map[RecordKey]*Record),
+		recCache: make(map[RecordKey]recordHead),
 	}
 	e.bufs[0].init()
 	e.bufs[1].init()
@@ -574,8 +574,8 @@ type group struct {
 	trIDs     []string
 	eventBuf  []byte // the encoded payloads of batch.Events, reused across commits
 
-	records       map[RecordKey]*Record // records written in this group
-	loadedRecords map[RecordKey]*Record // current versions loaded for this group
+	records       map[RecordKey]*Record    // records written in this group
+	loadedRecords map[RecordKey]recordHead // current versions loaded for this group
 	recKeys       []RecordKey
 	more          []*request // requests being added by topUp
 	moduleEvents  []Event    // events of units, appended after the ledger's own
@@ -585,7 +585,7 @@ func (g *group) init() {
 	g.transfers = make(map[string]*Transfer)
 	g.existing = make(map[string]*Transfer)
 	g.records = make(map[RecordKey]*Record)
-	g.loadedRecords = make(map[RecordKey]*Record)
+	g.loadedRecords = make(map[RecordKey]recordHead)
 }
 
 func (g *group) reset() {

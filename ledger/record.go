@@ -149,7 +149,7 @@ func (e *Engine) checkRecords(u *Unit) *apierror.Error {
 	for i := range u.Records {
 		w := &u.Records[i]
 		var cur int64
-		if r := g.record(w.Record.Key()); r != nil {
+		if r, ok := g.record(w.Record.Key()); ok {
 			cur = r.Version
 		}
 		if cur != w.Expect {
@@ -168,7 +168,7 @@ func (e *Engine) appendUnit(u *Unit) {
 		rec.Version = w.Expect + 1
 		rec.Updated = now
 		var keep RecordKeep
-		if old := g.record(rec.Key()); old != nil {
+		if old, ok := g.record(rec.Key()); ok {
 			rec.Created = old.Created
 			if old.Owner == rec.Owner {
 				keep |= KeepOwner
@@ -196,21 +196,37 @@ func (e *Engine) appendUnit(u *Unit) {
 		}
 		g.records[rec.Key()] = &cp
 		w.Record = cp // the caller sees what was written
-		v := cp
-		v.Data = nil
-		e.recCache[rec.Key()] = &v
+		e.recCache[rec.Key()] = headOf(&cp)
 	}
 	g.moduleEvents = append(g.moduleEvents, u.Events...)
 	g.batch.Timers = append(g.batch.Timers, u.Timers...)
 }
 
+// recordHead is what the writer needs of a record's latest version: its version (to check
+// the next write's expected one), its creation time (which the next version keeps), its
+// owner and status (a next version with the same ones leaves their index entries alone).
+// The writer's cache holds heads by value rather than *Record copies: up to RecordCacheMax
+// of them, and an object each was as much for the collector to mark (21 of 65 MB of live
+// heap after 90,000 payments, BENCHMARKS.md "Payments (issue 4)").
+type recordHead struct {
+	Version       int64
+	Created       time.Time
+	Owner, Status string
+}
+
+func headOf(r *Record) recordHead {
+	return recordHead{Version: r.Version, Created: r.Created, Owner: r.Owner, Status: r.Status}
+}
+
 // record returns the latest version of a record the group knows: written in this group,
-// else loaded (from the group in flight or storage).
-func (g *group) record(k RecordKey) *Record {
+// else loaded (from the group in flight or storage). ok is false for a record that does not
+// exist.
+func (g *group) record(k RecordKey) (h recordHead, ok bool) {
 	if r := g.records[k]; r != nil {
-		return r
+		return headOf(r), true
 	}
-	return g.loadedRecords[k]
+	h, ok = g.loadedRecords[k]
+	return h, ok
 }
 
 // String names a record for logs.
@@ -230,12 +246,12 @@ func (e *Engine) loadRecords(ctx context.Context) error {
 	for _, k := range g.recKeys {
 		if p != nil {
 			if r := p.records[k]; r != nil {
-				g.loadedRecords[k] = r // written once and never changed: safe to share
+				g.loadedRecords[k] = headOf(r)
 				continue
 			}
 		}
-		if r := e.recCache[k]; r != nil {
-			g.loadedRecords[k] = r
+		if h, ok := e.recCache[k]; ok {
+			g.loadedRecords[k] = h
 			continue
 		}
 		keys = append(keys, k)
@@ -248,11 +264,10 @@ func (e *Engine) loadRecords(ctx context.Context) error {
 		return err
 	}
 	for _, r := range recs {
-		if g.loadedRecords[r.Key()] == nil {
-			g.loadedRecords[r.Key()] = r
-			v := *r
-			v.Data = nil
-			e.recCache[r.Key()] = &v
+		if _, ok := g.loadedRecords[r.Key()]; !ok {
+			h := headOf(r)
+			g.loadedRecords[r.Key()] = h
+			e.recCache[r.Key()] = h
 		}
 	}
 	return nil
