@@ -49,6 +49,8 @@ func TestBenchPaymentsPrintsJSON(t *testing.T) {
 		GCCycles                    int64   `json:"gc_cycles"`
 		GCCPUPct                    float64 `json:"gc_cpu_pct"`
 		SchedP99                    float64 `json:"sched_latency_p99_ms"`
+		Allocs                      float64 `json:"allocs_per_payment"`
+		AllocBytes                  float64 `json:"alloc_bytes_per_payment"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
 		t.Fatalf("last line %q: %v", lines[len(lines)-1], err)
@@ -58,7 +60,8 @@ func TestBenchPaymentsPrintsJSON(t *testing.T) {
 	}
 	// The breakdown: group commits, the collector (a second of payments allocates enough for
 	// a few cycles), the scheduler.
-	if res.CommitP99 <= 0 || res.CommitMax < res.CommitP99 || res.GCCycles <= 0 || res.GCCPUPct <= 0 || res.SchedP99 <= 0 {
+	if res.CommitP99 <= 0 || res.CommitMax < res.CommitP99 || res.GCCycles <= 0 || res.GCCPUPct <= 0 || res.SchedP99 <= 0 ||
+		res.Allocs <= 0 || res.AllocBytes < res.Allocs {
 		t.Errorf("breakdown %+v", res)
 	}
 	if fi, err := os.Stat(heap); err != nil || fi.Size() == 0 {
