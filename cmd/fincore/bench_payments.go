@@ -89,6 +89,7 @@ func cmdBenchPayments(args []string) error {
 	if *clients < 1 || *clients > 4096 || *duration <= 0 || *workers < 1 || *rate < 0 || *rate > 1_000_000 {
 		return fmt.Errorf("want 1 ≤ --clients ≤ 4096, a positive --duration and --workers, 0 ≤ --rate ≤ 1,000,000")
 	}
+	tuneGC()
 	ctx := context.Background()
 	st, closeStore, err := openBenchStore(ctx, &sf, "fincore-bench-")
 	if err != nil {

@@ -78,6 +78,7 @@ func cmdServe(args []string) error {
 		return err
 	}
 	slog.SetDefault(log)
+	tuneGC()
 	stopTracing, err := tf.start(log)
 	if err != nil {
 		return err
