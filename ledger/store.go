@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/fincore/fincore/platform/timer"
 )
@@ -141,15 +142,35 @@ type Store interface {
 
 // EncodeMetadata is the storage encoding of metadata: "" for none, else canonical JSON
 // (keys sorted).
+// It writes what encoding/json writes for the map, without reflection.
 func EncodeMetadata(m map[string]string) string {
 	if len(m) == 0 {
 		return ""
 	}
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(err) // a map[string]string always marshals
+	b := make([]byte, 0, 128)
+	b = append(b, '{')
+	if len(m) == 1 {
+		for k, v := range m {
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, v)
+		}
+	} else {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, m[k])
+		}
 	}
-	return string(b)
+	return string(append(b, '}'))
 }
 
 // DecodeMetadata is the inverse of EncodeMetadata.

@@ -2,6 +2,8 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"math/rand/v2"
 	"regexp"
 	"strings"
@@ -171,5 +173,42 @@ func TestIDAndCodeShapes(t *testing.T) {
 		if got, want := validCode(s), codePattern.MatchString(s); got != want {
 			t.Fatalf("validCode(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestFingerprintsAndMetadataAreStable: request fingerprints and journal hashes are stored
+// and compared with later ones, and stored metadata is compared as text: their encodings
+// must never change (these values were computed by the first implementations).
+func TestFingerprintsAndMetadataAreStable(t *testing.T) {
+	in := TransferInput{ID: "t", DebitAccountID: "a", CreditAccountID: "b", Amount: 1000, Currency: "CNY", Code: "payment_capture",
+		TimeoutSeconds: 60, Pending: true, Metadata: map[string]string{"y": "2", "x": "<1>", "payment_id": "p1"}}
+	ac := AccountInput{ID: "acc", Currency: "CNY", Code: "merchant_payable", Flags: Flags{DebitsMustNotExceedCredits: true},
+		Metadata: map[string]string{"k": "v"}}
+	tr := &Transfer{ID: "t", DebitAccountID: "a", CreditAccountID: "b", Amount: 5, Currency: "CNY", Code: "c", Status: StatusPosted,
+		Timestamp: 7, PostedDelta: 5, Metadata: map[string]string{"payment_id": "p1"}, DebitBalances: Balances{DebitsPosted: 5},
+		CreditBalances: Balances{CreditsPosted: 5, CreditsPending: 2}, ReqHash: []byte("0123456789abcdef0123456789abcdef"), ExpiresAt: 99}
+	check := func(name string, got []byte, want string) {
+		t.Helper()
+		if hex.EncodeToString(got) != want {
+			t.Errorf("%s: %x, want %s", name, got, want)
+		}
+	}
+	check("transfer", transferFingerprint(&in), "a2dcf77030694a1d173e4cbb501c01e5e16aa189538376d8cd05cac44e87f7b2")
+	check("account", accountFingerprint(&ac), "33a5ace2d09e9e214b21350d50e3562b339efa3fdb0f204ccef94b574eb616cd")
+	check("journal", ChainHash(GenesisHash, tr), "cc81acbf161a3882c42b6be1097ba6fb0c23aedd48c7624b9d692c44083edb01")
+	in.Metadata = nil
+	check("transfer without metadata", transferFingerprint(&in), "a0b54c924b06d250bca732303d8694fdc01d4f7feea9dc36c049fc0c5c520825")
+	m := map[string]string{"y": "2", "x": "<1>&é\u2028\xff", "payment_id": "p1"}
+	if got, want := EncodeMetadata(m), `{"payment_id":"p1","x":"\u003c1\u003e\u0026é\u2028\ufffd","y":"2"}`; got != want {
+		t.Errorf("metadata %s, want %s", got, want)
+	}
+	for _, m := range []map[string]string{{"payment_id": "p1"}, {"a": "1", "b": "\n"}, {"": ""}} {
+		want, _ := json.Marshal(m)
+		if got := EncodeMetadata(m); got != string(want) {
+			t.Errorf("metadata %s, want %s", got, want)
+		}
+	}
+	if EncodeMetadata(nil) != "" || EncodeMetadata(map[string]string{}) != "" {
+		t.Error("empty metadata is not stored")
 	}
 }
