@@ -155,30 +155,28 @@ func (t *keyTable) find(r int32, id int32) int {
 // addSlot appends sl to record r's slots.
 func (t *keyTable) addSlot(r int32, sl stateSlot) {
 	rec := &t.recs[r]
-	n := int(rec.nSlots)
-	if n == 1<<16-1 {
-		panic("risk: too many window states for one key value")
-	}
-	if n == 0 || n == 1<<rec.slotCls {
-		rec.slots, rec.slotCls = t.slots.resize(rec.slots, rec.slotCls, n, n+1)
-	}
-	t.slots.mem[int(rec.slots)+n] = sl
-	rec.nSlots++
+	appendTo(&t.slots, &rec.slots, &rec.slotCls, &rec.nSlots, sl)
 }
 
 // addCell appends c to record r's cells and returns its index.
 func (t *keyTable) addCell(r int32, c window.Cell) int32 {
 	rec := &t.recs[r]
-	n := int(rec.nCells)
-	if n == 1<<16-1 {
+	return appendTo(&t.cells, &rec.cells, &rec.cellCls, &rec.nCells, c)
+}
+
+// appendTo appends v to the block *off (class *cls, *n values) of p, moving it to a larger
+// block when it is full, and returns v's index.
+func appendTo[T any](p *pool[T], off *uint32, cls *uint8, n *uint16, v T) int32 {
+	k := int(*n)
+	if k == 1<<16-1 {
 		panic("risk: too many window states for one key value")
 	}
-	if n == 0 || n == 1<<rec.cellCls {
-		rec.cells, rec.cellCls = t.cells.resize(rec.cells, rec.cellCls, n, n+1)
+	if k == 0 || k == 1<<*cls {
+		*off, *cls = p.resize(*off, *cls, k, k+1)
 	}
-	t.cells.mem[int(rec.cells)+n] = c
-	rec.nCells++
-	return int32(n)
+	p.mem[int(*off)+k] = v
+	*n++
+	return int32(k)
 }
 
 // truncate keeps record r's first slots and cells.
