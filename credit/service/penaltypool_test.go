@@ -12,10 +12,15 @@ import (
 // (each loan's PenaltyPooled); the reconciler checks it against the loans and reports a
 // difference under its account; a loan that still owes penalties on its line's receivable
 // (charged by an earlier version) reconciles, and a repayment of its penalties first moves
-// them to the penalty receivable in one transfer.
+// them to the penalty receivable in one transfer; writing such a loan off charges them from
+// the line's receivable and the rest of its penalties from the penalty receivable.
 func TestPenaltyReceivable(t *testing.T) {
 	onBackends(t, func(t *testing.T, f factory) {
-		e := newEnv(t, f, Config{})
+		products := credit.ExampleProducts()
+		for i := range products {
+			products[i].WriteOffDays = credit.WriteOffDaysMin
+		}
+		e := newEnv(t, f, Config{Products: products})
 		ctx := context.Background()
 		line := e.openLine("c1")
 		recv, pool := ReceivableAccount(line.ID), PenaltyReceivableAccount("CNY")
@@ -92,5 +97,31 @@ func TestPenaltyReceivable(t *testing.T) {
 				p1.OwedPenalty(), p1.PenaltyPooled, e.balance(pool), e.balance(recv))
 		}
 		reconciled("after the repayment")
+
+		// p2 as an earlier version left it, then written off 91 days past due (05-16): the
+		// penalties on the line's receivable are written off from it, those charged since
+		// from the penalty receivable.
+		p2, _ = e.svc.Loan(ctx, "p2")
+		p2.PenaltyPooled = 0
+		if _, err := e.eng.Commit(ctx, ledger.Unit{Records: []ledger.RecordWrite{loanRecord(p2)},
+			Transfers: []ledger.TransferInput{{ID: "legacy2", DebitAccountID: recv, CreditAccountID: pool, Amount: 30, Currency: "CNY", Code: "test"}}}); err != nil {
+			t.Fatal(err)
+		}
+		e.day("2026-05-21")
+		run, err := e.svc.RunEOD(ctx, credit.MustDate("2026-05-20"), nil)
+		if err != nil || run.WrittenOff != 2 || !run.Reconcile.OK() {
+			t.Fatalf("write-off run: %+v %v", run, err)
+		}
+		p2, _ = e.svc.Loan(ctx, "p2")
+		fromLine, err1 := e.st.GetTransfer(ctx, "credit.writeoff.p2")
+		fromPool, err2 := e.st.GetTransfer(ctx, "credit.writeoff.p2.penalty")
+		if err1 != nil || err2 != nil || p2.Status != LoanWrittenOff || p2.PenaltyPooled != 0 || fromLine.CreditAccountID != recv ||
+			fromLine.Amount != 20_000+30 || fromPool.CreditAccountID != pool || fromPool.Amount != p2.PenaltyTotal-30 || fromPool.Amount <= 0 {
+			t.Errorf("write-off of p2 (%s, pooled %d, penalties %d): %+v %v; %+v %v", p2.Status, p2.PenaltyPooled, p2.PenaltyTotal,
+				fromLine, err1, fromPool, err2)
+		}
+		if e.balance(recv) != 0 || e.balance(pool) != 0 {
+			t.Errorf("after writing everything off: receivable %d, penalty receivable %d", e.balance(recv), e.balance(pool))
+		}
 	})
 }
