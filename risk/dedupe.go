@@ -3,6 +3,8 @@ package risk
 import (
 	"hash/maphash"
 	"sync"
+
+	"github.com/fincore/fincore/risk/internal/slab"
 )
 
 // dedupe remembers recent event ids, so that an event sent twice is applied once and a
@@ -31,8 +33,8 @@ type dedupePart struct {
 	index   map[uint64]uint32 // id hash -> position in ring + 1
 	ring    []memo            // circular, in arrival order: [head, head+n)
 	head, n int
-	ids     pool[byte]
-	vals    pool[float64]
+	ids     slab.Pool[byte]
+	vals    slab.Pool[float64]
 	names   []string // rule set names, by memo.set
 	nameIdx map[string]int32
 	extra   map[string][]*Decision // decisions kept whole, by id
@@ -105,7 +107,7 @@ func (d *dedupe) claim(id string, body uint64, ts int64) (*seen, bool) {
 		s := &seen{body: m.body, done: true, d: d, id: id, ts: m.ts}
 		var vals []float64
 		if m.set >= 0 {
-			vals = append(vals, p.vals.at(m.vals, int(m.nf+m.nm)+(int(m.nh)+1)/2)...)
+			vals = append(vals, p.vals.Block(m.vals, int(m.nf+m.nm)+(int(m.nh)+1)/2)...)
 		}
 		cm, name := *m, ""
 		if m.set >= 0 {
@@ -131,7 +133,7 @@ func (p *dedupePart) find(h uint64, id string) *memo {
 		return nil
 	}
 	m := &p.ring[pos-1]
-	if string(p.ids.at(m.id, int(m.idLen))) != id {
+	if string(p.ids.Block(m.id, int(m.idLen))) != id {
 		return nil // another id with the same 64-bit hash: not remembered
 	}
 	return m
@@ -182,9 +184,9 @@ func (d *dedupe) settle(s *seen) {
 	p.n++
 	m := memo{h: h, body: s.body, ts: s.ts, idLen: uint32(len(s.id)), set: -1}
 	if len(s.id) > 0 {
-		m.idCls = classOf(len(s.id))
-		m.id = p.ids.alloc(m.idCls)
-		copy(p.ids.at(m.id, len(s.id)), s.id)
+		m.idCls = slab.Class(len(s.id))
+		m.id = p.ids.Alloc(m.idCls)
+		copy(p.ids.Block(m.id, len(s.id)), s.id)
 	}
 	decs := s.decs
 	if len(decs) > 0 && len(decs[0].Errors) == 0 && len(decs[0].fv) < 1<<16 && len(decs[0].mv) < 1<<16 && len(decs[0].hits) < 1<<16 {
@@ -206,9 +208,9 @@ func (d *dedupe) settle(s *seen) {
 		nv := len(dec.fv) + len(dec.mv)
 		n := nv + (len(dec.hits)+1)/2
 		if n > 0 {
-			m.valsCls = classOf(n)
-			m.vals = p.vals.alloc(m.valsCls)
-			v := p.vals.at(m.vals, n)
+			m.valsCls = slab.Class(n)
+			m.vals = p.vals.Alloc(m.valsCls)
+			v := p.vals.Block(m.vals, n)
 			copy(v, dec.fv)
 			copy(v[len(dec.fv):], dec.mv)
 			copy(unpackHits(v[nv:], len(dec.hits)), dec.hits)
@@ -255,12 +257,12 @@ func (p *dedupePart) pop() {
 		delete(p.index, m.h)
 	}
 	if m.extra {
-		delete(p.extra, string(p.ids.at(m.id, int(m.idLen))))
+		delete(p.extra, string(p.ids.Block(m.id, int(m.idLen))))
 	}
 	if m.idLen > 0 {
-		p.ids.release(m.id, m.idCls)
+		p.ids.Release(m.id, m.idCls)
 	}
-	p.vals.release(m.vals, m.valsCls)
+	p.vals.Release(m.vals, m.valsCls)
 	*m = memo{}
 	p.head = (p.head + 1) % len(p.ring)
 	p.n--

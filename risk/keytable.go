@@ -3,6 +3,7 @@ package risk
 import (
 	"math/bits"
 
+	"github.com/fincore/fincore/risk/internal/slab"
 	"github.com/fincore/fincore/risk/window"
 )
 
@@ -10,7 +11,7 @@ import (
 // garbage collector to follow: an open-addressed index of record numbers, keyed by the 64-bit
 // hash of the key field and value that also picks the shard (keyHash); records (keyRec) in
 // one slice; each record's value bytes, slots and window states (Cells, whose data is in the
-// shard's window.Arena) in blocks of pools, slices of plain values. A million key values are
+// shard's window.Arena) in blocks of pools of plain values (slab). A million key values are
 // then a handful of large objects, not millions of small ones a collection has to mark.
 //
 // Records are named by their number (int32), which stays while the record lives; views of a
@@ -20,9 +21,9 @@ type keyTable struct {
 	recs  []keyRec
 	freeR []int32 // numbers of free records
 	live  int
-	bytes pool[byte]
-	slots pool[stateSlot]
-	cells pool[window.Cell]
+	bytes slab.Pool[byte]
+	slots slab.Pool[stateSlot]
+	cells slab.Pool[window.Cell]
 }
 
 // keyRec is one key value (the user u1, the device d7) with its window states: one slot per
@@ -66,7 +67,7 @@ func (t *keyTable) get(h uint64, fid int32, key string) int32 {
 		if r < 0 {
 			return -1
 		}
-		if rec := &t.recs[r]; rec.h == h && rec.fid == fid && string(t.bytes.at(rec.key, int(rec.keyLen))) == key {
+		if rec := &t.recs[r]; rec.h == h && rec.fid == fid && string(t.bytes.Block(rec.key, int(rec.keyLen))) == key {
 			return r
 		}
 	}
@@ -88,9 +89,9 @@ func (t *keyTable) add(h uint64, fid int32, key string) int32 {
 	}
 	rec := keyRec{h: h, fid: fid, keyLen: uint32(len(key))}
 	if len(key) > 0 {
-		rec.keyCls = classOf(len(key))
-		rec.key = t.bytes.alloc(rec.keyCls)
-		copy(t.bytes.at(rec.key, len(key)), key)
+		rec.keyCls = slab.Class(len(key))
+		rec.key = t.bytes.Alloc(rec.keyCls)
+		copy(t.bytes.Block(rec.key, len(key)), key)
 	}
 	t.recs[r] = rec
 	t.live++
@@ -122,24 +123,24 @@ func (t *keyTable) grow() {
 // key returns record r's value.
 func (t *keyTable) key(r int32) string {
 	rec := &t.recs[r]
-	return string(t.bytes.at(rec.key, int(rec.keyLen)))
+	return string(t.bytes.Block(rec.key, int(rec.keyLen)))
 }
 
 // slotsOf and cellsOf are record r's slots and cells.
 func (t *keyTable) slotsOf(r int32) []stateSlot {
 	rec := &t.recs[r]
-	return t.slots.at(rec.slots, int(rec.nSlots))
+	return t.slots.Block(rec.slots, int(rec.nSlots))
 }
 
 func (t *keyTable) cellsOf(r int32) []window.Cell {
 	rec := &t.recs[r]
-	return t.cells.at(rec.cells, int(rec.nCells))
+	return t.cells.Block(rec.cells, int(rec.nCells))
 }
 
 // cell returns the state of record r's slot i.
 func (t *keyTable) cell(r int32, i int) *window.Cell {
 	rec := &t.recs[r]
-	return &t.cells.mem[int(rec.cells)+int(t.slots.mem[int(rec.slots)+i].ci)]
+	return &t.cells.From(rec.cells)[t.slots.From(rec.slots)[i].ci]
 }
 
 // find returns the index of record r's slot of state id, -1 if it has none.
@@ -166,15 +167,15 @@ func (t *keyTable) addCell(r int32, c window.Cell) int32 {
 
 // appendTo appends v to the block *off (class *cls, *n values) of p, moving it to a larger
 // block when it is full, and returns v's index.
-func appendTo[T any](p *pool[T], off *uint32, cls *uint8, n *uint16, v T) int32 {
+func appendTo[T any](p *slab.Pool[T], off *uint32, cls *uint8, n *uint16, v T) int32 {
 	k := int(*n)
 	if k == 1<<16-1 {
 		panic("risk: too many window states for one key value")
 	}
 	if k == 0 || k == 1<<*cls {
-		*off, *cls = p.resize(*off, *cls, k, k+1)
+		*off, *cls = resize(p, *off, *cls, k, k+1)
 	}
-	p.mem[int(*off)+k] = v
+	p.From(*off)[k] = v
 	*n++
 	return int32(k)
 }
@@ -182,7 +183,7 @@ func appendTo[T any](p *pool[T], off *uint32, cls *uint8, n *uint16, v T) int32 
 // truncate keeps record r's first slots and cells.
 func (t *keyTable) truncate(r int32, slots, cells int) {
 	rec := &t.recs[r]
-	clear(t.cells.at(rec.cells, int(rec.nCells))[cells:])
+	clear(t.cells.Block(rec.cells, int(rec.nCells))[cells:])
 	rec.nSlots, rec.nCells = uint16(slots), uint16(cells)
 }
 
@@ -230,12 +231,12 @@ func (t *keyTable) remove(r int32) {
 	}
 removed:
 	if rec.keyLen > 0 {
-		t.bytes.release(rec.key, rec.keyCls)
+		t.bytes.Release(rec.key, rec.keyCls)
 	}
-	t.slots.release(rec.slots, rec.slotCls)
+	t.slots.Release(rec.slots, rec.slotCls)
 	if rec.cells != 0 {
-		clear(t.cells.at(rec.cells, int(rec.nCells)))
-		t.cells.release(rec.cells, rec.cellCls)
+		clear(t.cells.Block(rec.cells, int(rec.nCells)))
+		t.cells.Release(rec.cells, rec.cellCls)
 	}
 	*rec = keyRec{fid: -1}
 	t.freeR = append(t.freeR, r)
@@ -256,68 +257,20 @@ func (t *keyTable) len() int { return t.live }
 
 // memBytes is the memory the table holds (index, records, pools).
 func (t *keyTable) memBytes() int {
-	return cap(t.index)*4 + cap(t.recs)*40 + cap(t.freeR)*4 + t.bytes.memBytes(1) + t.slots.memBytes(12) + t.cells.memBytes(48)
+	return cap(t.index)*4 + cap(t.recs)*40 + cap(t.freeR)*4 + t.bytes.Cap() + t.bytes.Overhead() +
+		t.slots.Cap()*12 + t.slots.Overhead() + t.cells.Cap()*window.CellSize + t.cells.Overhead()
 }
 
-// pool hands out blocks of 1<<cls values of a slice of plain values, reusing freed ones.
-// Offset 0 is never a block.
-type pool[T any] struct {
-	mem  []T
-	free [32][]uint32
-}
-
-// classOf is the smallest class of at least n values.
-func classOf(n int) uint8 { return uint8(bits.Len(uint(n - 1))) }
-
-func (p *pool[T]) alloc(cls uint8) uint32 {
-	n := 1 << cls
-	if f := p.free[cls]; len(f) > 0 {
-		off := f[len(f)-1]
-		p.free[cls] = f[:len(f)-1]
-		return off
-	}
-	if len(p.mem) == 0 {
-		p.mem = make([]T, 1, 64)
-	}
-	off := len(p.mem)
-	if off+n > 1<<32-1 {
-		panic("risk: key table full")
-	}
-	if off+n > cap(p.mem) {
-		m := make([]T, off, max(2*cap(p.mem), off+n))
-		copy(m, p.mem)
-		p.mem = m
-	}
-	p.mem = p.mem[:off+n]
-	return uint32(off)
-}
-
-func (p *pool[T]) release(off uint32, cls uint8) {
-	if off != 0 {
-		p.free[cls] = append(p.free[cls], off)
-	}
-}
-
-// resize moves block off (class cls, n values used) to one of at least want values.
-func (p *pool[T]) resize(off uint32, cls uint8, n, want int) (uint32, uint8) {
-	nc := classOf(want)
+// resize moves block off of p (class cls, n values used) to one of at least want values.
+func resize[T any](p *slab.Pool[T], off uint32, cls uint8, n, want int) (uint32, uint8) {
+	nc := slab.Class(want)
 	if off != 0 && nc <= cls {
 		return off, cls
 	}
-	no := p.alloc(nc)
+	no := p.Alloc(nc)
 	if n > 0 {
-		copy(p.mem[no:int(no)+n], p.mem[off:int(off)+n])
+		copy(p.Block(no, n), p.Block(off, n))
 	}
-	p.release(off, cls)
+	p.Release(off, cls)
 	return no, nc
-}
-
-func (p *pool[T]) at(off uint32, n int) []T { return p.mem[off : int(off)+n : int(off)+n] }
-
-func (p *pool[T]) memBytes(size int) int {
-	n := cap(p.mem) * size
-	for _, f := range p.free {
-		n += cap(f) * 4
-	}
-	return n
 }

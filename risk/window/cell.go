@@ -86,7 +86,7 @@ func newExactCell(a *Arena, w int64, members []Member, cols int) Cell {
 	c.cap = uint32((classWords(c.cls) - hdr) / (1 + cols))
 	c.off = a.alloc(c.cls)
 	for i, m := range members {
-		a.mem[int(c.off)+i/4] |= (uint64(m.Agg) | uint64(uint8(m.Col+1))<<8) << (16 * (i % 4))
+		a.blk(c.off)[i/4] |= (uint64(m.Agg) | uint64(uint8(m.Col+1))<<8) << (16 * (i % 4))
 		if m.Agg == Distinct {
 			c.col(a, m.Col).flags |= flagHashes
 		}
@@ -98,33 +98,32 @@ func (c *Cell) hdr() int { return (int(c.nmem)+3)/4 + colWords*int(c.ncols) }
 
 // member returns member i of an exact state.
 func (c *Cell) member(a *Arena, i int) Member {
-	x := a.mem[int(c.off)+i/4] >> (16 * (i % 4))
+	x := a.blk(c.off)[i/4] >> (16 * (i % 4))
 	return Member{Agg: Agg(x & 0xff), Col: int(uint8(x>>8)) - 1}
 }
 
 func (c *Cell) col(a *Arena, k int) *colHdr {
-	return (*colHdr)(unsafe.Pointer(&a.mem[int(c.off)+(int(c.nmem)+3)/4+colWords*k]))
+	return (*colHdr)(unsafe.Pointer(&a.blk(c.off)[(int(c.nmem)+3)/4+colWords*k]))
 }
 
-// ts is the times of the stored events, [0, n) with capacity cap. Views of the block are
-// valid until the next allocation in the arena.
+// ts is the times of the stored events, [0, n) with capacity cap. Views of a block are valid
+// until the block is released (the state grows or shrinks into another one).
 func (c *Cell) ts(a *Arena) []int64 {
-	p := int(c.off) + c.hdr()
-	return unsafe.Slice((*int64)(unsafe.Pointer(&a.mem[p])), c.cap)[:c.n]
+	return unsafe.Slice((*int64)(unsafe.Pointer(&a.blk(c.off)[c.hdr()])), c.cap)[:c.n]
 }
 
 func (c *Cell) vals(a *Arena, k int) []float64 {
-	p := int(c.off) + c.hdr() + int(c.cap)*(1+k)
-	return unsafe.Slice((*float64)(unsafe.Pointer(&a.mem[p])), c.cap)[:c.n]
+	p := c.hdr() + int(c.cap)*(1+k)
+	return unsafe.Slice((*float64)(unsafe.Pointer(&a.blk(c.off)[p])), c.cap)[:c.n]
 }
 
 func (c *Cell) hashes(a *Arena, k int) []uint64 {
-	p := int(c.off) + c.hdr() + int(c.cap)*(1+k)
-	return a.mem[p : p+int(c.cap)][:c.n]
+	p := c.hdr() + int(c.cap)*(1+k)
+	return a.blk(c.off)[p : p+int(c.cap)][:c.n]
 }
 
 func (c *Cell) buckets(a *Arena) []bucket {
-	return unsafe.Slice((*bucket)(unsafe.Pointer(&a.mem[c.off])), c.cap)[:c.n]
+	return unsafe.Slice((*bucket)(unsafe.Pointer(&a.blk(c.off)[0])), c.cap)[:c.n]
 }
 
 // Members is the number of aggregations the state keeps.
@@ -202,7 +201,7 @@ func (c Cell) Move(from, to *Arena) Cell {
 	case kindExact, kindBuckets:
 		out.off = to.alloc(c.cls)
 		n := classWords(c.cls)
-		copy(to.mem[out.off:int(out.off)+n], from.mem[c.off:int(c.off)+n])
+		copy(to.blk(out.off)[:n], from.blk(c.off)[:n])
 	}
 	if c.kind == kindExact {
 		for k := range int(c.ncols) {
@@ -211,9 +210,9 @@ func (c Cell) Move(from, to *Arena) Cell {
 				continue
 			}
 			roff, rcls := uint32(h.refs), uint8(h.refs>>32)
-			noff := to.alloc(rcls) // may move to.mem: h is not used after this
+			noff := to.alloc(rcls)
 			n := classWords(rcls)
-			copy(to.mem[noff:int(noff)+n], from.mem[roff:int(roff)+n])
+			copy(to.blk(noff)[:n], from.blk(roff)[:n])
 			out.col(to, k).refs = uint64(noff) | uint64(rcls)<<32
 		}
 	}
@@ -226,13 +225,13 @@ func (c Cell) Move(from, to *Arena) Cell {
 func (c *Cell) Warm(a *Arena) int64 {
 	switch c.kind {
 	case kindExact:
-		n := c.newest + int64(a.mem[c.off])
+		n := c.newest + int64(a.blk(c.off)[0])
 		if c.n > 0 {
-			n += int64(a.mem[int(c.off)+c.hdr()+int(c.n)-1])
+			n += int64(a.blk(c.off)[c.hdr()+int(c.n)-1])
 		}
 		return n
 	case kindBuckets:
-		return c.newest + int64(a.mem[c.off])
+		return c.newest + int64(a.blk(c.off)[0])
 	}
 	return c.newest + int64(len(a.sides[c.off].bs))
 }
@@ -329,11 +328,11 @@ func (c *Cell) resize(a *Arena, events int) {
 		c.compact(a)
 		return
 	}
-	off := a.alloc(cls) // may move a.mem: views are taken after it
+	off := a.alloc(cls)
 	nc := *c
 	nc.off, nc.cls, nc.head, nc.n = off, cls, 0, uint32(live)
 	nc.cap = uint32((classWords(cls) - hdr) / per)
-	copy(a.mem[off:int(off)+hdr], a.mem[c.off:int(c.off)+hdr])
+	copy(a.blk(off)[:hdr], a.blk(c.off)[:hdr])
 	copy(nc.ts(a), c.ts(a)[c.head:])
 	for k := range int(c.ncols) {
 		copy(nc.hashes(a, k), c.hashes(a, k)[c.head:])
@@ -455,17 +454,17 @@ func (c *Cell) refInc(a *Arena, k int, h uint64) {
 		col = c.col(a, k)
 		slots = classWords(uint8(col.refs>>32)) / 2
 	}
-	base := int(uint32(col.refs))
+	r := a.blk(uint32(col.refs))
 	mask := slots - 1
 	for i := refSlot(h, slots); ; i = (i + 1) & mask {
-		p := base + 2*i
-		if a.mem[p+1] == 0 {
-			a.mem[p], a.mem[p+1] = h, 1
+		p := 2 * i
+		if r[p+1] == 0 {
+			r[p], r[p+1] = h, 1
 			col.nrefs++
 			return
 		}
-		if a.mem[p] == h {
-			a.mem[p+1]++
+		if r[p] == h {
+			r[p+1]++
 			return
 		}
 	}
@@ -482,17 +481,18 @@ func (c *Cell) growRefs(a *Arena, k int, slots int) {
 	}
 	mask := slots - 1
 	old := classWords(oldCls) / 2
+	o, nw := a.blk(oldOff), a.blk(off)
 	for j := range old {
-		p := int(oldOff) + 2*j
-		if a.mem[p+1] == 0 {
+		p := 2 * j
+		if o[p+1] == 0 {
 			continue
 		}
-		h := a.mem[p]
+		h := o[p]
 		i := refSlot(h, slots)
-		for a.mem[int(off)+2*i+1] != 0 {
+		for nw[2*i+1] != 0 {
 			i = (i + 1) & mask
 		}
-		a.mem[int(off)+2*i], a.mem[int(off)+2*i+1] = h, a.mem[p+1]
+		nw[2*i], nw[2*i+1] = h, o[p+1]
 	}
 	a.release(oldOff, oldCls)
 }
@@ -503,20 +503,20 @@ func (c *Cell) refDec(a *Arena, k int, h uint64) {
 		return
 	}
 	slots := classWords(uint8(col.refs>>32)) / 2
-	base := int(uint32(col.refs))
+	r := a.blk(uint32(col.refs))
 	mask := slots - 1
 	i := refSlot(h, slots)
 	for {
-		p := base + 2*i
-		if a.mem[p+1] == 0 {
+		p := 2 * i
+		if r[p+1] == 0 {
 			return // not counted
 		}
-		if a.mem[p] == h {
+		if r[p] == h {
 			break
 		}
 		i = (i + 1) & mask
 	}
-	if a.mem[base+2*i+1]--; a.mem[base+2*i+1] > 0 {
+	if r[2*i+1]--; r[2*i+1] > 0 {
 		return
 	}
 	col.nrefs--
@@ -525,12 +525,12 @@ func (c *Cell) refDec(a *Arena, k int, h uint64) {
 		j := i
 		for {
 			j = (j + 1) & mask
-			q := base + 2*j
-			if a.mem[q+1] == 0 {
-				a.mem[base+2*i], a.mem[base+2*i+1] = 0, 0
+			q := 2 * j
+			if r[q+1] == 0 {
+				r[2*i], r[2*i+1] = 0, 0
 				return
 			}
-			home := refSlot(a.mem[q], slots)
+			home := refSlot(r[q], slots)
 			// The entry at j may fill the hole at i unless its home lies cyclically in (i, j].
 			if i <= j {
 				if i < home && home <= j {
@@ -541,7 +541,7 @@ func (c *Cell) refDec(a *Arena, k int, h uint64) {
 			}
 			break
 		}
-		a.mem[base+2*i], a.mem[base+2*i+1] = a.mem[base+2*j], a.mem[base+2*j+1]
+		r[2*i], r[2*i+1] = r[2*j], r[2*j+1]
 		i = j
 	}
 }
@@ -683,7 +683,7 @@ func (c *Cell) bucketAdd(a *Arena, ts int64, v float64) {
 		if c.n == c.cap {
 			cls := c.cls + 1
 			off := a.alloc(cls)
-			copy(a.mem[off:int(off)+3*n], a.mem[c.off:int(c.off)+3*n])
+			copy(a.blk(off)[:3*n], a.blk(c.off)[:3*n])
 			a.release(c.off, c.cls)
 			c.off, c.cls, c.cap = off, cls, uint32(classWords(cls)/3)
 		}
