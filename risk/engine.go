@@ -45,7 +45,8 @@ type Config struct {
 	// A decision does not wait for its log record either way; Flush writes at once.
 	LogInterval time.Duration
 	// DedupeMax bounds the event ids remembered for de-duplication (default 1,000,000; a
-	// remembered decision takes about 100 bytes plus 8 per feature and model);
+	// remembered decision takes about 100 bytes plus its id and 8 bytes per feature and
+	// model and 4 per rule hit, each rounded up to a power of two);
 	// the oldest are forgotten first, and ids are kept for at most DedupeWindow (default
 	// 24 hours). The event log's unique id also keeps a later duplicate out of replays.
 	DedupeMax    int
