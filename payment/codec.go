@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -105,10 +106,13 @@ func decodePayment(data []byte, p *Payment) error {
 		return errBadPayment
 	}
 	// One string for the whole record: the fields are slices of it, not an allocation each.
+	// The id, merchant id and status outlive the payment (the ledger's record cache keeps
+	// them with the record's key): they get strings of their own, so as not to keep the
+	// whole record's alive.
 	r := reader{s: string(data[1:])}
 	*p = Payment{}
-	p.ID = r.str()
-	p.MerchantID = r.str()
+	p.ID = strings.Clone(r.str())
+	p.MerchantID = strings.Clone(r.str())
 	p.Amount = r.varint()
 	p.Currency = r.str()
 	p.CardID = r.str()
@@ -119,7 +123,7 @@ func decodePayment(data []byte, p *Payment) error {
 		k := r.str()
 		p.Metadata[k] = r.str()
 	}
-	p.Status = Status(r.str())
+	p.Status = status(r.str())
 	p.FailureCode = r.str()
 	p.Fee = r.varint()
 	p.Refunded = r.varint()
@@ -146,6 +150,16 @@ func decodePayment(data []byte, p *Payment) error {
 		return errBadPayment
 	}
 	return nil
+}
+
+// status returns st as one of the Status constants when it is one (no string of its own).
+func status(st string) Status {
+	for _, c := range []Status{StatusProcessing, StatusSucceeded, StatusFailed, StatusClosed} {
+		if st == string(c) {
+			return c
+		}
+	}
+	return Status(strings.Clone(st))
 }
 
 // reader reads the binary form; past the first malformed field every read gives zero and

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // awkward are pieces of strings that JSON escapes or replaces.
@@ -190,5 +191,27 @@ func TestOpenedCardIsEncodingJSONs(t *testing.T) {
 	}
 	if _, err := openedCard([]byte(`{"pan":"1`)); err == nil {
 		t.Error("a cut card was read")
+	}
+}
+
+// TestDecodedKeysOwnTheirStrings: the id, merchant id and status of a decoded payment do not
+// keep the whole record's string alive (the ledger's record cache holds them long after).
+func TestDecodedKeysOwnTheirStrings(t *testing.T) {
+	in := Payment{ID: "p1", MerchantID: "m1", CardID: "card_1", Currency: "CNY", Status: StatusSucceeded, Description: "x"}
+	var p Payment
+	if err := decodePayment(encodePayment(&in), &p); err != nil {
+		t.Fatal(err)
+	}
+	// The other fields are slices of one string: that string's bytes run from the id's (if
+	// it were a slice too) through the card id's.
+	start := uintptr(unsafe.Pointer(unsafe.StringData(p.Currency))) - 64
+	end := uintptr(unsafe.Pointer(unsafe.StringData(p.Description))) + 64
+	for _, s := range []string{p.ID, p.MerchantID, string(p.Status)} {
+		if a := uintptr(unsafe.Pointer(unsafe.StringData(s))); a >= start && a < end {
+			t.Errorf("%q shares the record's string", s)
+		}
+	}
+	if unsafe.StringData(string(p.Status)) != unsafe.StringData(string(StatusSucceeded)) {
+		t.Error("a known status is not the constant")
 	}
 }
