@@ -551,16 +551,12 @@ func (e *Engine) Stats() Stats {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
-		// The table's own memory (index, records, key values, slots) is shared out over
-		// its states with theirs.
-		s.StateBytes += int64(sh.keys.memBytes())
+		// The key table (index, records, key values, slots, Cells) and the arena of the
+		// states' data, with their unused room.
+		s.StateBytes += int64(sh.keys.memBytes() + sh.arena.Bytes())
 		sh.keys.each(func(ks int32) {
 			s.KeyValues++
 			s.Keys += len(sh.keys.slotsOf(ks))
-			for i := range sh.keys.slotsOf(ks) {
-				c := sh.keys.cell(ks, i)
-				s.StateBytes += int64((c.Bytes(sh.arena) - window.CellSize) / c.Members()) // a shared state's share
-			}
 		})
 		sh.mu.Unlock()
 	}

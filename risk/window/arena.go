@@ -37,8 +37,17 @@ func (a *Arena) blk(off uint32) []uint64 { return a.p.From(off) }
 // Words is the number of words (8 bytes) in the arena's live blocks.
 func (a *Arena) Words() int { return a.p.Live() }
 
-// Bytes is the memory the arena holds: its chunks, its free lists and side table.
-func (a *Arena) Bytes() int { return a.p.Cap()*8 + a.p.Overhead() + cap(a.sides)*8 + cap(a.freeS)*4 }
+// Bytes is the memory the arena holds: its chunks (live blocks, free blocks and the unused
+// rest), its free lists, and the bucketed distinct states it keeps.
+func (a *Arena) Bytes() int {
+	n := a.p.Cap()*8 + a.p.Overhead() + cap(a.sides)*8 + cap(a.freeS)*4
+	for _, b := range a.sides {
+		if b != nil {
+			n += b.bytes()
+		}
+	}
+	return n
+}
 
 func (a *Arena) addSide(b *bucketed) uint32 {
 	if n := len(a.freeS); n > 0 {
