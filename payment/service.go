@@ -727,13 +727,14 @@ func (s *Service) finalUnit(ctx context.Context, p Payment, extra []ledger.Trans
 // captureTransfers are the postings of a succeeded payment on channel: the channel owes us the
 // amount, we owe the merchant the amount less the fee.
 func captureTransfers(p Payment, channel string) []ledger.TransferInput {
-	ts := []ledger.TransferInput{{ID: "pay:" + p.ID + ":capture", DebitAccountID: ClearingAccount(channel, p.Currency),
-		CreditAccountID: MerchantAccount(p.MerchantID, p.Currency), Amount: p.Amount, Currency: p.Currency, Code: "payment_capture",
-		Metadata: map[string]string{"payment_id": p.ID}}}
+	merchant := MerchantAccount(p.MerchantID, p.Currency)
+	meta := map[string]string{"payment_id": p.ID} // shared: the ledger only reads it
+	ts := make([]ledger.TransferInput, 1, 2)
+	ts[0] = ledger.TransferInput{ID: "pay:" + p.ID + ":capture", DebitAccountID: ClearingAccount(channel, p.Currency),
+		CreditAccountID: merchant, Amount: p.Amount, Currency: p.Currency, Code: "payment_capture", Metadata: meta}
 	if p.Fee > 0 {
-		ts = append(ts, ledger.TransferInput{ID: "pay:" + p.ID + ":fee", DebitAccountID: MerchantAccount(p.MerchantID, p.Currency),
-			CreditAccountID: FeeAccount(p.Currency), Amount: p.Fee, Currency: p.Currency, Code: "payment_fee",
-			Metadata: map[string]string{"payment_id": p.ID}})
+		ts = append(ts, ledger.TransferInput{ID: "pay:" + p.ID + ":fee", DebitAccountID: merchant,
+			CreditAccountID: FeeAccount(p.Currency), Amount: p.Fee, Currency: p.Currency, Code: "payment_fee", Metadata: meta})
 	}
 	return ts
 }

@@ -10,9 +10,11 @@
 package route
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -189,7 +191,8 @@ func (r *Router) Rank(now time.Time, candidates []string) []string {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var list []scored
+	var buf [8]scored // candidates are a handful of channels: no allocation
+	list := buf[:0]
 	for _, code := range candidates {
 		st := r.state(code)
 		if !st.cfg.Enabled || st.cfg.Weight == 0 {
@@ -204,7 +207,7 @@ func (r *Router) Rank(now time.Time, candidates []string) []string {
 	if len(list) == 0 {
 		return nil
 	}
-	sort.SliceStable(list, func(i, j int) bool { return list[i].u > list[j].u })
+	slices.SortStableFunc(list, func(a, b scored) int { return cmp.Compare(b.u, a.u) })
 	// The near-tie set: within tolerance of the best sample; the highest priority in it wins,
 	// then a weighted draw among those.
 	best := list[0].u

@@ -153,3 +153,14 @@ func BenchmarkRank3(b *testing.B) {
 		r.Rank(t0.Add(time.Duration(i)*time.Millisecond), codes)
 	}
 }
+
+// TestRankAllocatesOnlyItsAnswer: ranking runs for every payment attempt; the ranked list it
+// returns is its only allocation.
+func TestRankAllocatesOnlyItsAnswer(t *testing.T) {
+	r := New(Options{Seed: 7})
+	cands := []string{"bank-a", "bank-b", "bank-c"}
+	r.Rank(t0, cands) // the channels' states are made on first sight
+	if n := testing.AllocsPerRun(200, func() { r.Rank(t0, cands) }); n > 1 {
+		t.Errorf("Rank allocates %.0f objects, want 1", n)
+	}
+}
