@@ -1,6 +1,7 @@
 package service
 
 import (
+	"encoding/binary"
 	"reflect"
 	"testing"
 
@@ -65,9 +66,37 @@ func TestLoanCodec(t *testing.T) {
 	if _, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Data: append(data, 0)}); err == nil {
 		t.Error("decoded trailing data")
 	}
+	// Terms of every method and rate round-trip.
+	for _, tt := range []credit.Terms{terms, {Principal: 1, Periods: 24, Method: credit.Annuity, AnnualRate: money.MustRate("0.1234"), Start: credit.MustDate("1900-02-28")},
+		{Principal: 9_999_999, Periods: 6, Method: credit.EqualPrincipal, AnnualRate: money.MustRate("36"), Start: credit.MustDate("2999-12-31")}} {
+		b := appendTerms(nil, &tt)
+		n, k := binary.Uvarint(b)
+		if got, err := decodeTerms(string(b[k:])); err != nil || int(n) != len(b)-k || !reflect.DeepEqual(*got, tt) {
+			t.Errorf("terms %+v: %+v %v", tt, got, err)
+		}
+	}
+	// Records of the third compact version, with the terms as JSON, are still read; the
+	// batch (terms kept encoded) decodes their terms, to write the record in version 4.
+	v3 := encodeLoanAs(l, loanCodecV3)
+	if len(v3) < len(data)+60 {
+		t.Errorf("version 4 takes %d bytes, version 3 %d", len(data), len(v3))
+	}
+	got, err = decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: v3})
+	if err != nil || !reflect.DeepEqual(got, l) {
+		t.Fatalf("version 3 record: %v\n got %+v\nwant %+v", err, got, l)
+	}
+	raw, err = decodeLoanRecord(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: v3}, true)
+	if err != nil || raw.Terms == nil || string(encodeLoan(raw)) != string(data) {
+		t.Fatalf("version 3 record read by the batch: %+v %v", raw, err)
+	}
+	for n := range len(v3) {
+		if _, err := decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Data: v3[:n]}); err == nil {
+			t.Fatalf("decoded %d of %d bytes of version 3", n, len(v3))
+		}
+	}
 	// Records of the second compact version, without penalty pooled, are still read.
 	l.PenaltyPooled = 0
-	v2 := v2Loan(t, encodeLoan(l))
+	v2 := v2Loan(t, encodeLoanAs(l, loanCodecV3))
 	got, err = decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: v2})
 	if err != nil || !reflect.DeepEqual(got, l) {
 		t.Fatalf("version 2 record: %v\n got %+v\nwant %+v", err, got, l)
@@ -77,7 +106,7 @@ func TestLoanCodec(t *testing.T) {
 	}
 	// Records of the first compact version, without recovered either, are still read.
 	l.Recovered = 0
-	v1 := v1Loan(t, v2Loan(t, encodeLoan(l)))
+	v1 := v1Loan(t, v2Loan(t, encodeLoanAs(l, loanCodecV3)))
 	got, err = decodeLoan(&ledger.Record{Kind: KindLoan, ID: "p1", Version: 7, Data: v1})
 	if err != nil || !reflect.DeepEqual(got, l) {
 		t.Fatalf("version 1 record: %v\n got %+v\nwant %+v", err, got, l)
