@@ -364,7 +364,10 @@ func testExpiry(t *testing.T, f Factory) {
 	if rep, created, err := fx.eng.CreateTransfer(ctx, p); err != nil || created || rep.Status != ledger.StatusExpired {
 		t.Fatalf("replay past timeout: %+v %v %v", rep, created, err)
 	}
-	if n, err := fx.eng.ExpireDue(ctx); err != nil || n != 1 {
+	// The engine's own sweep (ExpiryInterval) makes its first pass at start, in the
+	// background: on a loaded machine it may only get there now, after the clock moved, and
+	// expire p itself. Either way p expires exactly once, and the record below exists.
+	if n, err := fx.eng.ExpireDue(ctx); err != nil || n > 1 {
 		t.Fatalf("expire: %d %v", n, err)
 	}
 	if n, _ := fx.eng.ExpireDue(ctx); n != 0 {

