@@ -48,7 +48,12 @@ func DaysPastDue(items []Item, asOf Date) int {
 // not accrue on penalties, and not during the first graceDays days past due (nor later for
 // them: grace is not charged back). Installments with nothing to charge are left out.
 func DailyPenalties(items []Item, asOf Date, rate money.Rate, graceDays int) []Split {
-	var out []Split
+	return AppendDailyPenalties(nil, items, asOf, rate, graceDays)
+}
+
+// AppendDailyPenalties is DailyPenalties appending to out (the end-of-day batch reuses one
+// buffer for every day of every loan).
+func AppendDailyPenalties(out []Split, items []Item, asOf Date, rate money.Rate, graceDays int) []Split {
 	for i := range items {
 		it := &items[i]
 		if !it.DueDate.Before(asOf) || asOf.DaysSince(it.DueDate) <= graceDays {

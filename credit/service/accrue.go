@@ -27,13 +27,14 @@ func earnThrough(l *Loan, d credit.Date) (interest, fee int64) {
 // earnPostings move earned charges from unearned to income.
 func earnPostings(id, currency string, interest, fee int64, meta map[string]string) []ledger.TransferInput {
 	var out []ledger.TransferInput
+	a := accountsOf(currency)
 	if interest > 0 {
-		out = append(out, ledger.TransferInput{ID: id + ".interest", DebitAccountID: UnearnedAccount(currency),
-			CreditAccountID: InterestIncomeAccount(currency), Amount: interest, Currency: currency, Code: "credit.earn.interest", Metadata: meta})
+		out = append(out, ledger.TransferInput{ID: id + ".interest", DebitAccountID: a.unearned,
+			CreditAccountID: a.interest, Amount: interest, Currency: currency, Code: "credit.earn.interest", Metadata: meta})
 	}
 	if fee > 0 {
-		out = append(out, ledger.TransferInput{ID: id + ".fee", DebitAccountID: UnearnedAccount(currency),
-			CreditAccountID: FeeIncomeAccount(currency), Amount: fee, Currency: currency, Code: "credit.earn.fee", Metadata: meta})
+		out = append(out, ledger.TransferInput{ID: id + ".fee", DebitAccountID: a.unearned,
+			CreditAccountID: a.fee, Amount: fee, Currency: currency, Code: "credit.earn.fee", Metadata: meta})
 	}
 	return out
 }
@@ -66,6 +67,7 @@ func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
 	}
 	var interest, fee int64
 	var writeOff bool
+	var buf [4]credit.Split // a day's penalties, one per installment past due
 	for day := start; !day.After(d); day = day.AddDays(1) {
 		i, f := earnThrough(l, day)
 		interest, fee = interest+i, fee+f
@@ -75,7 +77,7 @@ func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
 			d, writeOff = day, true
 			break
 		}
-		for _, sp := range credit.DailyPenalties(l.Items, day, p.DailyPenaltyRate, p.GraceDays) {
+		for _, sp := range credit.AppendDailyPenalties(buf[:0], l.Items, day, p.DailyPenaltyRate, p.GraceDays) {
 			for k := range l.Items {
 				if l.Items[k].Period == sp.Period {
 					l.Items[k].Penalty += sp.Amount
@@ -93,8 +95,9 @@ func advance(l *Loan, p *credit.Product, d credit.Date) (dayResult, bool) {
 		// lines (a page in creation order), and their penalties sum into one posting.
 		l.PenaltyTotal += r.penalty
 		l.PenaltyPooled += r.penalty
-		r.transfers = append(r.transfers, ledger.TransferInput{DebitAccountID: PenaltyReceivableAccount(l.Currency),
-			CreditAccountID: PenaltyIncomeAccount(l.Currency), Amount: r.penalty, Currency: l.Currency, Code: "credit.penalty"})
+		a := accountsOf(l.Currency)
+		r.transfers = append(r.transfers, ledger.TransferInput{DebitAccountID: a.penaltyRecv,
+			CreditAccountID: a.penaltyIncome, Amount: r.penalty, Currency: l.Currency, Code: "credit.penalty"})
 	}
 	l.DPD = credit.DaysPastDue(l.Items, d)
 	l.Bucket = credit.BucketOf(l.DPD)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/fincore/fincore/credit"
@@ -153,4 +154,20 @@ func TestStageChangeJSON(t *testing.T) {
 			t.Errorf("%s, want %s", got, want)
 		}
 	}
+}
+
+// TestAccountsOf: the cached account ids of a currency are those of the chart's functions,
+// for currencies added from several goroutines at once.
+func TestAccountsOf(t *testing.T) {
+	var wg sync.WaitGroup
+	for _, cur := range []string{"CNY", "USD", "EUR", "JPY", "CNY", "USD"} {
+		wg.Go(func() {
+			a := accountsOf(cur)
+			if *a != (currencyAccounts{UnearnedAccount(cur), InterestIncomeAccount(cur), FeeIncomeAccount(cur),
+				PenaltyReceivableAccount(cur), PenaltyIncomeAccount(cur)}) || accountsOf(cur) != a {
+				t.Errorf("%s: %+v", cur, *a)
+			}
+		})
+	}
+	wg.Wait()
 }

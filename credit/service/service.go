@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fincore/fincore/apierror"
@@ -187,6 +189,36 @@ func PenaltyIncomeAccount(cur string) string     { return "credit.income.penalty
 func RepaymentClearingAccount(c string) string   { return "credit.repayments." + c }
 func WriteOffAccount(cur string) string          { return "credit.writeoff." + cur }
 func RecoveryIncomeAccount(cur string) string    { return "credit.income.recovery." + cur }
+
+// currencyAccounts are the ids of a currency's accounts that the end-of-day batch posts to
+// for every loan, made once (accountsOf) rather than concatenated for each.
+type currencyAccounts struct{ unearned, interest, fee, penaltyRecv, penaltyIncome string }
+
+// currencyAccountIDs maps a currency to its currencyAccounts; replaced whole (copy on write)
+// when a currency is added, so that reading it takes no lock.
+var currencyAccountIDs atomic.Pointer[map[string]*currencyAccounts]
+
+// accountsOf returns the ids of cur's accounts (UnearnedAccount(cur) and so on).
+func accountsOf(cur string) *currencyAccounts {
+	for {
+		old := currencyAccountIDs.Load()
+		if old != nil {
+			if a, ok := (*old)[cur]; ok {
+				return a
+			}
+		}
+		a := &currencyAccounts{UnearnedAccount(cur), InterestIncomeAccount(cur), FeeIncomeAccount(cur),
+			PenaltyReceivableAccount(cur), PenaltyIncomeAccount(cur)}
+		m := make(map[string]*currencyAccounts, 1)
+		if old != nil {
+			maps.Copy(m, *old)
+		}
+		m[cur] = a
+		if currencyAccountIDs.CompareAndSwap(old, &m) {
+			return a
+		}
+	}
+}
 
 // Account codes of the chart.
 const (
