@@ -1,9 +1,9 @@
 package ledger
 
 import (
-	"encoding/json"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/fincore/fincore/platform/jsonw"
 )
 
 // Event is one message for the transactional outbox: Store.Commit writes a Batch's events in
@@ -152,18 +152,6 @@ func appendTimestamp(b []byte, ts Timestamp) []byte {
 
 // appendString appends s as a JSON string exactly as encoding/json writes it: the common case
 // (printable ASCII with nothing to escape) directly, anything else through encoding/json.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
 
 func appendMetadata(b []byte, m map[string]string) []byte {
 	if len(m) == 0 { // as Metadata.MarshalJSON
@@ -181,11 +169,11 @@ func appendBool(b []byte, v bool) []byte {
 
 func appendAccountJSON(b []byte, a *Account, at int) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, a.ID)
+	b = jsonw.AppendString(b, a.ID)
 	b = append(b, `,"currency":`...)
-	b = appendString(b, a.Currency)
+	b = jsonw.AppendString(b, a.Currency)
 	b = append(b, `,"code":`...)
-	b = appendString(b, a.Code)
+	b = jsonw.AppendString(b, a.Code)
 	b = append(b, `,"flags":{"debits_must_not_exceed_credits":`...)
 	b = appendBool(b, a.Flags.DebitsMustNotExceedCredits)
 	b = append(b, `,"credits_must_not_exceed_debits":`...)
@@ -208,22 +196,22 @@ func appendAccountJSON(b []byte, a *Account, at int) []byte {
 
 func appendTransferJSON(b []byte, t *Transfer, at int) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, t.ID)
+	b = jsonw.AppendString(b, t.ID)
 	b = append(b, `,"debit_account_id":`...)
-	b = appendString(b, t.DebitAccountID)
+	b = jsonw.AppendString(b, t.DebitAccountID)
 	b = append(b, `,"credit_account_id":`...)
-	b = appendString(b, t.CreditAccountID)
+	b = jsonw.AppendString(b, t.CreditAccountID)
 	b = append(b, `,"amount":`...)
 	b = strconv.AppendInt(b, t.Amount, 10)
 	b = append(b, `,"currency":`...)
-	b = appendString(b, t.Currency)
+	b = jsonw.AppendString(b, t.Currency)
 	b = append(b, `,"code":`...)
-	b = appendString(b, t.Code)
+	b = jsonw.AppendString(b, t.Code)
 	b = append(b, `,"pending":`...)
 	b = appendBool(b, t.Pending)
 	if t.PendingID != "" {
 		b = append(b, `,"pending_id":`...)
-		b = appendString(b, t.PendingID)
+		b = jsonw.AppendString(b, t.PendingID)
 	}
 	if t.TimeoutSeconds != 0 {
 		b = append(b, `,"timeout_seconds":`...)
@@ -234,7 +222,7 @@ func appendTransferJSON(b []byte, t *Transfer, at int) []byte {
 		b = appendTimestamp(b, t.ExpiresAt)
 	}
 	b = append(b, `,"status":`...)
-	b = appendString(b, string(t.Status))
+	b = jsonw.AppendString(b, string(t.Status))
 	b = append(b, `,"timestamp":`...)
 	b = appendSameTimestamp(b, at)
 	b = append(b, `,"metadata":`...)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/fincore/fincore/platform/jsonw"
 	"github.com/fincore/fincore/platform/timer"
 )
 
@@ -151,9 +152,9 @@ func EncodeMetadata(m map[string]string) string {
 	b = append(b, '{')
 	if len(m) == 1 {
 		for k, v := range m {
-			b = appendString(b, k)
+			b = jsonw.AppendString(b, k)
 			b = append(b, ':')
-			b = appendString(b, v)
+			b = jsonw.AppendString(b, v)
 		}
 	} else {
 		keys := make([]string, 0, len(m))
@@ -165,9 +166,9 @@ func EncodeMetadata(m map[string]string) string {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = jsonw.AppendString(b, k)
 			b = append(b, ':')
-			b = appendString(b, m[k])
+			b = jsonw.AppendString(b, m[k])
 		}
 	}
 	return string(append(b, '}'))

@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/fincore/fincore/ledger"
+	"github.com/fincore/fincore/platform/jsonw"
 )
 
 // The stored form of a payment record. A payment is written three times on its way to a
@@ -231,26 +231,26 @@ func (r *reader) time() time.Time {
 // appendPaymentJSON appends the JSON of p, byte for byte as encoding/json writes it.
 func appendPaymentJSON(b []byte, p *Payment) []byte {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, p.ID)
+	b = jsonw.AppendString(b, p.ID)
 	b = append(b, `,"merchant_id":`...)
-	b = appendJSONString(b, p.MerchantID)
+	b = jsonw.AppendString(b, p.MerchantID)
 	b = append(b, `,"amount":`...)
 	b = strconv.AppendInt(b, p.Amount, 10)
 	b = append(b, `,"currency":`...)
-	b = appendJSONString(b, p.Currency)
+	b = jsonw.AppendString(b, p.Currency)
 	b = append(b, `,"card_id":`...)
-	b = appendJSONString(b, p.CardID)
+	b = jsonw.AppendString(b, p.CardID)
 	if p.Description != "" {
 		b = append(b, `,"description":`...)
-		b = appendJSONString(b, p.Description)
+		b = jsonw.AppendString(b, p.Description)
 	}
 	b = append(b, `,"metadata":`...)
 	b = appendJSONStringMap(b, p.Metadata)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, string(p.Status))
+	b = jsonw.AppendString(b, string(p.Status))
 	if p.FailureCode != "" {
 		b = append(b, `,"failure_code":`...)
-		b = appendJSONString(b, p.FailureCode)
+		b = jsonw.AppendString(b, p.FailureCode)
 	}
 	b = append(b, `,"fee":`...)
 	b = strconv.AppendInt(b, p.Fee, 10)
@@ -277,7 +277,7 @@ func appendPaymentJSON(b []byte, p *Payment) []byte {
 	b = appendJSONTime(b, p.Updated)
 	if p.ReqHash != "" {
 		b = append(b, `,"req_hash":`...)
-		b = appendJSONString(b, p.ReqHash)
+		b = jsonw.AppendString(b, p.ReqHash)
 	}
 	return append(b, '}')
 }
@@ -286,26 +286,26 @@ func appendAttemptJSON(b []byte, a *Attempt) []byte {
 	b = append(b, `{"n":`...)
 	b = strconv.AppendInt(b, int64(a.N), 10)
 	b = append(b, `,"channel":`...)
-	b = appendJSONString(b, a.Channel)
+	b = jsonw.AppendString(b, a.Channel)
 	if a.Bank != "" {
 		b = append(b, `,"bank":`...)
-		b = appendJSONString(b, a.Bank)
+		b = jsonw.AppendString(b, a.Bank)
 	}
 	b = append(b, `,"bank_id":`...)
-	b = appendJSONString(b, a.BankID)
+	b = jsonw.AppendString(b, a.BankID)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, a.Status)
+	b = jsonw.AppendString(b, a.Status)
 	if a.Code != "" {
 		b = append(b, `,"code":`...)
-		b = appendJSONString(b, a.Code)
+		b = jsonw.AppendString(b, a.Code)
 	}
 	if a.RawCode != "" {
 		b = append(b, `,"raw_code":`...)
-		b = appendJSONString(b, a.RawCode)
+		b = jsonw.AppendString(b, a.RawCode)
 	}
 	if a.ChannelRef != "" {
 		b = append(b, `,"channel_ref":`...)
-		b = appendJSONString(b, a.ChannelRef)
+		b = jsonw.AppendString(b, a.ChannelRef)
 	}
 	b = append(b, `,"at":`...)
 	b = appendJSONTime(b, a.At)
@@ -316,9 +316,9 @@ func appendAttemptJSON(b []byte, a *Attempt) []byte {
 // as its data).
 func appendPaymentEventJSON(b []byte, id, typ string, at time.Time, p *Payment) []byte {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, id)
+	b = jsonw.AppendString(b, id)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, typ)
+	b = jsonw.AppendString(b, typ)
 	b = append(b, `,"created":`...)
 	b = appendJSONTime(b, at)
 	b = append(b, `,"data":`...)
@@ -337,9 +337,9 @@ func appendJSONStringMap(b []byte, m map[string]string) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = jsonw.AppendString(b, k)
 			b = append(b, ':')
-			b = appendJSONString(b, m[k])
+			b = jsonw.AppendString(b, m[k])
 		}
 	}
 	return append(b, '}')
@@ -350,20 +350,5 @@ func appendJSONStringMap(b []byte, m map[string]string) []byte {
 func appendJSONTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-// appendJSONString appends s as a JSON string exactly as encoding/json writes it: the common
-// case (printable ASCII with nothing to escape) directly, anything else through encoding/json
-// (which escapes <, > and &, replaces invalid UTF-8 and escapes U+2028 and U+2029).
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
 	return append(b, '"')
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/fincore/fincore/ledger"
 	"github.com/fincore/fincore/money"
 	"github.com/fincore/fincore/payment/route"
+	"github.com/fincore/fincore/platform/jsonw"
 	"github.com/fincore/fincore/platform/timer"
 )
 
@@ -490,17 +491,17 @@ func (in *PaymentInput) hash() string {
 	var buf [256]byte
 	b := buf[:0]
 	b = append(b, `{"ID":`...)
-	b = appendJSONString(b, in.ID)
+	b = jsonw.AppendString(b, in.ID)
 	b = append(b, `,"MerchantID":`...)
-	b = appendJSONString(b, in.MerchantID)
+	b = jsonw.AppendString(b, in.MerchantID)
 	b = append(b, `,"Amount":`...)
 	b = strconv.AppendInt(b, in.Amount, 10)
 	b = append(b, `,"Currency":`...)
-	b = appendJSONString(b, in.Currency)
+	b = jsonw.AppendString(b, in.Currency)
 	b = append(b, `,"CardID":`...)
-	b = appendJSONString(b, in.CardID)
+	b = jsonw.AppendString(b, in.CardID)
 	b = append(b, `,"Description":`...)
-	b = appendJSONString(b, in.Description)
+	b = jsonw.AppendString(b, in.Description)
 	b = append(b, `,"Metadata":`...)
 	b = appendJSONStringMap(b, in.Metadata)
 	b = append(b, '}')

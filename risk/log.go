@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/fincore/fincore/platform/jsonw"
 )
 
 // logItem is one record for the decision log writer: an event, or a decision with what it
@@ -70,24 +72,12 @@ func (d *Decision) AppendJSON(b []byte) []byte {
 	}
 	b = append(append(append(b, `],"ruleset":"`...), d.RuleSet...), `","ruleset_version":`...)
 	b = strconv.AppendInt(b, int64(d.Version), 10)
-	b = appendJSONString(append(b, `,"event_id":`...), d.EventID)
+	b = jsonw.AppendString(append(b, `,"event_id":`...), d.EventID)
 	if len(d.Errors) > 0 {
 		errs, _ := json.Marshal(d.Errors)
 		b = append(append(b, `,"errors":`...), errs...)
 	}
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string as encoding/json writes it: plain ASCII as it
-// is, anything needing an escape (or HTML-escaped by encoding/json) through json.Marshal.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	return append(append(append(b, '"'), s...), '"')
 }
 
 // logFragments are the constant pieces of a rule set version's decision log bodies as JSON.
