@@ -333,9 +333,12 @@ func (s *Service) ReconcileAs(ctx context.Context, actor, channel string, day ti
 	return Report{}, false, apierror.New(apierror.Overloaded, "")
 }
 
-func clipID(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "..."
+func clipID(s string) string { return clip(s, 64) }
+
+// clip cuts s to n bytes, marking the cut, for names and messages quoted in errors.
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
 	}
 	return s
 }

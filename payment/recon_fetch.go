@@ -111,7 +111,7 @@ func (s *Service) fetchStatement(ctx context.Context, channel string, day time.T
 			what = "keeps no statements: import its file; it did not give"
 		}
 		ae := apierror.Newf(apierror.ReconStatementUnavailable, "channel", "channel %s %s its statement of %s (%s)",
-			channel, what, day.Format(time.DateOnly), clipMsg(err.Error()))
+			channel, what, day.Format(time.DateOnly), clip(err.Error(), 200))
 		return nil, &fetchError{api: ae, cause: err}
 	}
 	return lines, nil
@@ -125,13 +125,6 @@ type fetchError struct {
 
 func (e *fetchError) Error() string   { return e.api.Error() }
 func (e *fetchError) Unwrap() []error { return []error{e.api, e.cause} }
-
-func clipMsg(s string) string {
-	if len(s) > 200 {
-		return s[:200] + "..."
-	}
-	return s
-}
 
 // ScheduleReconFetches schedules, when ReconFetch is enabled, the fetch of every channel's
 // statement of today and of the CatchUpDays ended days before it that have no report yet;
